@@ -1,0 +1,158 @@
+"""The checked shape of a runbook: front matter, steps and gates, with their source lines.
+
+These models are the single source of the JSON Schema (`runbook schema`) and of validation
+messages. Line numbers are kept beside the data, not inside it, so the schema stays clean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+IDENTIFIER = r"^[a-z0-9][a-z0-9_-]*$"
+"""Runbook, step and gate ids: lowercase, digits, `-` and `_`; safe in paths, flow and task names."""
+
+Kind = Literal["breach", "model-failure", "outage", "other"]
+AlertSource = Literal["alertmanager", "grafana", "datadog", "pagerduty", "generic"]
+InputType = Literal["string", "integer", "number", "boolean"]
+
+
+class Strict(BaseModel):
+    """Base for document models: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class InputSpec(Strict):
+    """One runbook input; inputs become the Prefect flow's parameters."""
+
+    type: InputType = "string"
+    required: bool = False
+    default: str | int | float | bool | None = None
+    description: str = ""
+    secret: bool = Field(
+        default=False,
+        description="Kept out of the ledger, logs, chat and Prefect's stored parameters.",
+    )
+
+
+class AlertTrigger(Strict):
+    """Start this runbook when an alert from `source` matches every `match` label or field."""
+
+    source: AlertSource
+    match: dict[str, str] = Field(default_factory=dict)
+    inputs: dict[str, str] = Field(
+        default_factory=dict, description="Input name -> template over `alert`."
+    )
+
+
+class SlackTrigger(Strict):
+    """Start this runbook with `/runbook <command> key=value ...` from Slack."""
+
+    command: str
+    allowed: list[str] = Field(
+        default_factory=list, description="Channels (#name), users (@name) or user groups."
+    )
+
+
+class Triggers(Strict):
+    """The ways a runbook can be started besides the CLI."""
+
+    alerts: list[AlertTrigger] = Field(default_factory=list)
+    slack: SlackTrigger | None = None
+
+
+class FrontMatter(Strict):
+    """The YAML front matter at the top of a runbook document."""
+
+    id: str = Field(pattern=IDENTIFIER)
+    title: str
+    kind: Kind
+    severity: str = Field(pattern=r"^sev[1-5]$", description="sev1 (worst) to sev5.")
+    version: int = Field(ge=1)
+    owner: str
+    soc2: list[str] = Field(default_factory=list, description="SOC 2 criteria, e.g. CC7.4.")
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    triggers: Triggers = Field(default_factory=Triggers)
+    description: str = ""
+
+
+class StepSpec(Strict):
+    """The YAML inside a ```step fence: one automated step."""
+
+    id: str = Field(pattern=IDENTIFIER)
+    uses: str = Field(description="Action name, e.g. jira.create_issue.")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    needs: list[str] = Field(default_factory=list)
+    if_: str | None = Field(default=None, alias="if", description="Template; falsy skips.")
+    retries: int = Field(default=0, ge=0, le=20)
+    retry_delay_s: float = Field(default=0.0, ge=0)
+    timeout_s: float | None = Field(default=None, gt=0)
+    on_failure: str = Field(
+        default="stop", description="stop | continue | the id of a step to run as rollback."
+    )
+    drill: Literal["simulate", "run"] = "simulate"
+
+
+class Step(BaseModel):
+    """A step as placed in its document: the spec plus its title and source lines."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: StepSpec
+    title: str
+    line: int
+    key_lines: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+
+class Gate(BaseModel):
+    """A manual gate: the `- [ ]` checklist under one heading, acknowledged by a responder."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    title: str
+    items: tuple[str, ...]
+    line: int
+    needs: tuple[str, ...] = ()
+
+
+Item = Step | Gate
+
+
+class Runbook(BaseModel):
+    """A parsed runbook document: front matter, items in document order, and where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    meta: FrontMatter
+    items: tuple[Item, ...]
+    path: Path
+    sha256: str
+    text: str
+    meta_lines: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.meta.id
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return tuple(i for i in self.items if isinstance(i, Step))
+
+    @property
+    def gates(self) -> tuple[Gate, ...]:
+        return tuple(i for i in self.items if isinstance(i, Gate))
+
+    def item(self, item_id: str) -> Item:
+        """The step or gate with this id (KeyError when there is none)."""
+        for candidate in self.items:
+            if candidate.id == item_id:
+                return candidate
+        raise KeyError(item_id)

@@ -1,0 +1,1 @@
+"""The outside world: ticketing, chat, HTTP, shell and evidence actions, each with its backends."""

@@ -1,0 +1,87 @@
+"""The seams between the engine and the outside world: what a ticket or chat system must do.
+
+Local, real and drill backends all implement these; the engine and the actions see nothing else.
+Every side-effecting method takes a `dedupe_key` (incident + step): calling it twice with the same
+key returns what the first call made instead of making it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Ticket(BaseModel):
+    """A ticket as the engine sees it, whatever system holds it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    url: str
+    summary: str
+    status: str
+
+
+class NewTicket(BaseModel):
+    """The fields of a ticket to open."""
+
+    model_config = ConfigDict(frozen=True)
+
+    project: str
+    summary: str
+    description: str = ""
+    issue_type: str = "Task"
+    priority: str | None = None
+    labels: tuple[str, ...] = ()
+    incident: str = ""
+
+
+class ChatMessage(BaseModel):
+    """Where a posted message landed: enough to thread under it or edit it later."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: str
+    ts: str
+
+
+class TicketSystem(Protocol):
+    """What the engine needs from a ticketing system (Jira or the local store)."""
+
+    name: str
+
+    def create_issue(self, ticket: NewTicket, dedupe_key: str) -> Ticket:
+        """Open a ticket, or return the one already opened under `dedupe_key`."""
+        ...
+
+    def comment(self, issue: str, body: str, dedupe_key: str) -> str:
+        """Add a comment (once per `dedupe_key`) and return its id."""
+        ...
+
+    def transition(self, issue: str, status: str) -> Ticket:
+        """Move a ticket to the named status; moving it to the status it has is a no-op."""
+        ...
+
+
+class ChatSystem(Protocol):
+    """What the engine needs from a chat system (Slack or the local outbox)."""
+
+    name: str
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        dedupe_key: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> ChatMessage:
+        """Post a message, or return the one already posted under `dedupe_key`."""
+        ...
+
+    def create_channel(
+        self, name: str, dedupe_key: str, topic: str = "", invite: tuple[str, ...] = ()
+    ) -> str:
+        """Create a channel (or find the one made under `dedupe_key`) and return its id."""
+        ...
