@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 IDENTIFIER = r"^[a-z0-9][a-z0-9_-]*$"
-"""Runbook, step and gate ids: lowercase, digits, `-` and `_`; safe in paths, flow and task names."""
+"""Runbook, step and gate ids: lowercase, digits, `-`, `_`; safe in paths, flow and task names."""
 
 Kind = Literal["breach", "model-failure", "outage", "other"]
 AlertSource = Literal["alertmanager", "grafana", "datadog", "pagerduty", "generic"]

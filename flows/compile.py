@@ -1,0 +1,80 @@
+"""Compile a checked plan into a real Prefect flow: one flow per runbook, one task per step.
+
+Prefect has no graph-building API, so the flow is an ordinary function that walks the plan
+(`execute.py`) and dispatches every step to a task made with the step's own name, retries and
+timeout. The flow is async so a run does not wait out Prefect's heartbeat thread at its end.
+Prefect sees inputs with secrets already redacted; the real values stay in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from prefect import Flow, Task
+from prefect.cache_policies import NO_CACHE
+
+from flows.execute import Execution, RunOutcome, execute
+from flows.model import Step
+
+
+def step_task(runbook_id: str, step: Step, act: Callable[[], Mapping[str, Any]]) -> Task:
+    """The Prefect task for one step, named after it and carrying its retries and timeout."""
+    spec = step.spec
+    return Task(
+        fn=act,
+        name=step.id,
+        task_run_name=step.id,
+        retries=spec.retries,
+        retry_delay_seconds=spec.retry_delay_s,
+        timeout_seconds=spec.timeout_s,
+        tags=[f"runbook:{runbook_id}", f"action:{spec.uses}"],
+        cache_policy=NO_CACHE,
+        persist_result=False,
+    )
+
+
+def _call_as_task(runbook_id: str) -> Callable[[Step, Callable[[], Mapping[str, Any]]], Any]:
+    def call(step: Step, act: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
+        return step_task(runbook_id, step, act)()
+
+    return call
+
+
+def compile_runbook(run: Execution, *, resumed: bool = False) -> Flow:
+    """The Prefect flow that runs this incident's plan; call it with the redacted inputs."""
+    runbook = run.plan.runbook
+    run.call_step = _call_as_task(runbook.id)
+
+    async def run_runbook(incident: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        # `inputs` is only what Prefect records as parameters; the walk uses run.inputs.
+        return execute(run, resumed=resumed).to_json()
+
+    return Flow(
+        fn=run_runbook,
+        name=runbook.id,
+        flow_run_name=f"{run.incident.id}{'-resume' if resumed else ''}",
+        version=f"v{runbook.meta.version}-{runbook.sha256[:12]}",
+        description=runbook.meta.title,
+        persist_result=False,
+        validate_parameters=False,
+    )
+
+
+def run_flow(run: Execution, *, resumed: bool = False) -> RunOutcome:
+    """Compile and run the flow in this process, returning the walk's outcome."""
+    flow = compile_runbook(run, resumed=resumed)
+    redacted, _ = run.redactor.redact(run.inputs)
+    state = asyncio.run(flow(incident=run.incident.id, inputs=redacted, return_state=True))
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, dict) and "status" in result:
+        return RunOutcome(
+            incident=result["incident"],
+            runbook=result["runbook"],
+            status=result["status"],
+            steps=result["steps"],
+            evidence=run.evidence,
+            error=result.get("error"),
+        )
+    raise RuntimeError(f"the Prefect flow run ended {state.type.value}: {state.message}")

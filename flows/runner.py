@@ -1,0 +1,214 @@
+"""Start, resume and acknowledge incidents: glue between the CLI or server and the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flows.actions import ActionRegistry, default_registry
+from flows.errors import RunbookError
+from flows.execute import Execution, GateResponder, NoResponder, RunOutcome
+from flows.incident import (
+    DOCUMENT_FILE,
+    Incident,
+    RunbookInfo,
+    check_incident_id,
+    incident_folder,
+    load_incident,
+    new_incident_id,
+    open_incident,
+)
+from flows.inputs import resolve_inputs, secret_values
+from flows.ledger import Ledger, RunbookRef, read_records
+from flows.model import Runbook
+from flows.parse import parse_runbook
+from flows.plan import Plan, build_plan
+from flows.progress import progress_from_records
+from flows.redact import Redactor
+from flows.settings import Settings
+from flows.validate import check_runbook
+from integrations.backends import Backends, local_backends
+
+BackendFactory = Callable[[Settings], Backends]
+
+
+def default_backends(settings: Settings) -> Backends:
+    """The backends for this install: the embedded local ones unless configured otherwise."""
+    return local_backends(settings.home)
+
+
+def load_plan(path: Path, registry: ActionRegistry) -> Plan:
+    """Parse and check a runbook; any problem stops here with every message at its line."""
+    runbook = parse_runbook(path)
+    problems = check_runbook(runbook, registry)
+    if problems:
+        raise RunbookError(problems)
+    return build_plan(runbook)
+
+
+def _runbook_ref(runbook: Runbook) -> RunbookRef:
+    return RunbookRef(id=runbook.id, version=runbook.meta.version, sha256=runbook.sha256)
+
+
+def _execution(
+    settings: Settings,
+    plan: Plan,
+    incident: Incident,
+    inputs: dict[str, Any],
+    registry: ActionRegistry,
+    backends: Backends,
+    responder: GateResponder,
+) -> Execution:
+    redactor = Redactor(secrets=secret_values(plan.runbook, inputs))
+    evidence = incident_folder(settings.incidents_dir, incident.id)
+    ledger = Ledger(evidence, incident.id, _runbook_ref(plan.runbook), redactor)
+    return Execution(
+        plan=plan,
+        incident=incident,
+        inputs=inputs,
+        registry=registry,
+        tickets=backends.tickets,
+        chat=backends.chat,
+        ledger=ledger,
+        redactor=redactor,
+        home=settings.home,
+        evidence=evidence,
+        responder=responder,
+    )
+
+
+def _run(execution: Execution, resumed: bool) -> RunOutcome:
+    from flows.compile import run_flow  # Prefect is imported only when something runs
+
+    try:
+        return run_flow(execution, resumed=resumed)
+    finally:
+        execution.ledger.close()
+
+
+def start_run(
+    settings: Settings,
+    path: Path,
+    given: Mapping[str, Any],
+    *,
+    incident_id: str | None = None,
+    alert: dict[str, Any] | None = None,
+    drill: bool = False,
+    responder: GateResponder | None = None,
+    registry: ActionRegistry | None = None,
+    backends: BackendFactory = default_backends,
+) -> RunOutcome:
+    """Run a runbook for a new incident (or continue an existing one given the same id)."""
+    registry = registry or default_registry()
+    plan = load_plan(path, registry)
+    runbook = plan.runbook
+    inputs = resolve_inputs(runbook, given)
+    incident_id = check_incident_id(incident_id) if incident_id else new_incident_id(runbook.id)
+    folder = incident_folder(settings.incidents_dir, incident_id)
+    if (folder / "incident.json").exists():
+        existing = load_incident(settings.incidents_dir, incident_id)
+        if existing.runbook.id != runbook.id:
+            raise RunbookError(
+                f"incident {incident_id!r} runs runbook {existing.runbook.id!r}, "
+                f"not {runbook.id!r}; pick another --incident"
+            )
+        return resume_run(
+            settings,
+            incident_id,
+            given,
+            responder=responder,
+            registry=registry,
+            backends=backends,
+        )
+    redactor = Redactor(secrets=secret_values(runbook, inputs))
+    stored_inputs, _ = redactor.redact(inputs)
+    incident = Incident(
+        id=incident_id,
+        runbook=RunbookInfo(
+            id=runbook.id,
+            title=runbook.meta.title,
+            version=runbook.meta.version,
+            severity=runbook.meta.severity,
+            sha256=runbook.sha256,
+            source=str(path),
+        ),
+        inputs=stored_inputs,
+        secret_inputs=tuple(n for n, s in runbook.meta.inputs.items() if s.secret),
+        alert=alert,
+        started_at=datetime.now(UTC).isoformat(),
+        drill=drill,
+    )
+    open_incident(settings.incidents_dir, incident, runbook.text)
+    execution = _execution(
+        settings, plan, incident, inputs, registry, backends(settings), responder or NoResponder()
+    )
+    return _run(execution, resumed=False)
+
+
+def _incident_plan(settings: Settings, incident: Incident, registry: ActionRegistry) -> Plan:
+    """The plan of the document exactly as the incident first ran it."""
+    document = incident_folder(settings.incidents_dir, incident.id) / DOCUMENT_FILE
+    plan = load_plan(document, registry)
+    if plan.runbook.sha256 != incident.runbook.sha256:
+        raise RunbookError(
+            f"{document} no longer matches the hash recorded when incident {incident.id!r} "
+            "started; the copy of the document as run must not be edited"
+        )
+    return plan
+
+
+def resume_run(
+    settings: Settings,
+    incident_id: str,
+    given: Mapping[str, Any] | None = None,
+    *,
+    responder: GateResponder | None = None,
+    registry: ActionRegistry | None = None,
+    backends: BackendFactory = default_backends,
+) -> RunOutcome:
+    """Continue an incident from its first unfinished step; finished steps never run again."""
+    registry = registry or default_registry()
+    incident = load_incident(settings.incidents_dir, incident_id)
+    plan = _incident_plan(settings, incident, registry)
+    given = dict(given or {})
+    missing = [name for name in incident.secret_inputs if name not in given]
+    stored = {k: v for k, v in incident.inputs.items() if k not in incident.secret_inputs}
+    if missing:
+        declared = plan.runbook.meta.inputs
+        required = [n for n in missing if declared[n].required and declared[n].default is None]
+        if required:
+            raise RunbookError(
+                f"incident {incident_id!r} has secret inputs that are never stored: "
+                + ", ".join(f"--input {n}=..." for n in required)
+            )
+    inputs = resolve_inputs(plan.runbook, {**stored, **given})
+    execution = _execution(
+        settings, plan, incident, inputs, registry, backends(settings), responder or NoResponder()
+    )
+    return _run(execution, resumed=True)
+
+
+def acknowledge_gate(
+    settings: Settings, incident_id: str, gate_id: str, by: str, note: str = ""
+) -> bool:
+    """Record a responder's acknowledgement of a gate; False when it was already acknowledged."""
+    if not by.strip():
+        raise RunbookError("--by must name who acknowledges the gate")
+    incident = load_incident(settings.incidents_dir, incident_id)
+    folder = incident_folder(settings.incidents_dir, incident_id)
+    runbook = parse_runbook(folder / DOCUMENT_FILE)
+    gates = {gate.id: gate for gate in runbook.gates}
+    if gate_id not in gates:
+        known = ", ".join(gates) or "none"
+        raise RunbookError(f"runbook {runbook.id!r} has no gate {gate_id!r}; its gates: {known}")
+    progress = progress_from_records(read_records(folder))
+    if gate_id in progress.acks:
+        return False
+    redactor = Redactor(secrets=())
+    with Ledger(folder, incident.id, _runbook_ref(runbook), redactor) as ledger:
+        ledger.record(
+            "gate.acknowledged", step=gate_id, actor=by, data={"note": note, "via": "cli"}
+        )
+    return True
