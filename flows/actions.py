@@ -40,6 +40,8 @@ class ActionContext:
     home: Path
     drill: bool = False
     attempt: int = 1
+    redact: Callable[[str], str] = field(default=lambda text: text)
+    """Masks the run's known secrets; actions apply it to anything people will read (chat)."""
 
     @property
     def dedupe_key(self) -> str:

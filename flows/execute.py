@@ -205,6 +205,7 @@ def _run_step(walk: _Walk, step: Step) -> bool:
             home=run.home,
             drill=run.incident.drill,
             attempt=attempts["n"],
+            redact=lambda text: run.redactor.redact(text)[0],
         )
         try:
             return dict(action.run(args, context))

@@ -1,0 +1,326 @@
+"""The `runbook` command line: validate, run, acknowledge, resume, and inspect evidence.
+
+Exit codes: 0 succeeded, 1 failed (or invalid for `validate`), 2 usage or validation error,
+3 waiting at a manual gate. User errors print as `path:line: message`, never as tracebacks.
+Prefect is imported only by the commands that run flows, so `validate` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+from cyclopts import App, Parameter
+from cyclopts.exceptions import CycloptsError
+
+from flows.errors import RunbookError
+from flows.model import Gate
+from flows.settings import Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
+EXIT_BY_STATUS = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "waiting": EXIT_WAITING}
+
+app = App(name="runbook", help="Incident response runbooks compiled into Prefect flows.")
+evidence_app = App(name="evidence", help="Inspect and verify incident evidence.")
+server_app = App(name="server", help="The local Prefect server the engine starts and reuses.")
+app.command(evidence_app)
+app.command(server_app)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+class TerminalResponder:
+    """Asks the responder at the terminal to acknowledge a gate (prompts go to stderr)."""
+
+    def ask(self, gate: Gate, incident: str) -> object:
+        from flows.execute import GateAnswer
+
+        _err(f"\n== Manual gate '{gate.id}': {gate.title} (incident {incident})")
+        for item in gate.items:
+            _err(f"   [ ] {item}")
+        _err("Acknowledge when every item is done. Leave the name empty to stop and wait.")
+        try:
+            by = input("Acknowledged by: ").strip()
+            if not by:
+                return None
+            note = input("Note (optional): ").strip()
+        except EOFError:
+            return None
+        return GateAnswer(by=by, note=note, via="terminal")
+
+
+def _responder(no_input: bool) -> object | None:
+    return TerminalResponder() if sys.stdin.isatty() and not no_input else None
+
+
+def _prepare_prefect(settings: Settings) -> None:
+    from flows.prefect_server import configure_prefect_client
+
+    configure_prefect_client(settings.home, settings.prefect, ui=settings.prefect_ui)
+
+
+def _report(outcome: object, as_json: bool) -> int:
+    from flows.execute import RunOutcome
+
+    assert isinstance(outcome, RunOutcome)
+    if not as_json:
+        print(f"incident {outcome.incident} ({outcome.runbook}): {outcome.status}")
+        for item, status in outcome.steps.items():
+            print(f"  {status:<12} {item}")
+        if outcome.error:
+            print(f"error: {outcome.error}")
+        waiting = [i for i, s in outcome.steps.items() if s == "waiting"]
+        for gate in waiting:
+            print(
+                f"waiting at gate {gate!r}: runbook ack {outcome.incident} {gate} --by NAME, "
+                f"then runbook resume {outcome.incident}"
+            )
+        print(f"evidence: {outcome.evidence}")
+    else:
+        print(json.dumps(outcome.to_json()))
+    return EXIT_BY_STATUS[outcome.status]
+
+
+@app.command
+def validate(*paths: Path) -> int:
+    """Check runbooks (files or folders); print every problem as path:line: message."""
+    from flows.actions import default_registry
+    from flows.validate import validate_paths
+
+    runbooks, problems = validate_paths(list(paths) or [Path("runbooks")], default_registry())
+    for problem in problems:
+        print(problem)
+    if problems:
+        _err(f"{len(problems)} problem(s) found")
+        return EXIT_FAILED
+    print(f"{len(runbooks)} runbook(s) valid")
+    return EXIT_OK
+
+
+@app.command
+def schema() -> int:
+    """Print the JSON Schema of the runbook front matter and steps (for editors)."""
+    from flows.schema import runbook_schema
+
+    print(json.dumps(runbook_schema(), indent=2))
+    return EXIT_OK
+
+
+@app.command(name="list")
+def list_runbooks(folder: Path = Path("runbooks")) -> int:
+    """List runbooks with id, kind, severity and triggers."""
+    from flows.actions import default_registry
+    from flows.validate import validate_paths
+
+    runbooks, problems = validate_paths([folder], default_registry())
+    rows = [("ID", "KIND", "SEVERITY", "TRIGGERS", "TITLE")]
+    for runbook in sorted(runbooks, key=lambda r: r.id):
+        triggers = [f"alert:{a.source}" for a in runbook.meta.triggers.alerts]
+        if runbook.meta.triggers.slack:
+            triggers.append(f"slack:/runbook {runbook.meta.triggers.slack.command}")
+        meta = runbook.meta
+        rows.append((meta.id, meta.kind, meta.severity, ", ".join(triggers) or "-", meta.title))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), end=""
+        )
+        print(f"  {row[4]}")
+    for problem in problems:
+        _err(f"invalid: {problem}")
+    return EXIT_OK if not problems else EXIT_FAILED
+
+
+InputOption = Annotated[list[str] | None, Parameter(name=["--input", "-i"], negative="")]
+JsonOption = Annotated[bool, Parameter(name="--json", negative="")]
+NoInputOption = Annotated[bool, Parameter(name="--no-input", negative="")]
+
+
+@app.command
+def run(
+    runbook: Path,
+    *,
+    input: InputOption = None,
+    incident: str | None = None,
+    json_output: JsonOption = False,
+    no_input: NoInputOption = False,
+) -> int:
+    """Run a runbook for a new incident (or the given --incident); waits at manual gates."""
+    from flows.inputs import parse_assignments
+
+    settings = load_settings()
+    given = parse_assignments(input or [])
+    from flows.actions import default_registry
+    from flows.runner import load_plan  # fail on an invalid runbook before starting Prefect
+
+    load_plan(runbook, default_registry())
+    _prepare_prefect(settings)
+    from flows.runner import start_run
+
+    outcome = start_run(
+        settings, runbook, given, incident_id=incident, responder=_responder(no_input)
+    )
+    return _report(outcome, json_output)
+
+
+@app.command
+def resume(
+    incident: str,
+    *,
+    input: InputOption = None,
+    json_output: JsonOption = False,
+    no_input: NoInputOption = False,
+) -> int:
+    """Continue an incident from its first unfinished step."""
+    from flows.inputs import parse_assignments
+
+    settings = load_settings()
+    given = parse_assignments(input or [])
+    _prepare_prefect(settings)
+    from flows.runner import resume_run
+
+    outcome = resume_run(settings, incident, given, responder=_responder(no_input))
+    return _report(outcome, json_output)
+
+
+@app.command
+def ack(incident: str, gate: str, *, by: str, note: str = "") -> int:
+    """Acknowledge a manual gate of an incident (who and any note go into the evidence)."""
+    from flows.runner import acknowledge_gate
+
+    if acknowledge_gate(load_settings(), incident, gate, by, note):
+        print(
+            f"gate {gate!r} of {incident} acknowledged by {by}; continue with: "
+            f"runbook resume {incident}"
+        )
+    else:
+        print(f"gate {gate!r} of {incident} was already acknowledged")
+    return EXIT_OK
+
+
+@app.command
+def tickets() -> int:
+    """List tickets in the local ticket store: key, summary, status and incident."""
+    from integrations.jira.local import LocalTicketStore
+
+    settings = load_settings()
+    store = LocalTicketStore(settings.home / "tickets.db")
+    rows = [("KEY", "STATUS", "INCIDENT", "SUMMARY")]
+    rows += [(t.key, t.status, t.incident, t.summary) for t in store.list_tickets()]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[3])
+    return EXIT_OK
+
+
+def _evidence_folder(settings: Settings, target: str) -> Path:
+    from flows.incident import incident_folder
+
+    path = Path(target)
+    if path.is_dir():
+        return path
+    folder = incident_folder(settings.incidents_dir, target)
+    if not folder.is_dir():
+        raise RunbookError(f"no incident or evidence folder {target!r}")
+    return folder
+
+
+@evidence_app.command
+def verify(target: str) -> int:
+    """Verify a ledger (incident id or folder): exit 0 if intact, 1 naming the first bad record."""
+    from flows.ledger import verify_ledger
+
+    folder = _evidence_folder(load_settings(), target)
+    result = verify_ledger(folder)
+    if result.ok:
+        print(f"ok: {result.count} records, chain intact, head {result.head_hash}")
+        return EXIT_OK
+    print(f"TAMPERED: {folder}: {result.problem}")
+    return EXIT_FAILED
+
+
+@evidence_app.command(name="list")
+def list_evidence() -> int:
+    """List incidents with their runbook, start time and current status."""
+    from flows.incident import list_incidents
+    from flows.ledger import read_records
+
+    settings = load_settings()
+    for incident in list_incidents(settings.incidents_dir):
+        records = read_records(settings.incidents_dir / incident.id)
+        finished = [r for r in records if r.get("event") == "run.finished"]
+        status = finished[-1]["data"].get("status", "?") if finished else "running"
+        drill = " [drill]" if incident.drill else ""
+        print(f"{incident.id}  {incident.runbook.id}  {incident.started_at}  {status}{drill}")
+    return EXIT_OK
+
+
+@evidence_app.command
+def show(incident: str) -> int:
+    """Print an incident's timeline from its ledger."""
+    from flows.ledger import read_records
+
+    folder = _evidence_folder(load_settings(), incident)
+    for record in read_records(folder):
+        step = record.get("step") or "-"
+        data = record.get("data") or {}
+        detail = data.get("error") or data.get("note") or data.get("status") or ""
+        print(
+            f"{record['seq']:>4} {record['ts']}  {record['event']:<18} {step:<24} "
+            f"{record.get('actor', '')}  {detail}"
+        )
+    return EXIT_OK
+
+
+@server_app.command
+def start() -> int:
+    """Start the local Prefect server (or report the running one)."""
+    from flows.prefect_server import start_server
+
+    settings = load_settings()
+    info = start_server(settings.home, ui=settings.prefect_ui)
+    print(f"local Prefect server at {info.url} (pid {info.pid})")
+    return EXIT_OK
+
+
+@server_app.command
+def stop() -> int:
+    """Stop the local Prefect server."""
+    from flows.prefect_server import stop_server
+
+    print("stopped" if stop_server(load_settings().home) else "no local server was running")
+    return EXIT_OK
+
+
+@server_app.command
+def status() -> int:
+    """Say whether the local Prefect server runs, and where."""
+    from flows.prefect_server import read_server
+
+    info = read_server(load_settings().home)
+    print(f"running at {info.url} (pid {info.pid})" if info else "not running")
+    return EXIT_OK if info else EXIT_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `runbook` command."""
+    try:
+        code = app(argv, exit_on_error=False, print_error=True, result_action="return_value")
+    except CycloptsError:
+        return EXIT_USAGE
+    except RunbookError as error:
+        for problem in error.problems:
+            _err(str(problem))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("interrupted; progress is kept: runbook resume INCIDENT continues")
+        return 130
+    return code if isinstance(code, int) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""The one sandboxed Jinja2 environment that renders every runbook template.
+
+Templates come from documents and are treated as untrusted; values (alert payloads above all)
+are data: a render's output is never rendered again. Rendering is deterministic, so a resumed
+run renders the same arguments as the first attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
+from jinja2.environment import TemplateExpression
+from jinja2.parser import Parser
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+ROOTS = frozenset({"inputs", "alert", "incident", "steps"})
+"""The names a step template can start from; alert trigger templates may use only `alert`."""
+
+_FALSY = frozenset({"", "false", "0", "no", "off", "none"})
+_MAX_REPEAT = 100_000
+_MAX_EXPONENT = 1_000
+_EVALUATION_ERRORS = (TemplateError, ArithmeticError, LookupError, TypeError, ValueError)
+"""What evaluating an untrusted template can raise (RecursionError is a RuntimeError)."""
+
+
+class TemplateFailure(Exception):
+    """A template could not be rendered: undefined name, sandbox violation, bad syntax or value."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One variable use in a template: `steps.ticket.key` is Reference("steps", ("ticket", "key"))."""
+
+    root: str
+    path: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return ".".join((self.root, *self.path))
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, plus limits on `*` and `**` so a template cannot exhaust memory or CPU."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and right > _MAX_EXPONENT:
+            raise SecurityError(f"exponent {right} is larger than {_MAX_EXPONENT}")
+        if operator == "*" and _repeated_size(left, right) > _MAX_REPEAT:
+            raise SecurityError(f"repetition makes more than {_MAX_REPEAT} items")
+        return super().call_binop(context, operator, left, right)
+
+
+def _repeated_size(left: Any, right: Any) -> int:
+    for sequence, times in ((left, right), (right, left)):
+        if isinstance(times, int) and isinstance(sequence, str | list | tuple):
+            return len(sequence) * times
+    return 0
+
+
+_ENV = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+# Random output would make a resumed run render different arguments than the first attempt.
+del _ENV.globals["lipsum"]
+del _ENV.filters["random"]
+GLOBALS = frozenset(_ENV.globals)
+"""Names every template may use besides its roots (range, dict, cycler, joiner, namespace)."""
+
+
+def is_template(text: str) -> bool:
+    """True when the string has Jinja markup; plain strings render to themselves."""
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+def render(template: str, context: Mapping[str, Any], *, where: str = "") -> str:
+    """Render one template string in the sandbox; raise TemplateFailure saying what went wrong.
+
+    `where` names the template's place for messages, e.g. "step 'ticket'".
+    """
+    if not is_template(template):
+        return template
+    try:
+        compiled = _compile(template)
+    except TemplateSyntaxError as error:
+        raise TemplateFailure(_syntax_message(error, where)) from None
+    return _run(lambda: compiled.render(context), template, context, where)
+
+
+def render_value(value: Any, context: Mapping[str, Any], *, where: str = "") -> Any:
+    """Render every string inside dicts and lists (keys stay as written); other values unchanged."""
+    if isinstance(value, str):
+        return render(value, context, where=where)
+    if isinstance(value, Mapping):
+        return {key: render_value(item, context, where=where) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(render_value(item, context, where=where) for item in value)
+    return value
+
+
+def evaluate(expression: str, context: Mapping[str, Any], *, where: str = "") -> bool:
+    """The truth of an `if:`: a bare expression (`inputs.x == 'y'`) or a `{{ ... }}` template.
+
+    A template's output is false when it is empty, `false`, `0`, `no`, `off` or `none`.
+    """
+    if is_template(expression):
+        return render(expression, context, where=where).strip().lower() not in _FALSY
+    try:
+        compiled = _compile_expression(expression)
+    except TemplateSyntaxError as error:
+        raise TemplateFailure(_syntax_message(error, where)) from None
+    return _run(lambda: bool(compiled(context)), expression, context, where, expression=True)
+
+
+def references(template: str) -> list[Reference]:
+    """Each distinct variable use in a template, in order; names the template binds are left out.
+
+    Raises jinja2.TemplateSyntaxError (with `lineno`) when the template does not parse.
+    """
+    return _references(_parse(template)) if is_template(template) else []
+
+
+def condition_references(expression: str) -> list[Reference]:
+    """Like `references`, for an `if:` value (a bare expression or a template)."""
+    if is_template(expression):
+        return references(expression)
+    return _references(_parse_expression(expression))
+
+
+@lru_cache(maxsize=4096)
+def _compile(template: str) -> Template:
+    return _ENV.from_string(template)
+
+
+@lru_cache(maxsize=4096)
+def _compile_expression(expression: str) -> TemplateExpression:
+    return _ENV.compile_expression(expression, undefined_to_none=False)
+
+
+@lru_cache(maxsize=4096)
+def _parse(template: str) -> nodes.Template:
+    return _ENV.parse(template)
+
+
+@lru_cache(maxsize=4096)
+def _parse_expression(expression: str) -> nodes.Template:
+    parser = Parser(_ENV, expression, state="variable")
+    expr = parser.parse_expression()
+    if not parser.stream.eos:
+        token = parser.stream.current
+        raise TemplateSyntaxError(f"unexpected '{token.value}'", token.lineno)
+    return nodes.Template([nodes.Output([expr])])
+
+
+def _run(
+    call: Any, source: str, context: Mapping[str, Any], where: str, *, expression: bool = False
+) -> Any:
+    subject = f"template in {where}" if where else "template"
+    try:
+        return call()
+    except SecurityError as error:
+        raise TemplateFailure(f"{subject} is not allowed: {error}") from None
+    except TemplateError as error:
+        refs = condition_references(source) if expression else references(source)
+        missing = next((ref for ref in refs if not _resolves(ref, context)), None)
+        if missing is not None:
+            raise TemplateFailure(f"{subject} uses undefined '{missing}'") from None
+        raise TemplateFailure(f"{subject} failed: {error}") from None
+    except (*_EVALUATION_ERRORS, RecursionError) as error:
+        raise TemplateFailure(f"{subject} failed: {error}") from None
+
+
+def _resolves(ref: Reference, context: Mapping[str, Any]) -> bool:
+    value: Any = context
+    for part in (ref.root, *ref.path):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif not isinstance(value, Mapping) and not part.startswith("_") and hasattr(value, part):
+            value = getattr(value, part)
+        else:
+            return False
+    return True
+
+
+def _syntax_message(error: TemplateSyntaxError, where: str) -> str:
+    subject = f"template in {where}" if where else "template"
+    return f"{subject} has a syntax error on its line {error.lineno}: {error.message}"
+
+
+def _references(tree: nodes.Template) -> list[Reference]:
+    found: list[Reference] = []
+    _visit(tree, found)
+    bound = _bound_names(tree)
+    return list(dict.fromkeys(ref for ref in found if ref.root not in bound))
+
+
+def _bound_names(tree: nodes.Template) -> set[str]:
+    """Names the template binds itself (loop and set targets, macro arguments, loop helpers)."""
+    bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    if tree.find(nodes.For) is not None:
+        bound.add("loop")
+    if tree.find(nodes.Macro) is not None or tree.find(nodes.CallBlock) is not None:
+        bound.update({"varargs", "kwargs", "caller"})
+    bound.update(m.name for m in tree.find_all(nodes.Macro))
+    return bound
+
+
+def _visit(node: nodes.Node, found: list[Reference]) -> None:
+    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
+        # `alert.labels.get('x')`: the receiver is the reference, not the method name.
+        _visit(node.node.node, found)
+        for child in (*node.args, *node.kwargs, node.dyn_args, node.dyn_kwargs):
+            if child is not None:
+                _visit(child, found)
+        return
+    if isinstance(node, nodes.Getattr | nodes.Getitem | nodes.Name):
+        _visit_chain(node, found)
+        return
+    for child in node.iter_child_nodes():
+        _visit(child, found)
+
+
+def _visit_chain(node: nodes.Expr, found: list[Reference]) -> None:
+    """Record `a.b['c']` as one reference; dynamic subscripts end the known path."""
+    parts: list[str] = []
+    current: nodes.Node = node
+    while isinstance(current, nodes.Getattr | nodes.Getitem):
+        if isinstance(current, nodes.Getattr):
+            parts.append(current.attr)
+        elif isinstance(current.arg, nodes.Const) and isinstance(current.arg.value, str):
+            parts.append(current.arg.value)
+        else:
+            parts.clear()
+            _visit(current.arg, found)
+        current = current.node
+    if isinstance(current, nodes.Name):
+        if current.ctx == "load":
+            found.append(Reference(current.name, tuple(reversed(parts))))
+    else:
+        _visit(current, found)

@@ -1,0 +1,22 @@
+"""The built-in actions, gathered for the registry.
+
+Cheap to import: the action modules load SDKs and HTTP clients inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+from flows.actions import Action
+from integrations import evidence, http, shell
+from integrations.jira import actions as jira_actions
+from integrations.slack import actions as slack_actions
+
+
+def builtin_actions() -> list[Action]:
+    """Every action shipped with the engine, in documentation order."""
+    return [
+        *jira_actions.ACTIONS,
+        *slack_actions.ACTIONS,
+        *evidence.ACTIONS,
+        *http.ACTIONS,
+        *shell.ACTIONS,
+    ]

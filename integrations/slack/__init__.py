@@ -1,0 +1,1 @@
+"""Chat: the Slack backend, the embedded local outbox, and the `slack.*` actions."""

@@ -1,0 +1,158 @@
+"""The embedded chat system: an append-only JSON-lines outbox echoed to the console.
+
+Idempotency holds across threads and processes: every write happens under an exclusive `flock`
+on the outbox, after reading whatever other writers appended since this instance last looked,
+so the dedupe check and the append are one step. Each line is fsynced before the call returns.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from integrations.protocols import ChatMessage
+
+Echo = Callable[[str], None]
+Record = dict[str, Any]
+
+LOCAL_CHANNEL_PREFIX = "C-LOCAL-"
+
+
+def echo_to_stderr(line: str) -> None:
+    """Show a chat line on the console, on stderr so it never mixes with command output."""
+    print(line, file=sys.stderr, flush=True)
+
+
+class LocalOutbox:
+    """A `ChatSystem` writing to `outbox.jsonl`; `echo` shows each new line (None: silent)."""
+
+    name = "local"
+
+    def __init__(self, path: Path, echo: Echo | None = echo_to_stderr) -> None:
+        self._path = path
+        self._echo = echo
+        self._lock = threading.Lock()
+        self._offset = 0
+        self._by_key: dict[str, Record] = {}
+        self._channels: dict[str, Record] = {}
+        self._last_us = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        dedupe_key: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> ChatMessage:
+        """Post a message, or return the one already posted under `dedupe_key`."""
+
+        def build(ts: str) -> Record:
+            return {
+                "kind": "message",
+                "ts": ts,
+                "channel": channel,
+                "text": text,
+                "blocks": blocks,
+                "thread_ts": thread_ts,
+                "dedupe_key": dedupe_key,
+            }
+
+        record, created = self._append_once(lambda: self._by_key.get(dedupe_key), build)
+        if created and self._echo is not None:
+            where = f"{_display(channel)} thread {thread_ts}" if thread_ts else _display(channel)
+            self._echo(f"[chat {where}] {text}")
+        return ChatMessage(channel=record["channel"], ts=record["ts"])
+
+    def create_channel(
+        self, name: str, dedupe_key: str, topic: str = "", invite: tuple[str, ...] = ()
+    ) -> str:
+        """Create a channel (or find it, by `dedupe_key` or by name) and return its local id."""
+        channel_id = f"{LOCAL_CHANNEL_PREFIX}{name}"
+
+        def build(ts: str) -> Record:
+            return {
+                "kind": "channel",
+                "ts": ts,
+                "channel": channel_id,
+                "name": name,
+                "topic": topic,
+                "invite": list(invite),
+                "dedupe_key": dedupe_key,
+            }
+
+        # A name is taken once, as in Slack: a second incident's step reuses the channel.
+        record, created = self._append_once(
+            lambda: self._by_key.get(dedupe_key) or self._channels.get(name), build
+        )
+        if created and self._echo is not None:
+            about = f": {topic}" if topic else ""
+            invited = f" (invited {', '.join(invite)})" if invite else ""
+            self._echo(f"[chat] created #{name}{about}{invited}")
+        return record["channel"]
+
+    def _append_once(
+        self, find: Callable[[], Record | None], build: Callable[[str], Record]
+    ) -> tuple[Record, bool]:
+        """Return the record `find` sees after catching up with the file, or append `build`'s."""
+        with self._lock, self._path.open("a+b") as file:
+            fcntl.flock(file, fcntl.LOCK_EX)  # released when the file closes
+            self._catch_up(file)
+            existing = find()
+            if existing is not None:
+                return existing, False
+            record = build(self._next_ts())
+            line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+            file.write(line)
+            file.flush()
+            os.fsync(file.fileno())
+            self._offset += len(line)
+            self._index(record)
+            return record, True
+
+    def _catch_up(self, file: IO[bytes]) -> None:
+        """Index the lines other writers appended since this instance last read the file."""
+        size = file.seek(0, os.SEEK_END)
+        if size < self._offset:  # the outbox was replaced: start over
+            self._offset = 0
+            self._by_key.clear()
+            self._channels.clear()
+        file.seek(self._offset)
+        data = file.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        for line in complete.splitlines():
+            try:
+                self._index(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{self._path}: not a JSON line ({err}): {line[:80]!r}") from err
+        self._offset += len(complete)
+        if len(complete) < len(data):
+            # Only a crash mid-write leaves a line without its newline (we hold the lock, so no
+            # writer is active): drop it, as the post it belonged to never returned.
+            file.truncate(self._offset)
+
+    def _index(self, record: Record) -> None:
+        self._by_key[record["dedupe_key"]] = record
+        if record["kind"] == "channel":
+            self._channels.setdefault(record["name"], record)
+        seconds, micros = record["ts"].split(".")
+        self._last_us = max(self._last_us, int(seconds) * 1_000_000 + int(micros))
+
+    def _next_ts(self) -> str:
+        """A Slack-style ts ("1700000000.000100"), later than every ts already in the outbox."""
+        self._last_us = max(time.time_ns() // 1000, self._last_us + 1)
+        return f"{self._last_us // 1_000_000}.{self._last_us % 1_000_000:06d}"
+
+
+def _display(channel: str) -> str:
+    if channel.startswith(LOCAL_CHANNEL_PREFIX):
+        return f"#{channel.removeprefix(LOCAL_CHANNEL_PREFIX)}"
+    return channel if channel.startswith("#") else f"#{channel}"

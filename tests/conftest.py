@@ -1,0 +1,53 @@
+"""Shared fixtures: one real local Prefect server per test session, and isolated engine homes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Prefect reads its home at import: keep test runs out of the user's ~/.prefect.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="runbook-tests-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PROJECT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect API server (the engine's own local-server mode) shared by the session."""
+    from flows.prefect_server import start_server, stop_server
+
+    home = tmp_path_factory.mktemp("prefect-server")
+    info = start_server(home)
+    os.environ["PREFECT_API_URL"] = info.url
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: info.url}):
+        yield info.url
+    os.environ.pop("PREFECT_API_URL", None)
+    stop_server(home)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty engine home (RUNBOOK_HOME) for one test."""
+    folder = tmp_path / "home"
+    monkeypatch.setenv("RUNBOOK_HOME", str(folder))
+    return folder
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    """Environment for a `runbook` subprocess using this test's home and the session's server."""
+    env = {**os.environ, "RUNBOOK_HOME": str(home), **extra}
+    env.setdefault("RUNBOOK_PREFECT", "external" if "PREFECT_API_URL" in env else "local-server")
+    return env
+
+
+RUNBOOK_CLI = [sys.executable, "-m", "flows.cli"]
