@@ -7,12 +7,19 @@ run renders the same arguments as the first attempt.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
+from jinja2 import (
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateSyntaxError,
+    UndefinedError,
+    nodes,
+)
 from jinja2.environment import TemplateExpression
 from jinja2.parser import Parser
 from jinja2.runtime import Context
@@ -24,8 +31,15 @@ ROOTS = frozenset({"inputs", "alert", "incident", "steps"})
 _FALSY = frozenset({"", "false", "0", "no", "off", "none"})
 _MAX_REPEAT = 100_000
 _MAX_EXPONENT = 1_000
-_EVALUATION_ERRORS = (TemplateError, ArithmeticError, LookupError, TypeError, ValueError)
-"""What evaluating an untrusted template can raise (RecursionError is a RuntimeError)."""
+_EVALUATION_ERRORS = (
+    TemplateError,
+    ArithmeticError,
+    LookupError,
+    TypeError,
+    ValueError,
+    RecursionError,
+)
+"""What evaluating an untrusted template can raise besides undefined names and sandbox refusals."""
 
 
 class TemplateFailure(Exception):
@@ -34,7 +48,7 @@ class TemplateFailure(Exception):
 
 @dataclass(frozen=True)
 class Reference:
-    """One variable use in a template: `steps.ticket.key` is Reference("steps", ("ticket", "key"))."""
+    """A variable use: `{{ steps.ticket.key }}` is Reference("steps", ("ticket", "key"))."""
 
     root: str
     path: tuple[str, ...] = ()
@@ -109,6 +123,7 @@ def evaluate(expression: str, context: Mapping[str, Any], *, where: str = "") ->
     if is_template(expression):
         return render(expression, context, where=where).strip().lower() not in _FALSY
     try:
+        _parse_expression(expression)
         compiled = _compile_expression(expression)
     except TemplateSyntaxError as error:
         raise TemplateFailure(_syntax_message(error, where)) from None
@@ -120,14 +135,14 @@ def references(template: str) -> list[Reference]:
 
     Raises jinja2.TemplateSyntaxError (with `lineno`) when the template does not parse.
     """
-    return _references(_parse(template)) if is_template(template) else []
+    return list(_template_references(template)) if is_template(template) else []
 
 
 def condition_references(expression: str) -> list[Reference]:
     """Like `references`, for an `if:` value (a bare expression or a template)."""
     if is_template(expression):
         return references(expression)
-    return _references(_parse_expression(expression))
+    return list(_expression_references(expression))
 
 
 @lru_cache(maxsize=4096)
@@ -141,11 +156,15 @@ def _compile_expression(expression: str) -> TemplateExpression:
 
 
 @lru_cache(maxsize=4096)
-def _parse(template: str) -> nodes.Template:
-    return _ENV.parse(template)
+def _template_references(template: str) -> tuple[Reference, ...]:
+    return _references(_ENV.parse(template))
 
 
 @lru_cache(maxsize=4096)
+def _expression_references(expression: str) -> tuple[Reference, ...]:
+    return _references(_parse_expression(expression))
+
+
 def _parse_expression(expression: str) -> nodes.Template:
     parser = Parser(_ENV, expression, state="variable")
     expr = parser.parse_expression()
@@ -156,20 +175,25 @@ def _parse_expression(expression: str) -> nodes.Template:
 
 
 def _run(
-    call: Any, source: str, context: Mapping[str, Any], where: str, *, expression: bool = False
+    call: Callable[[], Any],
+    source: str,
+    context: Mapping[str, Any],
+    where: str,
+    *,
+    expression: bool = False,
 ) -> Any:
     subject = f"template in {where}" if where else "template"
     try:
         return call()
     except SecurityError as error:
         raise TemplateFailure(f"{subject} is not allowed: {error}") from None
-    except TemplateError as error:
+    except UndefinedError as error:
         refs = condition_references(source) if expression else references(source)
         missing = next((ref for ref in refs if not _resolves(ref, context)), None)
         if missing is not None:
             raise TemplateFailure(f"{subject} uses undefined '{missing}'") from None
         raise TemplateFailure(f"{subject} failed: {error}") from None
-    except (*_EVALUATION_ERRORS, RecursionError) as error:
+    except _EVALUATION_ERRORS as error:
         raise TemplateFailure(f"{subject} failed: {error}") from None
 
 
@@ -190,54 +214,55 @@ def _syntax_message(error: TemplateSyntaxError, where: str) -> str:
     return f"{subject} has a syntax error on its line {error.lineno}: {error.message}"
 
 
-def _references(tree: nodes.Template) -> list[Reference]:
-    found: list[Reference] = []
-    _visit(tree, found)
-    bound = _bound_names(tree)
-    return list(dict.fromkeys(ref for ref in found if ref.root not in bound))
+def _references(tree: nodes.Template) -> tuple[Reference, ...]:
+    walk = _Walk()
+    walk.visit(tree)
+    return tuple(dict.fromkeys(ref for ref in walk.found if ref.root not in walk.bound))
 
 
-def _bound_names(tree: nodes.Template) -> set[str]:
-    """Names the template binds itself (loop and set targets, macro arguments, loop helpers)."""
-    bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-    if tree.find(nodes.For) is not None:
-        bound.add("loop")
-    if tree.find(nodes.Macro) is not None or tree.find(nodes.CallBlock) is not None:
-        bound.update({"varargs", "kwargs", "caller"})
-    bound.update(m.name for m in tree.find_all(nodes.Macro))
-    return bound
+class _Walk:
+    """One pass over a template's AST: the variables it reads and the names it binds itself."""
 
+    def __init__(self) -> None:
+        self.found: list[Reference] = []
+        self.bound: set[str] = set()
 
-def _visit(node: nodes.Node, found: list[Reference]) -> None:
-    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
-        # `alert.labels.get('x')`: the receiver is the reference, not the method name.
-        _visit(node.node.node, found)
-        for child in (*node.args, *node.kwargs, node.dyn_args, node.dyn_kwargs):
-            if child is not None:
-                _visit(child, found)
-        return
-    if isinstance(node, nodes.Getattr | nodes.Getitem | nodes.Name):
-        _visit_chain(node, found)
-        return
-    for child in node.iter_child_nodes():
-        _visit(child, found)
+    def visit(self, node: nodes.Node) -> None:
+        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
+            # `alert.labels.get('x')`: the receiver is the reference, not the method name.
+            self.visit(node.node.node)
+            for child in (*node.args, *node.kwargs, node.dyn_args, node.dyn_kwargs):
+                if child is not None:
+                    self.visit(child)
+            return
+        if isinstance(node, nodes.Getattr | nodes.Getitem | nodes.Name):
+            self.visit_chain(node)
+            return
+        if isinstance(node, nodes.For):
+            self.bound.add("loop")
+        elif isinstance(node, nodes.Macro | nodes.CallBlock):
+            self.bound.update(("varargs", "kwargs", "caller"))
+            if isinstance(node, nodes.Macro):
+                self.bound.add(node.name)
+        for child in node.iter_child_nodes():
+            self.visit(child)
 
-
-def _visit_chain(node: nodes.Expr, found: list[Reference]) -> None:
-    """Record `a.b['c']` as one reference; dynamic subscripts end the known path."""
-    parts: list[str] = []
-    current: nodes.Node = node
-    while isinstance(current, nodes.Getattr | nodes.Getitem):
-        if isinstance(current, nodes.Getattr):
-            parts.append(current.attr)
-        elif isinstance(current.arg, nodes.Const) and isinstance(current.arg.value, str):
-            parts.append(current.arg.value)
+    def visit_chain(self, node: nodes.Expr) -> None:
+        """Record `a.b['c']` as one reference; dynamic subscripts end the known path."""
+        parts: list[str] = []
+        current: nodes.Node = node
+        while isinstance(current, nodes.Getattr | nodes.Getitem):
+            if isinstance(current, nodes.Getattr):
+                parts.append(current.attr)
+            elif isinstance(current.arg, nodes.Const) and isinstance(current.arg.value, str):
+                parts.append(current.arg.value)
+            else:
+                parts.clear()
+                self.visit(current.arg)
+            current = current.node
+        if not isinstance(current, nodes.Name):
+            self.visit(current)
+        elif current.ctx == "load":
+            self.found.append(Reference(current.name, tuple(reversed(parts))))
         else:
-            parts.clear()
-            _visit(current.arg, found)
-        current = current.node
-    if isinstance(current, nodes.Name):
-        if current.ctx == "load":
-            found.append(Reference(current.name, tuple(reversed(parts))))
-    else:
-        _visit(current, found)
+            self.bound.add(current.name)

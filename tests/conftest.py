@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +13,6 @@ import pytest
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="runbook-tests-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
-
-FIXTURES = Path(__file__).parent / "fixtures"
-PROJECT = Path(__file__).parent.parent
-
 
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -41,13 +36,3 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "home"
     monkeypatch.setenv("RUNBOOK_HOME", str(folder))
     return folder
-
-
-def cli_env(home: Path, **extra: str) -> dict[str, str]:
-    """Environment for a `runbook` subprocess using this test's home and the session's server."""
-    env = {**os.environ, "RUNBOOK_HOME": str(home), **extra}
-    env.setdefault("RUNBOOK_PREFECT", "external" if "PREFECT_API_URL" in env else "local-server")
-    return env
-
-
-RUNBOOK_CLI = [sys.executable, "-m", "flows.cli"]

@@ -1,6 +1,7 @@
 """The `jira.*` actions: open, comment on and move tickets in the run's ticket system.
 
 They act through `ctx.tickets`, so the same step reaches Jira, the local store or a drill sandbox.
+People read tickets: text written to them passes through `ctx.redact` first.
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ def create_issue(args: CreateIssueArgs, ctx: ActionContext) -> dict[str, str]:
     ticket = ctx.tickets.create_issue(
         NewTicket(
             project=args.project,
-            summary=args.summary,
-            description=args.description,
+            summary=ctx.redact(args.summary),
+            description=ctx.redact(args.description),
             issue_type=args.issue_type,
             priority=args.priority,
             labels=tuple(args.labels),
@@ -85,7 +86,7 @@ def create_issue(args: CreateIssueArgs, ctx: ActionContext) -> dict[str, str]:
 def comment(args: CommentArgs, ctx: ActionContext) -> dict[str, str]:
     """Comment on a ticket (once per incident and step); return the comment's id."""
     try:
-        comment_id = ctx.tickets.comment(args.issue, args.body, ctx.dedupe_key)
+        comment_id = ctx.tickets.comment(args.issue, ctx.redact(args.body), ctx.dedupe_key)
     except TicketNotFound as err:
         raise StepFailed(f"{err}: check the `issue` key") from err
     return {"id": comment_id}

@@ -1,11 +1,13 @@
 """The `slack.*` actions: post to and open channels in the run's chat system.
 
 They act through `ctx.chat`, so the same step reaches Slack, the local outbox or a drill sandbox.
+People read chat: every string sent passes through `ctx.redact` first.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -64,8 +66,9 @@ class CreateChannelArgs(BaseModel):
 
 def post(args: PostArgs, ctx: ActionContext) -> dict[str, str]:
     """Post a message (once per incident and step); return its channel and ts."""
+    blocks = None if args.blocks is None else [_redacted(b, ctx.redact) for b in args.blocks]
     message = ctx.chat.post(
-        args.channel, args.text, ctx.dedupe_key, blocks=args.blocks, thread_ts=args.thread_ts
+        args.channel, ctx.redact(args.text), ctx.dedupe_key, blocks=blocks, thread_ts=args.thread_ts
     )
     return {"channel": message.channel, "ts": message.ts}
 
@@ -73,9 +76,20 @@ def post(args: PostArgs, ctx: ActionContext) -> dict[str, str]:
 def create_channel(args: CreateChannelArgs, ctx: ActionContext) -> dict[str, str]:
     """Create a channel (once per incident and step); return its id."""
     channel = ctx.chat.create_channel(
-        args.name, ctx.dedupe_key, topic=args.topic, invite=tuple(args.invite)
+        args.name, ctx.dedupe_key, topic=ctx.redact(args.topic), invite=tuple(args.invite)
     )
     return {"channel": channel}
+
+
+def _redacted(value: Any, redact: Callable[[str], str]) -> Any:
+    """`value` with `redact` applied to every string inside it (Block Kit nests text deeply)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item, redact) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item, redact) for item in value]
+    return value
 
 
 ACTIONS = (

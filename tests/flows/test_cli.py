@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flows.ledger import read_records
-from tests.conftest import FIXTURES, PROJECT, RUNBOOK_CLI, cli_env
+from tests.support import FIXTURES, PROJECT, RUNBOOK_CLI, cli_env
 
 GATED = FIXTURES / "runbooks" / "gated.md"
 

@@ -15,7 +15,7 @@ from flows.model import Gate
 from flows.runner import acknowledge_gate, resume_run, start_run
 from flows.settings import Settings
 from integrations.jira.local import LocalTicketStore
-from tests.conftest import FIXTURES
+from tests.support import FIXTURES
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

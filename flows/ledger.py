@@ -1,0 +1,477 @@
+"""The evidence ledger: one append-only, hash-chained JSON-lines file per incident.
+
+Records pass through a structlog pipeline (timestamp, JSON types, redaction, chaining, render)
+into a sink that fsyncs each line before `record()` returns. `head.json` beside the ledger holds
+the record count and last hash, so a cut-off tail is caught. The chain proves the order and
+content of what is there; it has no secret key, so a full rewrite of ledger and head together is
+caught only against an exported copy of the head hash (the evidence bundle's manifest).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import structlog
+
+from flows.errors import Problem, RunbookError
+from flows.redact import Redactor
+
+LEDGER_FILE = "ledger.jsonl"
+HEAD_FILE = "head.json"
+LOCK_FILE = "ledger.lock"
+GENESIS = "0" * 64
+"""The `prev` of record 1."""
+
+RUN_STARTED = "run.started"
+RUN_FINISHED = "run.finished"
+RUN_RESUMED = "run.resumed"
+STEP_STARTED = "step.started"
+STEP_SUCCEEDED = "step.succeeded"
+STEP_FAILED = "step.failed"
+STEP_SKIPPED = "step.skipped"
+STEP_RETRIED = "step.retried"
+GATE_WAITING = "gate.waiting"
+GATE_ACKNOWLEDGED = "gate.acknowledged"
+NOTE = "note"
+
+RECORD_KEYS = ("seq", "ts", "incident", "runbook", "step", "event", "actor", "data", "prev")
+_EVENT_NAME = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$")
+_NO_DATA: Mapping[str, Any] = MappingProxyType({})
+# The head is rewritten in place at a fixed width: its size never changes after creation, so an
+# update is one pwrite inside one disk block and never leaves a half-old, half-new file.
+_HEAD_WIDTH = 256
+
+
+@dataclass(frozen=True)
+class RunbookRef:
+    """Which runbook, at which version and content hash, produced the records."""
+
+    id: str
+    version: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of `verify_ledger`: intact or not, and the first bad record when not."""
+
+    ok: bool
+    count: int
+    head_hash: str | None
+    problem: str | None
+    bad_seq: int | None
+
+
+def canonical_json(record: Mapping[str, Any]) -> str:
+    """The exact text a record's hash is computed over."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """sha256 hex of the canonical JSON of the record without its `hash` key."""
+    body = {key: value for key, value in record.items() if key != "hash"}
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+# -- the structlog pipeline ------------------------------------------------------------------
+
+
+def add_timestamp(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Stamp the record with the current UTC time, always with microseconds."""
+    event_dict["ts"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return event_dict
+
+
+def to_json_types(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Turn `data` into plain JSON values, before redaction, so every string in it is checked."""
+    text = json.dumps(dict(event_dict["data"]), default=_jsonable, ensure_ascii=False)
+    event_dict["data"] = json.loads(text)
+    return event_dict
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if callable(getattr(value, "model_dump", None)):
+        return value.model_dump(mode="json")
+    return str(value)
+
+
+class RedactData:
+    """Replace secrets in `data`; the count goes into data["redactions"] when there were any."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+
+    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        data, count = self.redactor.redact(event_dict["data"])
+        if count:
+            data["redactions"] = count
+        event_dict["data"] = data
+        return event_dict
+
+
+class ChainRecords:
+    """Give the record its place in the chain: `seq`, `prev` and its own `hash`.
+
+    The ledger sets `seq` and `prev` from the head it read under the lock; `last` is the record
+    as it will be written.
+    """
+
+    def __init__(self) -> None:
+        self.seq = 1
+        self.prev = GENESIS
+        self.last: dict[str, Any] = {}
+
+    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        record = {
+            "seq": self.seq,
+            **{key: event_dict[key] for key in RECORD_KEYS[1:-1]},
+            "prev": self.prev,
+        }
+        record["hash"] = record_hash(record)
+        self.last = record
+        return record
+
+
+def render_line(logger: Any, method_name: str, event_dict: dict[str, Any]) -> str:
+    """One compact JSON line; JSON escapes newlines, so a record can never span two lines."""
+    return json.dumps(event_dict, separators=(",", ":"), ensure_ascii=False)
+
+
+class FsyncSink:
+    """The pipeline's logger: appends each line and fsyncs it before returning."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.written = 0
+
+    def msg(self, line: str) -> None:
+        """Append one line and wait until it is on disk."""
+        payload = (line + "\n").encode()
+        self.written = os.write(self.fd, payload)
+        if self.written != len(payload):
+            raise OSError(f"short write to the ledger: {self.written} of {len(payload)} bytes")
+        os.fsync(self.fd)
+
+
+# -- the ledger ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Head:
+    count: int
+    hash: str
+    size: int
+
+    def encode(self) -> bytes:
+        text = json.dumps({"count": self.count, "hash": self.hash, "size": self.size})
+        return (text.ljust(_HEAD_WIDTH - 1) + "\n").encode()
+
+
+class Ledger:
+    """An incident's evidence ledger, open for appending; safe across threads and processes."""
+
+    def __init__(
+        self,
+        folder: Path,
+        incident: str,
+        runbook: RunbookRef,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._closed = False
+        self._threads = threading.Lock()
+        self._fds: list[int] = []
+        try:
+            self._lock_fd = self._open(LOCK_FILE, os.O_RDWR | os.O_CREAT)
+            with self._locked():
+                self._create_if_new()
+                self._ledger_fd = self._open(LEDGER_FILE, os.O_RDWR | os.O_APPEND)
+                self._head_fd = self._open(HEAD_FILE, os.O_RDWR)
+        except BaseException:
+            self._close_fds()
+            raise
+        self._chain = ChainRecords()
+        self._sink = FsyncSink(self._ledger_fd)
+        processors = [
+            add_timestamp,
+            to_json_types,
+            RedactData(redactor or Redactor()),
+            self._chain,
+            render_line,
+        ]
+        self._log = structlog.wrap_logger(
+            self._sink,
+            processors=processors,
+            wrapper_class=structlog.BoundLogger,
+            incident=incident,
+            runbook=asdict(runbook),
+        ).bind()
+
+    def record(
+        self,
+        event: str,
+        *,
+        step: str | None = None,
+        actor: str = "engine",
+        data: Mapping[str, Any] = _NO_DATA,
+    ) -> dict[str, Any]:
+        """Append one record, fsynced before returning; return it as written (redacted)."""
+        if self._closed:
+            raise ValueError(f"the ledger in {self.folder} is closed")
+        if not _EVENT_NAME.match(event):
+            raise ValueError(f"event {event!r} is not a dotted lowercase name like 'step.started'")
+        with self._locked():
+            # Another process may have appended since our last record: the head on disk, read
+            # under the lock, is the only truth about where the chain continues.
+            head = self._settle(self._read_head())
+            self._chain.seq, self._chain.prev = head.count + 1, head.hash
+            self._log.msg(event, step=step, actor=actor, data=data)
+            record = self._chain.last
+            # The line is fsynced, the head only written to the page cache: a second fsync would
+            # halve throughput, and the head may safely lag. After a power loss a lagging head
+            # means the records past it are accepted when they chain (verify_ledger and `_settle`
+            # do so); only a head AHEAD of the ledger, or not matching the record at its count,
+            # means records were cut off or rewritten. The head is fsynced on close.
+            os.pwrite(
+                self._head_fd,
+                _Head(record["seq"], record["hash"], head.size + self._sink.written).encode(),
+                0,
+            )
+        return record
+
+    def close(self) -> None:
+        """Flush the head to disk and release the files; further records are refused."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            os.fsync(self._head_fd)
+        finally:
+            self._close_fds()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self, name: str, flags: int) -> int:
+        fd = os.open(self.folder / name, flags | os.O_CLOEXEC, 0o644)
+        self._fds.append(fd)
+        return fd
+
+    def _close_fds(self) -> None:
+        while self._fds:
+            os.close(self._fds.pop())
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        # flock excludes other open files (processes, other Ledger objects); threads sharing
+        # this object share its lock file, so they need the thread lock too.
+        with self._threads:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _create_if_new(self) -> None:
+        ledger, head = self.folder / LEDGER_FILE, self.folder / HEAD_FILE
+        if head.exists():
+            return
+        if ledger.exists() and ledger.stat().st_size > 0:
+            raise RunbookError(
+                Problem(
+                    head,
+                    0,
+                    f"{LEDGER_FILE} has records but {HEAD_FILE} is missing",
+                    hint="run `runbook evidence verify`; refusing to append to a ledger whose "
+                    "length cannot be checked",
+                )
+            )
+        # Created once, durably: the files and their directory entries must survive a power loss.
+        fd = os.open(ledger, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        temporary = head.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, _Head(0, GENESIS, 0).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, head)
+        directory = os.open(self.folder, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def _read_head(self) -> _Head:
+        head, problem = _parse_head(os.pread(self._head_fd, 2 * _HEAD_WIDTH, 0))
+        if head is None:
+            raise self._refusal(f"{HEAD_FILE}: {problem}")
+        return head
+
+    def _settle(self, head: _Head) -> _Head:
+        """The head to continue from: as read, or advanced over records a crash left unheaded."""
+        size = os.fstat(self._ledger_fd).st_size
+        if size == head.size:
+            return head
+        if size < head.size:
+            raise self._refusal(
+                f"{LEDGER_FILE} is {size} bytes but {HEAD_FILE} says {head.size} (tail truncated?)"
+            )
+        tail = os.pread(self._ledger_fd, size - head.size, head.size)
+        records, problem = _check_records(tail, head.count + 1, head.hash)
+        if problem is not None:
+            raise self._refusal(problem)
+        settled = _Head(records[-1]["seq"], records[-1]["hash"], size)
+        os.pwrite(self._head_fd, settled.encode(), 0)
+        return settled
+
+    def _refusal(self, message: str) -> RunbookError:
+        return RunbookError(
+            Problem(
+                self.folder / LEDGER_FILE,
+                0,
+                f"refusing to append: {message}",
+                hint="run `runbook evidence verify` on this incident and preserve the folder",
+            )
+        )
+
+
+# -- reading and verifying -------------------------------------------------------------------
+
+
+def read_records(folder: Path) -> list[dict[str, Any]]:
+    """All complete records of a folder's ledger, in file order; none when there is no ledger.
+
+    A torn last line (a write a crash interrupted) is left out; `verify_ledger` reports it.
+    """
+    path = Path(folder) / LEDGER_FILE
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")[:-1]
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            raise RunbookError(
+                Problem(path, number, "not a valid JSON record", "run `runbook evidence verify`")
+            ) from None
+    return records
+
+
+def verify_ledger(folder: Path) -> Verification:
+    """Check the chain and the head of a folder's ledger; name the first bad record if any.
+
+    A missing head.json fails verification: without it a cut-off tail would go unnoticed.
+    """
+    folder = Path(folder)
+    ledger_path, head_path = folder / LEDGER_FILE, folder / HEAD_FILE
+    if not ledger_path.exists() and not head_path.exists():
+        return Verification(False, 0, None, f"no {LEDGER_FILE} in {folder}", None)
+    head, head_problem = None, f"{HEAD_FILE} is missing (a cut-off tail would go unnoticed)"
+    if head_path.exists():
+        head, problem = _parse_head(head_path.read_bytes())
+        head_problem = f"{HEAD_FILE}: {problem}"
+    if not ledger_path.exists():
+        claimed = head.count if head else 0
+        problem = f"{LEDGER_FILE} is missing but {HEAD_FILE} records {claimed} records"
+        return Verification(False, 0, None, problem, 1 if claimed else None)
+
+    records, problem = _check_records(ledger_path.read_bytes(), 1, GENESIS)
+    count = len(records)
+    last_hash = records[-1]["hash"] if records else None
+    if problem is not None:
+        return Verification(False, count, last_hash, problem, count + 1)
+    if head is None:
+        return Verification(False, count, last_hash, head_problem, None)
+    problem, bad_seq = _compare_head(head, records)
+    return Verification(problem is None, count, last_hash, problem, bad_seq)
+
+
+def _compare_head(head: _Head, records: list[dict[str, Any]]) -> tuple[str | None, int | None]:
+    # A head behind the ledger is a head a power loss kept from disk: the chain vouches for the
+    # records past it. A head ahead of the ledger, or naming another hash, is tampering.
+    count = len(records)
+    if head.count > count:
+        return (
+            f"record {count + 1}: missing; {HEAD_FILE} records {head.count} records but the "
+            f"ledger holds {count} (tail truncated?)"
+        ), count + 1
+    expected = records[head.count - 1]["hash"] if head.count else GENESIS
+    if head.hash != expected:
+        return f"record {head.count}: hash differs from the one in {HEAD_FILE} (rewritten?)", (
+            head.count or None
+        )
+    return None, None
+
+
+def _check_records(data: bytes, seq: int, prev: str) -> tuple[list[dict[str, Any]], str | None]:
+    """Check that the lines in `data` chain on from (seq, prev): the good records and a problem."""
+    lines = data.split(b"\n")
+    torn = lines.pop()  # empty when the data ends with a newline, as a whole record does
+    records: list[dict[str, Any]] = []
+    for line in lines:
+        record, problem = _check_record(line, seq, prev)
+        if problem is not None:
+            return records, f"record {seq}: {problem}"
+        records.append(record)
+        seq, prev = seq + 1, record["hash"]
+    if torn:
+        return records, f"record {seq}: last line is incomplete (torn write or truncated file)"
+    return records, None
+
+
+def _check_record(line: bytes, seq: int, prev: str) -> tuple[dict[str, Any], str | None]:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return {}, "not valid JSON"
+    if not isinstance(record, dict):
+        return {}, "not a JSON object"
+    missing = [key for key in (*RECORD_KEYS, "hash") if key not in record]
+    if missing:
+        return record, f"not a ledger record (missing {', '.join(missing)})"
+    if record["hash"] != record_hash(record):
+        return record, "hash does not match its contents (edited?)"
+    if record["seq"] != seq:
+        return record, f"found seq {record['seq']} in its place (record deleted or reordered?)"
+    if record["prev"] != prev:
+        return record, f"prev does not match the hash of record {seq - 1} (deleted or reordered?)"
+    return record, None
+
+
+def _parse_head(raw: bytes) -> tuple[_Head | None, str | None]:
+    try:
+        fields = json.loads(raw)
+        head = _Head(int(fields["count"]), str(fields["hash"]), int(fields["size"]))
+    except (ValueError, TypeError, KeyError):
+        head = None
+    if head is None or head.count < 0 or head.size < 0:
+        return None, "not a valid head (expected count, hash and size)"
+    return head, None

@@ -1,0 +1,300 @@
+"""`runbook validate`: every problem in a runbook library, each at its file line with a hint.
+
+Checks what parsing cannot: actions and their arguments, the plan (unknown needs, cycles,
+rollbacks) and every template's names against inputs, alert and the steps that run before it.
+Nothing here imports Prefect, so validating stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateSyntaxError
+from pydantic import ValidationError
+
+from flows.actions import Action, ActionRegistry
+from flows.errors import Problem, RunbookError
+from flows.model import Runbook, Step
+from flows.parse import allowed_keys, find_runbook_files, line_of, parse_runbook, suggest
+from flows.plan import Plan, ancestors, build_plan
+from flows.templates import GLOBALS, ROOTS, Reference, condition_references, references
+
+
+def validate_paths(
+    paths: Iterable[Path], registry: ActionRegistry
+) -> tuple[list[Runbook], list[Problem]]:
+    """Parse and check every runbook file under `paths`: the valid runbooks and all problems."""
+    runbooks: list[Runbook] = []
+    problems: list[Problem] = []
+    for path in find_runbook_files(paths):
+        try:
+            runbook = parse_runbook(path)
+        except RunbookError as error:
+            problems.extend(error.problems)
+            continue
+        found = check_runbook(runbook, registry)
+        problems.extend(found)
+        if not found:
+            runbooks.append(runbook)
+    clashes = _library_clashes(runbooks)
+    problems.extend(clashes)
+    clashing = {str(problem.path) for problem in clashes}
+    problems.sort(key=lambda problem: (str(problem.path), problem.line))
+    return [r for r in runbooks if str(r.path) not in clashing], problems
+
+
+def check_runbook(runbook: Runbook, registry: ActionRegistry) -> list[Problem]:
+    """Every problem in one parsed runbook beyond its syntax, sorted by line."""
+    problems: list[Problem] = []
+    try:
+        plan: Plan | None = build_plan(runbook)
+    except RunbookError as error:
+        problems.extend(error.problems)
+        plan = None
+    for step in runbook.steps:
+        action = registry.get(step.spec.uses)
+        if action is None:
+            problems.append(
+                Problem(
+                    runbook.path,
+                    step.key_lines.get("uses", step.line),
+                    f"step '{step.id}' uses unknown action '{step.spec.uses}'",
+                    suggest(step.spec.uses, registry.names(), known="actions"),
+                )
+            )
+        else:
+            problems.extend(_argument_problems(runbook, step, action))
+        problems.extend(_step_template_problems(runbook, step, registry, plan))
+    problems.extend(_trigger_problems(runbook))
+    return sorted(problems, key=lambda problem: problem.line)
+
+
+def _argument_problems(runbook: Runbook, step: Step, action: Action) -> list[Problem]:
+    """Check `with` against the action's argument model; templated values are checked at run."""
+    arguments = step.spec.with_
+    allowed = allowed_keys(action.args, ())
+    where = f"step '{step.id}': {action.name}"
+    problems = []
+    if action.args.model_config.get("extra") != "allow":
+        for name in arguments:
+            if name not in allowed:
+                problems.append(
+                    Problem(
+                        runbook.path,
+                        step.key_lines.get(f"with.{name}", step.line),
+                        f"{where} has no argument '{name}'",
+                        suggest(name, allowed, known="arguments"),
+                    )
+                )
+    try:
+        action.args.model_validate(arguments)
+    except ValidationError as error:
+        for detail in error.errors():
+            loc = ("with", *(str(part) for part in detail["loc"]))
+            line = line_of(step.key_lines, loc, step.line)
+            if detail["type"] == "extra_forbidden" or _templated(detail.get("input")):
+                continue
+            if detail["type"] == "missing":
+                message = f"{where} needs argument '{'.'.join(loc[1:])}'"
+                hint = f"add it under `with:`; arguments: {', '.join(allowed)}"
+            else:
+                message = f"{where} argument '{'.'.join(loc[1:])}': {detail['msg']}"
+                hint = ""
+            problems.append(Problem(runbook.path, line, message, hint))
+    return problems
+
+
+def _templated(value: Any) -> bool:
+    """True when a value holds a template anywhere: its real value is known only at run time."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, dict):
+        return any(_templated(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_templated(item) for item in value)
+    return False
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(dotted key, string) for every string inside a `with` value."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}.{index}")
+
+
+def _step_template_problems(
+    runbook: Runbook, step: Step, registry: ActionRegistry, plan: Plan | None
+) -> list[Problem]:
+    sources = [(key, text, False) for key, text in _strings(step.spec.with_, "with")]
+    if step.spec.if_ is not None:
+        sources.append(("if", step.spec.if_, True))
+    problems = []
+    available = _available_steps(plan, step) if plan is not None else None
+    for key, text, is_condition in sources:
+        line = line_of(step.key_lines, key.split("."), step.line)
+        try:
+            refs = condition_references(text) if is_condition else references(text)
+        except TemplateSyntaxError as error:
+            problems.append(
+                Problem(
+                    runbook.path,
+                    line,
+                    f"step '{step.id}': template syntax error in `{key}`: {error.message}",
+                    "templates are Jinja2: {{ inputs.name }}, {% if ... %}...{% endif %}",
+                )
+            )
+            continue
+        for ref in refs:
+            message, hint = _step_reference_problem(runbook, step, ref, registry, available)
+            if message:
+                problems.append(Problem(runbook.path, line, message, hint))
+    return problems
+
+
+def _available_steps(plan: Plan, step: Step) -> frozenset[str]:
+    """Items whose outputs exist when `step` runs; a rollback also sees what its failed step saw."""
+    before = ancestors(plan, step.id)
+    if step.id in plan.rollbacks:
+        failing = [s for s in plan.runbook.steps if s.spec.on_failure == step.id]
+        before |= frozenset.intersection(*(ancestors(plan, s.id) for s in failing))
+    return before
+
+
+def _step_reference_problem(
+    runbook: Runbook,
+    step: Step,
+    ref: Reference,
+    registry: ActionRegistry,
+    available: frozenset[str] | None,
+) -> tuple[str, str]:
+    """The message and hint for a bad name in a step's template, or ("", "")."""
+    who = f"step '{step.id}'"
+    generic = _generic_reference_problem(who, ref, ROOTS | GLOBALS)
+    if generic[0] or not ref.path:
+        return generic
+    name = ref.path[0]
+    if ref.root == "inputs" and name not in runbook.meta.inputs:
+        return (
+            f"{who} uses inputs.{name}, which is not a declared input",
+            "declare it under `inputs:` in the front matter; "
+            + suggest(name, runbook.meta.inputs, known="declared inputs"),
+        )
+    if ref.root != "steps":
+        return "", ""
+    ids = [item.id for item in runbook.items]
+    if name not in ids:
+        return f"{who} uses steps.{name}, but there is no step '{name}'", suggest(
+            name, ids, known="ids"
+        )
+    if name == step.id:
+        return f"{who} uses its own output steps.{name}", "a step can use only earlier steps"
+    if available is not None and name not in available:
+        return (
+            f"{who} uses steps.{name}, which does not run before it; add `needs: [{name}]`",
+            "a step sees the outputs of the steps it waits for (directly or through needs)",
+        )
+    target = runbook.item(name)
+    action = registry.get(target.spec.uses) if isinstance(target, Step) else None
+    if action is not None and action.outputs and len(ref.path) > 1:
+        output = ref.path[1]
+        if output not in action.outputs:
+            return (
+                f"{who} uses steps.{name}.{output}, but {action.name} returns only "
+                + ", ".join(action.outputs),
+                suggest(output, action.outputs, known="outputs"),
+            )
+    return "", ""
+
+
+def _generic_reference_problem(who: str, ref: Reference, roots: frozenset[str]) -> tuple[str, str]:
+    """Problems any template can have: private attributes and names nothing provides."""
+    private = next((part for part in ref.path if part.startswith("_")), None)
+    if private is not None:
+        return (
+            f"{who} uses '{ref}': names starting with '_' are not allowed in templates",
+            "templates run in a sandbox and may only read data",
+        )
+    if ref.root not in roots:
+        shown = sorted(roots & ROOTS)
+        return (
+            f"{who} uses unknown name '{ref.root}'",
+            f"templates here can use {', '.join(shown)}; "
+            + suggest(ref.root, shown, known="names"),
+        )
+    return "", ""
+
+
+def _trigger_problems(runbook: Runbook) -> list[Problem]:
+    """Alert triggers may set only declared inputs, from templates over `alert` alone."""
+    problems = []
+    for index, trigger in enumerate(runbook.meta.triggers.alerts):
+        for name, template in trigger.inputs.items():
+            key = f"triggers.alerts.{index}.inputs.{name}"
+            line = line_of(runbook.meta_lines, key.split("."), 1)
+            who = f"alert trigger {index + 1} ({trigger.source})"
+            if name not in runbook.meta.inputs:
+                problems.append(
+                    Problem(
+                        runbook.path,
+                        line,
+                        f"{who} sets input '{name}', which is not a declared input",
+                        suggest(name, runbook.meta.inputs, known="declared inputs"),
+                    )
+                )
+            try:
+                refs = references(template)
+            except TemplateSyntaxError as error:
+                problems.append(
+                    Problem(
+                        runbook.path,
+                        line,
+                        f"{who}: template syntax error in input '{name}': {error.message}",
+                        "e.g. {{ alert.labels.service }}",
+                    )
+                )
+                continue
+            for ref in refs:
+                message, hint = _generic_reference_problem(who, ref, GLOBALS | {"alert"})
+                if message:
+                    problems.append(Problem(runbook.path, line, message, hint))
+    return problems
+
+
+def _library_clashes(runbooks: list[Runbook]) -> list[Problem]:
+    """Two runbooks with one id, or one Slack command, would make starting them ambiguous."""
+    problems = []
+    ids: dict[str, Runbook] = {}
+    commands: dict[str, Runbook] = {}
+    for runbook in runbooks:
+        if runbook.id in ids:
+            problems.append(
+                Problem(
+                    runbook.path,
+                    runbook.meta_lines.get("id", 1),
+                    f"runbook id '{runbook.id}' is also used by {ids[runbook.id].path}",
+                    "runbook ids must be unique across the library",
+                )
+            )
+        ids.setdefault(runbook.id, runbook)
+        slack = runbook.meta.triggers.slack
+        if slack is None:
+            continue
+        if slack.command in commands:
+            problems.append(
+                Problem(
+                    runbook.path,
+                    runbook.meta_lines.get("triggers.slack.command", 1),
+                    f"slack command '{slack.command}' is also used by "
+                    f"{commands[slack.command].path}",
+                    "each runbook needs its own slack command",
+                )
+            )
+        commands.setdefault(slack.command, runbook)
+    return problems
