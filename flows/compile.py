@@ -2,18 +2,22 @@
 
 Prefect has no graph-building API, so the flow is an ordinary function that walks the plan
 (`execute.py`) and dispatches every step to a task made with the step's own name, retries and
-timeout. The flow is async so a run does not wait out Prefect's heartbeat thread at its end.
-Prefect sees inputs with secrets already redacted; the real values stay in this process.
+timeout. Prefect sees inputs with secrets already redacted; the real values stay in this process.
+
+The flow is synchronous and runs with Prefect's flow heartbeat off. A sync run otherwise waits
+about a second at its end for the heartbeat thread, and an async flow driven by `asyncio.run`
+leaks Prefect's pooled connections on every new event loop. Crash recovery does not depend on
+heartbeats here: the ledger says which step a killed run reached, and `runbook resume` continues.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from prefect import Flow, Task
 from prefect.cache_policies import NO_CACHE
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from flows.execute import Execution, RunOutcome, execute
 from flows.model import Step
@@ -47,7 +51,7 @@ def compile_runbook(run: Execution, *, resumed: bool = False) -> Flow:
     runbook = run.plan.runbook
     run.call_step = _call_as_task(runbook.id)
 
-    async def run_runbook(incident: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    def run_runbook(incident: str, inputs: dict[str, Any]) -> dict[str, Any]:
         # `inputs` is only what Prefect records as parameters; the walk uses run.inputs.
         return execute(run, resumed=resumed).to_json()
 
@@ -66,7 +70,8 @@ def run_flow(run: Execution, *, resumed: bool = False) -> RunOutcome:
     """Compile and run the flow in this process, returning the walk's outcome."""
     flow = compile_runbook(run, resumed=resumed)
     redacted, _ = run.redactor.redact(run.inputs)
-    state = asyncio.run(flow(incident=run.incident.id, inputs=redacted, return_state=True))
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        state = flow(incident=run.incident.id, inputs=redacted, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, dict) and "status" in result:
         return RunOutcome(

@@ -90,7 +90,8 @@ def record_hash(record: Mapping[str, Any]) -> str:
 
 def add_timestamp(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """Stamp the record with the current UTC time, always with microseconds."""
-    event_dict["ts"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat() alone drops the fraction when it is zero; timespec keeps the width fixed.
+    event_dict["ts"] = datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
     return event_dict
 
 
@@ -181,7 +182,7 @@ class _Head:
     size: int
 
     def encode(self) -> bytes:
-        text = json.dumps({"count": self.count, "hash": self.hash, "size": self.size})
+        text = f'{{"count": {self.count}, "hash": "{self.hash}", "size": {self.size}}}'
         return (text.ljust(_HEAD_WIDTH - 1) + "\n").encode()
 
 
@@ -199,6 +200,10 @@ class Ledger:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._closed = False
         self._threads = threading.Lock()
+        # What this object last wrote to the head: when the head still holds exactly these bytes,
+        # nobody appended in between and parsing it again can be skipped.
+        self._head_bytes = b""
+        self._head = _Head(0, GENESIS, 0)
         self._fds: list[int] = []
         try:
             self._lock_fd = self._open(LOCK_FILE, os.O_RDWR | os.O_CREAT)
@@ -251,11 +256,7 @@ class Ledger:
             # means the records past it are accepted when they chain (verify_ledger and `_settle`
             # do so); only a head AHEAD of the ledger, or not matching the record at its count,
             # means records were cut off or rewritten. The head is fsynced on close.
-            os.pwrite(
-                self._head_fd,
-                _Head(record["seq"], record["hash"], head.size + self._sink.written).encode(),
-                0,
-            )
+            self._write_head(_Head(record["seq"], record["hash"], head.size + self._sink.written))
         return record
 
     def close(self) -> None:
@@ -296,6 +297,8 @@ class Ledger:
 
     def _create_if_new(self) -> None:
         ledger, head = self.folder / LEDGER_FILE, self.folder / HEAD_FILE
+        if head.exists() and not ledger.exists():
+            raise self._refusal(f"{LEDGER_FILE} is missing but {HEAD_FILE} exists")
         if head.exists():
             return
         if ledger.exists() and ledger.stat().st_size > 0:
@@ -329,10 +332,18 @@ class Ledger:
             os.close(directory)
 
     def _read_head(self) -> _Head:
-        head, problem = _parse_head(os.pread(self._head_fd, 2 * _HEAD_WIDTH, 0))
+        raw = os.pread(self._head_fd, 2 * _HEAD_WIDTH, 0)
+        if raw == self._head_bytes:
+            return self._head
+        head, problem = _parse_head(raw)
         if head is None:
             raise self._refusal(f"{HEAD_FILE}: {problem}")
         return head
+
+    def _write_head(self, head: _Head) -> None:
+        self._head_bytes = head.encode()
+        self._head = head
+        os.pwrite(self._head_fd, self._head_bytes, 0)
 
     def _settle(self, head: _Head) -> _Head:
         """The head to continue from: as read, or advanced over records a crash left unheaded."""
@@ -348,7 +359,7 @@ class Ledger:
         if problem is not None:
             raise self._refusal(problem)
         settled = _Head(records[-1]["seq"], records[-1]["hash"], size)
-        os.pwrite(self._head_fd, settled.encode(), 0)
+        self._write_head(settled)
         return settled
 
     def _refusal(self, message: str) -> RunbookError:
@@ -423,10 +434,12 @@ def _compare_head(head: _Head, records: list[dict[str, Any]]) -> tuple[str | Non
             f"record {count + 1}: missing; {HEAD_FILE} records {head.count} records but the "
             f"ledger holds {count} (tail truncated?)"
         ), count + 1
-    expected = records[head.count - 1]["hash"] if head.count else GENESIS
-    if head.hash != expected:
+    if head.count == 0:
+        problem = f"{HEAD_FILE} counts no records but names a hash (rewritten?)"
+        return (problem, None) if head.hash != GENESIS else (None, None)
+    if head.hash != records[head.count - 1]["hash"]:
         return f"record {head.count}: hash differs from the one in {HEAD_FILE} (rewritten?)", (
-            head.count or None
+            head.count
         )
     return None, None
 

@@ -7,24 +7,24 @@ in `Runbook.text` and never run.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Union, get_args, get_origin
+from typing import Any, ClassVar
 
 import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from flows.errors import Problem, RunbookError
 from flows.model import IDENTIFIER, FrontMatter, Gate, Item, Runbook, Step, StepSpec
+from flows.schema import validation_problems
 
 # Only block structure matters here, so inline parsing (emphasis, links, ...) is switched off.
 _MARKDOWN = MarkdownIt("commonmark").use(front_matter_plugin).disable("inline")
@@ -86,108 +86,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def suggest(word: str, choices: Iterable[str], *, known: str = "known") -> str:
-    """A hint naming the closest choices to a misspelt word, or listing the choices."""
-    options = sorted(set(choices))
-    close = difflib.get_close_matches(word, options, n=3)
-    if close:
-        return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
-    if not options:
-        return f"there are no {known} names here"
-    shown = ", ".join(options[:12]) + (", ..." if len(options) > 12 else "")
-    return f"{known}: {shown}"
-
-
-def validation_problems(
-    error: ValidationError,
-    model: type[BaseModel],
-    *,
-    path: Path,
-    what: str,
-    lines: dict[str, int],
-    line: int,
-) -> list[Problem]:
-    """Turn a pydantic error into Problems at the offending keys' lines, naming allowed keys."""
-    problems = []
-    for detail in error.errors():
-        loc = tuple(str(part) for part in detail["loc"])
-        parent, key = loc[:-1], loc[-1] if loc else ""
-        where = f" in {'.'.join(parent)}" if parent else ""
-        if detail["type"] == "extra_forbidden":
-            allowed = allowed_keys(model, parent)
-            message = f"{what}: unknown key '{key}'{where}"
-            hint = suggest(key, allowed, known="allowed keys")
-        elif detail["type"] == "missing":
-            message = f"{what}: missing required key '{key}'{where}"
-            hint = f"add `{key}:`"
-            loc = parent
-        else:
-            value = detail.get("input")
-            got = f" (got {value!r})" if isinstance(value, str | int | float | bool) else ""
-            message = f"{what}: {'.'.join(loc)}: {detail['msg']}{got}"
-            hint = _field_description(model, loc)
-            if detail.get("ctx", {}).get("pattern") == IDENTIFIER:
-                hint = "ids use lowercase letters, digits, '-' and '_'"
-        problems.append(Problem(path, line_of(lines, loc, line), message, hint))
-    return problems
-
-
-def line_of(lines: dict[str, int], loc: Sequence[str], default: int) -> int:
-    """The file line of the deepest known key along `loc`, else `default`."""
-    for end in range(len(loc), 0, -1):
-        found = lines.get(".".join(loc[:end]))
-        if found is not None:
-            return found
-    return default
-
-
-def allowed_keys(model: type[BaseModel], loc: Sequence[str]) -> list[str]:
-    """The keys the (nested) model at `loc` accepts, by their YAML names."""
-    target = _model_at(model, loc)
-    if target is None:
-        return []
-    return [info.alias or name for name, info in target.model_fields.items()]
-
-
-def _model_at(model: type[BaseModel], loc: Sequence[str]) -> type[BaseModel] | None:
-    annotation: Any = model
-    for part in loc:
-        annotation = _unwrap(annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            fields = {info.alias or name: info for name, info in annotation.model_fields.items()}
-            if part not in fields:
-                return None
-            annotation = fields[part].annotation
-        elif get_origin(annotation) is dict:
-            annotation = get_args(annotation)[1]
-        elif get_origin(annotation) is list:
-            annotation = get_args(annotation)[0]
-        else:
-            return None
-    annotation = _unwrap(annotation)
-    is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-    return annotation if is_model else None
-
-
-def _unwrap(annotation: Any) -> Any:
-    """`X | None` -> X, so optional sections are navigated like required ones."""
-    if get_origin(annotation) in (Union, type(int | None)):
-        members = [a for a in get_args(annotation) if a is not type(None)]
-        if len(members) == 1:
-            return members[0]
-    return annotation
-
-
-def _field_description(model: type[BaseModel], loc: Sequence[str]) -> str:
-    owner = _model_at(model, loc[:-1]) if loc else None
-    if owner is None:
-        return ""
-    for name, info in owner.model_fields.items():
-        if loc[-1] in (name, info.alias):
-            return info.description or ""
-    return ""
-
-
 def _raw_title(raw_meta: Any, path: Path) -> str:
     title = raw_meta.get("title") if isinstance(raw_meta, dict) else None
     return title if isinstance(title, str) else path.stem
@@ -216,7 +114,11 @@ class _Reader:
         if block is None:
             unclosed = source.startswith("---")
             message = "front matter is not closed" if unclosed else "missing front matter"
-            hint = "start the file with `---`, the YAML front matter (id, title, kind, ...), `---`"
+            hint = (
+                "add a `---` line after the front matter"
+                if unclosed
+                else "start the file with `---`, the YAML front matter (id, title, ...), `---`"
+            )
             self.problems.append(Problem(self.path, 1, message, hint))
             return None, {}
         lines: dict[str, int] = {}
@@ -426,9 +328,13 @@ def _load_yaml(source: str, first_line: int, lines: dict[str, int]) -> Any:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
+        # The context mark is where the broken construct starts (an unclosed bracket or quote);
+        # the problem mark is only where the parser gave up.
+        mark = error.context_mark or error.problem_mark
         line = first_line + (mark.line if mark else 0)
         text = " ".join(part for part in (error.context, error.problem) if part)
+        if error.problem_mark and first_line + error.problem_mark.line != line:
+            text += f" (noticed at line {first_line + error.problem_mark.line})"
         hint = "check indentation and quoting; quote values that start with {{, [, {, * or &"
         raise _YamlProblem(line, f"bad YAML: {text}", hint) from None
     finally:
@@ -497,7 +403,7 @@ class _Builder:
             ) from None
         raise _YamlProblem(
             self._line(node),
-            f"unsupported YAML tag {node.tag}",
+            f"unsupported YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')}",
             "use plain strings, numbers, booleans, lists and mappings",
         )
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from flows.errors import Problem, RunbookError
 from flows.model import Item, Runbook, Step
-from flows.parse import suggest
+from flows.schema import suggest
 
 ON_FAILURE_KEYWORDS = frozenset({"stop", "continue"})
 
@@ -102,8 +102,12 @@ def _rollbacks(runbook: Runbook, problems: list[Problem]) -> frozenset[str]:
                     runbook.path,
                     line,
                     f"step '{step.id}' has on_failure '{target}', which is {kind}",
-                    "on_failure is stop, continue, or a rollback step id; "
-                    + suggest(target, steps, known="steps"),
+                    suggest(
+                        target,
+                        steps,
+                        known="steps",
+                        prefix="on_failure is stop, continue, or a rollback step id",
+                    ),
                 )
             )
     return frozenset(found)
@@ -126,7 +130,7 @@ def _checked_needs(
                     runbook.path,
                     line,
                     f"'{item.id}' needs '{name}', which is not a step or gate in this runbook",
-                    suggest(name, (i for i in ids if i != item.id), known="ids"),
+                    suggest(name, (i for i in ids if i != item.id), known="steps and gates"),
                 )
             )
         elif name in rollbacks:

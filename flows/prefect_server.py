@@ -40,6 +40,11 @@ SERVER_ENV = {
 }
 
 
+# Servers started by this process. Holding the handles keeps Python from warning that a child
+# it still owns is running, and lets `stop_server` reap it.
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     """Where the local server listens and which process it is."""
@@ -127,6 +132,7 @@ def start_server(home: Path, *, ui: bool = False) -> ServerInfo:
             start_new_session=True,  # outlives this CLI: later runs reuse it
         )
         log.close()
+        _STARTED[process.pid] = process
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -156,6 +162,14 @@ def stop_server(home: Path) -> bool:
         os.killpg(info.pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
+    child = _STARTED.pop(info.pid, None)
+    if child is not None:
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(info.pid, signal.SIGKILL)
+            child.wait()
+        return True
     for _ in range(40):
         if not _healthy(info.url):
             break

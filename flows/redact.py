@@ -7,6 +7,7 @@ inputs, configured tokens), well-known token shapes (Bearer, Slack, AWS, GitHub,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -14,11 +15,13 @@ from typing import Any
 REDACTED = "[REDACTED]"
 MIN_SECRET_LENGTH = 4
 """Shorter known values are ignored: redacting every "abc" or "1" would shred the evidence."""
+_KEY_CACHE_SIZE = 4096
 
 _SECRET_KEY_WORDS = (
     "token",
     "password",
     "passwd",
+    "pwd",
     "secret",
     "apikey",
     "authorization",
@@ -26,37 +29,41 @@ _SECRET_KEY_WORDS = (
     "privatekey",
     "credential",
 )
-_KEY_SEPARATORS = re.compile(r"[-_\s]")
+_KEY_SEPARATORS = re.compile(r"[-_.\s]")
 
-# A credential after `Bearer`/`Basic` looks like one: long and not a plain word, so prose such as
-# "Bearer tokens" or "Basic troubleshooting" survives.
-_AUTH_SCHEME = re.compile(r"\b(Bearer|Basic)(\s+)([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
+# Checked first, on its own: a PEM block spans lines and spaces, which the one-pass scan below
+# treats as ends of values.
+_PEM = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.DOTALL
+)
 
-_TOKEN_SHAPES = tuple(
-    re.compile(pattern, flags)
-    for pattern, flags in (
-        (r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
-         re.DOTALL),
-        (r"\bxox[abposr]-[A-Za-z0-9-]+", 0),
-        (r"\bxapp-[A-Za-z0-9-]+", 0),
-        (r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", 0),
-        (r"\bgh[pousr]_[A-Za-z0-9]{20,}\b", 0),
-        (r"\bgithub_pat_[A-Za-z0-9_]{20,}", 0),
-        (r"\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", 0),
-    )
-)  # fmt: skip
-
-# `password=hunter2`, `?token=abc&x=1`, `api-key: "abc"`: the key is kept, the value replaced.
-_KEY_VALUE = re.compile(
-    r"(?P<key>\b[\w.-]*(?:token|password|passwd|pwd|secret|api[_-]?key|credential"
-    r"|private[_-]?key|authorization|cookie)[\w.-]*[\"']?)"
-    r"(?P<sep>\s*[=:]\s*)"
-    r"(?P<quote>[\"']?)"
-    r"(?P<value>(?:(?:bearer|basic|token)\s+)?[^\s&\"',;]+)",
-    re.IGNORECASE,
+# One pass over the text finds three kinds of secret, leftmost first:
+#   shape       a token whose form gives it away (Slack, AWS, GitHub, JWT)
+#   scheme      `Bearer <credential>` / `Basic <credential>`
+#   key/value   `password=hunter2`, `?token=abc&`, `"api_key": "abc"`, `Authorization: Token abc`
+# A key is tried only where a run of key characters starts and is then taken possessively, so
+# long unbroken text (base64 blobs, "a=a=a=...") scans in linear time.
+_SECRET_KEY_TEXT = (
+    r"(?i:token|password|passwd|pwd|secret|api[-_.]?key|authorization|cookie"
+    r"|private[-_.]?key|credential)"
+)
+_SCAN = re.compile(
+    r"(?P<shape>"
+    r"\bxox[abposr]-[A-Za-z0-9-]+"
+    r"|\bxapp-[A-Za-z0-9-]+"
+    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"
+    r"|\bgh[pousr]_[A-Za-z0-9]{20,}\b"
+    r"|\bgithub_pat_[A-Za-z0-9_]{20,}"
+    r"|\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
+    r")"
+    r"|\b(?P<scheme>(?i:bearer|basic))(?P<space>\s+)(?P<credential>[A-Za-z0-9\-._~+/]+=*)"
+    rf"|(?<![\w.-])(?P<key>(?=[\w.-]*?{_SECRET_KEY_TEXT})[\w.-]++)"
+    r"(?P<sep>[\"']?\s*[=:]\s*)"
+    r"(?P<value>\"[^\"\n]*\"?|'[^'\n]*'?|(?i:(?:bearer|basic|token)\s+)?[^\s&\"',;]+)"
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(name: str) -> bool:
     """True when a mapping key names a secret (`X-Api-Key`, `client_secret`, `Set-Cookie`)."""
     folded = _KEY_SEPARATORS.sub("", name).lower()
@@ -64,12 +71,43 @@ def is_secret_key(name: str) -> bool:
 
 
 def _looks_like_credential(text: str) -> bool:
+    # Long and not a plain word, so prose such as "Bearer tokens" or "Basic troubleshooting"
+    # survives while real credentials (digits, base64 punctuation, mixed case) do not.
     if len(text) < 8:
         return False
     if any(c.isdigit() or c in "+/=-._~" for c in text):
         return True
     rest = text[1:]
     return any(c.isupper() for c in rest) and any(c.islower() for c in rest)
+
+
+def _scan(text: str) -> tuple[str, int]:
+    """Replace token shapes, scheme credentials and secret key=value pairs in one string."""
+    count = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group("shape"):
+            count += 1
+            return REDACTED
+        if match.group("scheme"):
+            head = match.group("scheme") + match.group("space")
+            credential = match.group("credential")
+            if _looks_like_credential(credential):
+                count += 1
+                return head + REDACTED
+            # A plain word after the scheme may still be a token shape (an all-caps AWS key id).
+            credential, found = _scan(credential)
+            count += found
+            return head + credential
+        value = match.group("value")
+        quote = value[0] if value[0] in "\"'" else ""
+        if value.strip(quote).endswith(REDACTED):
+            return match.group(0)
+        count += 1
+        return match.group("key") + match.group("sep") + quote + REDACTED + quote
+
+    return _SCAN.sub(replace, text), count
 
 
 class Redactor:
@@ -82,6 +120,8 @@ class Redactor:
         known = sorted(self._secrets, key=len, reverse=True)
         self._known = re.compile("|".join(map(re.escape, known))) if known else None
         self._extra = tuple(re.compile(p) for p in self._patterns)
+        # Mapping keys repeat from record to record ("status", "url"): redact each name once.
+        self._keys: dict[str, tuple[str, int]] = {}
 
     def with_secrets(self, secrets: Iterable[str]) -> Redactor:
         """A new redactor that also knows these secret values; this one is unchanged."""
@@ -94,9 +134,9 @@ class Redactor:
         if isinstance(value, Mapping):
             return self._redact_mapping(value)
         if isinstance(value, list | tuple):
-            items = [self.redact(item) for item in value]
-            copied = [item for item, _ in items]
-            return (tuple(copied) if isinstance(value, tuple) else copied), sum(n for _, n in items)
+            pairs = [self.redact(item) for item in value]
+            items = [item for item, _ in pairs]
+            return (tuple(items) if isinstance(value, tuple) else items), sum(n for _, n in pairs)
         return value, 0
 
     def _redact_mapping(self, value: Mapping[Any, Any]) -> tuple[dict[Any, Any], int]:
@@ -104,7 +144,7 @@ class Redactor:
         total = 0
         for key, item in value.items():
             if isinstance(key, str):
-                key, n = self._redact_text(key)
+                key, n = self._redact_key(key)
                 total += n
             if isinstance(key, str) and is_secret_key(key) and _worth_hiding(item):
                 out[key] = REDACTED
@@ -114,6 +154,14 @@ class Redactor:
             total += n
         return out, total
 
+    def _redact_key(self, key: str) -> tuple[str, int]:
+        redacted = self._keys.get(key)
+        if redacted is None:
+            redacted = self._redact_text(key)
+            if len(self._keys) < _KEY_CACHE_SIZE:
+                self._keys[key] = redacted
+        return redacted
+
     def _redact_text(self, text: str) -> tuple[str, int]:
         total = 0
         if self._known is not None:
@@ -122,35 +170,13 @@ class Redactor:
         for pattern in self._extra:
             text, n = pattern.subn(REDACTED, text)
             total += n
-        for pattern in _TOKEN_SHAPES:
-            text, n = pattern.subn(REDACTED, text)
+        if "PRIVATE KEY" in text:
+            text, n = _PEM.subn(REDACTED, text)
             total += n
-        counter = _Counter()
-        text = _AUTH_SCHEME.sub(counter.auth_scheme, text)
-        text = _KEY_VALUE.sub(counter.key_value, text)
-        return text, total + counter.count
+        text, n = _scan(text)
+        return text, total + n
 
 
 def _worth_hiding(value: Any) -> bool:
     # `{"token": null}` or `{"token_valid": true}` hides nothing; replacing them would mislead.
     return value is not None and value != "" and not isinstance(value, bool) and value != REDACTED
-
-
-class _Counter:
-    """Replacement callbacks for `re.sub` that count what they actually replaced."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def auth_scheme(self, match: re.Match[str]) -> str:
-        scheme, space, credential = match.groups()
-        if not _looks_like_credential(credential):
-            return match.group(0)
-        self.count += 1
-        return f"{scheme}{space}{REDACTED}"
-
-    def key_value(self, match: re.Match[str]) -> str:
-        if match.group("value").endswith(REDACTED):
-            return match.group(0)
-        self.count += 1
-        return f"{match.group('key')}{match.group('sep')}{match.group('quote')}{REDACTED}"

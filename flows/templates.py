@@ -123,7 +123,7 @@ def evaluate(expression: str, context: Mapping[str, Any], *, where: str = "") ->
     if is_template(expression):
         return render(expression, context, where=where).strip().lower() not in _FALSY
     try:
-        _parse_expression(expression)
+        _expression_references(expression)  # same syntax messages as `runbook validate` gives
         compiled = _compile_expression(expression)
     except TemplateSyntaxError as error:
         raise TemplateFailure(_syntax_message(error, where)) from None

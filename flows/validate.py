@@ -17,9 +17,17 @@ from pydantic import ValidationError
 from flows.actions import Action, ActionRegistry
 from flows.errors import Problem, RunbookError
 from flows.model import Runbook, Step
-from flows.parse import allowed_keys, find_runbook_files, line_of, parse_runbook, suggest
+from flows.parse import find_runbook_files, parse_runbook
 from flows.plan import Plan, ancestors, build_plan
-from flows.templates import GLOBALS, ROOTS, Reference, condition_references, references
+from flows.schema import allowed_keys, line_of, suggest
+from flows.templates import (
+    GLOBALS,
+    ROOTS,
+    Reference,
+    condition_references,
+    is_template,
+    references,
+)
 
 
 def validate_paths(
@@ -60,7 +68,7 @@ def check_runbook(runbook: Runbook, registry: ActionRegistry) -> list[Problem]:
                 Problem(
                     runbook.path,
                     step.key_lines.get("uses", step.line),
-                    f"step '{step.id}' uses unknown action '{step.spec.uses}'",
+                    f"unknown action '{step.spec.uses}' in step '{step.id}'",
                     suggest(step.spec.uses, registry.names(), known="actions"),
                 )
             )
@@ -85,7 +93,7 @@ def _argument_problems(runbook: Runbook, step: Step, action: Action) -> list[Pro
                         runbook.path,
                         step.key_lines.get(f"with.{name}", step.line),
                         f"{where} has no argument '{name}'",
-                        suggest(name, allowed, known="arguments"),
+                        suggest(name, allowed, known="arguments", listing=True),
                     )
                 )
     try:
@@ -94,11 +102,11 @@ def _argument_problems(runbook: Runbook, step: Step, action: Action) -> list[Pro
         for detail in error.errors():
             loc = ("with", *(str(part) for part in detail["loc"]))
             line = line_of(step.key_lines, loc, step.line)
-            if detail["type"] == "extra_forbidden" or _templated(detail.get("input")):
-                continue
             if detail["type"] == "missing":
                 message = f"{where} needs argument '{'.'.join(loc[1:])}'"
                 hint = f"add it under `with:`; arguments: {', '.join(allowed)}"
+            elif detail["type"] == "extra_forbidden" or _templated(detail.get("input")):
+                continue
             else:
                 message = f"{where} argument '{'.'.join(loc[1:])}': {detail['msg']}"
                 hint = ""
@@ -109,7 +117,7 @@ def _argument_problems(runbook: Runbook, step: Step, action: Action) -> list[Pro
 def _templated(value: Any) -> bool:
     """True when a value holds a template anywhere: its real value is known only at run time."""
     if isinstance(value, str):
-        return "{{" in value or "{%" in value
+        return is_template(value)
     if isinstance(value, dict):
         return any(_templated(item) for item in value.values())
     if isinstance(value, list):
@@ -183,15 +191,19 @@ def _step_reference_problem(
     if ref.root == "inputs" and name not in runbook.meta.inputs:
         return (
             f"{who} uses inputs.{name}, which is not a declared input",
-            "declare it under `inputs:` in the front matter; "
-            + suggest(name, runbook.meta.inputs, known="declared inputs"),
+            suggest(
+                name,
+                runbook.meta.inputs,
+                known="declared inputs",
+                prefix="declare it under `inputs:` in the front matter",
+            ),
         )
     if ref.root != "steps":
         return "", ""
     ids = [item.id for item in runbook.items]
     if name not in ids:
         return f"{who} uses steps.{name}, but there is no step '{name}'", suggest(
-            name, ids, known="ids"
+            name, ids, known="steps and gates"
         )
     if name == step.id:
         return f"{who} uses its own output steps.{name}", "a step can use only earlier steps"
@@ -222,11 +234,9 @@ def _generic_reference_problem(who: str, ref: Reference, roots: frozenset[str]) 
             "templates run in a sandbox and may only read data",
         )
     if ref.root not in roots:
-        shown = sorted(roots & ROOTS)
         return (
             f"{who} uses unknown name '{ref.root}'",
-            f"templates here can use {', '.join(shown)}; "
-            + suggest(ref.root, shown, known="names"),
+            suggest(ref.root, roots & ROOTS, known="templates here can use"),
         )
     return "", ""
 

@@ -14,6 +14,7 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="runbook-tests-pre
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 
+
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prefect API server (the engine's own local-server mode) shared by the session."""
@@ -26,6 +27,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with temporary_settings(updates={PREFECT_API_URL: info.url}):
         yield info.url
+        drain_prefect_workers()
     os.environ.pop("PREFECT_API_URL", None)
     stop_server(home)
 
@@ -36,3 +38,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "home"
     monkeypatch.setenv("RUNBOOK_HOME", str(folder))
     return folder
+
+
+def drain_prefect_workers() -> None:
+    """Flush Prefect's background log and event workers so no connection outlives the server."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    try:
+        APILogWorker.drain_all()
+    except RuntimeError:  # never started
+        pass
+    EventsWorker.drain_all()

@@ -145,6 +145,11 @@ def test_other_fences_are_prose() -> None:
     assert runbook.items == ()
 
 
+def test_step_inside_an_html_comment_is_prose() -> None:
+    """Commenting a step out with <!-- --> keeps it from running."""
+    assert parse("<!--\n```step\nid: a\nuses: x.y\n```\n-->\n").items == ()
+
+
 def test_gate_id_is_the_heading_slug() -> None:
     """Without an explicit id, the gate id is the slugged heading."""
     gate = parse("## Roll back: the API & workers!\n- [ ] Do it\n").gates[0]

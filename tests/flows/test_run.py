@@ -124,7 +124,7 @@ def test_missing_required_input_is_reported_at_its_line(home: Path) -> None:
 def test_flow_and_tasks_are_named_after_runbook_and_steps(home: Path) -> None:
     """Prefect records one flow run named after the runbook and one task run per step id."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterName
 
     outcome = start_run(
         settings_for(home),
@@ -141,9 +141,15 @@ def test_flow_and_tasks_are_named_after_runbook_and_steps(home: Path) -> None:
                 flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["inc-prefect"]))
             )
             flow = await client.read_flow(runs[0].flow_id)
-            tasks = await client.read_task_runs()
-            mine = [t.name for t in tasks if t.flow_run_id == runs[0].id]
-            return [flow.name], sorted(mine), [runs[0].state.type.value]
+            # Task runs reach the API through Prefect's event pipeline: give it a moment.
+            for _ in range(60):
+                tasks = await client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[runs[0].id]))
+                )
+                if len(tasks) >= 3:
+                    break
+                await asyncio.sleep(0.25)
+            return [flow.name], sorted(t.name for t in tasks), [runs[0].state.type.value]
 
     flow_names, task_names, states = asyncio.run(query())
     assert flow_names == ["gated"]
