@@ -151,7 +151,7 @@ def _open_gate(walk: _Walk, gate: Gate) -> None:
 
 
 def _prepare(walk: _Walk, step: Step, action: Action) -> BaseModel:
-    rendered = render_value(step.spec.with_, walk.template_context())
+    rendered = render_value(step.spec.with_, walk.template_context(), where=f"step '{step.id}'")
     return action.args.model_validate(rendered)
 
 
@@ -175,7 +175,8 @@ def _run_step(walk: _Walk, step: Step) -> bool:
     if action is None:  # validation prevents this; kept as a clear failure, not a KeyError
         return _fail(walk, step, f"unknown action {spec.uses!r}")
     try:
-        if spec.if_ is not None and not evaluate(spec.if_, walk.template_context()):
+        where = f"step '{step.id}'"
+        if spec.if_ is not None and not evaluate(spec.if_, walk.template_context(), where=where):
             walk.record("step.skipped", step.id, {"reason": f"if: {spec.if_}"})
             walk.statuses[step.id] = "skipped"
             return True

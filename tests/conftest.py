@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -45,8 +46,6 @@ def drain_prefect_workers() -> None:
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
 
-    try:
+    with contextlib.suppress(RuntimeError):  # never started
         APILogWorker.drain_all()
-    except RuntimeError:  # never started
-        pass
     EventsWorker.drain_all()

@@ -180,7 +180,8 @@ def test_timeout_fails_the_step_and_stops_the_run(home: Path, tmp_path: Path) ->
     path = write(
         tmp_path,
         "slow",
-        "# Slow\n```step\nid: slow\nuses: shell.run\ntimeout_s: 1\nwith:\n  argv: [sleep, '10']\n```\n"
+        "# Slow\n```step\nid: slow\nuses: shell.run\ntimeout_s: 1\n"
+        "with:\n  argv: [sleep, '10']\n```\n"
         "```step\nid: after\nuses: evidence.note\nwith:\n  text: never\n```\n",
     )
     outcome = start_run(settings_for(home), path, {}, incident_id="inc-timeout")
@@ -194,7 +195,8 @@ def test_on_failure_runs_rollback_then_stops(home: Path, tmp_path: Path) -> None
     path = write(
         tmp_path,
         "rollback",
-        "# Rollback\n```step\nid: change\nuses: shell.run\non_failure: undo\nwith:\n  argv: ['false']\n```\n"
+        "# Rollback\n```step\nid: change\nuses: shell.run\non_failure: undo\n"
+        "with:\n  argv: ['false']\n```\n"
         "```step\nid: next\nuses: evidence.note\nwith:\n  text: not reached\n```\n"
         "```step\nid: undo\nuses: evidence.note\nwith:\n  text: rolled back\n```\n",
     )
@@ -208,7 +210,8 @@ def test_on_failure_continue_keeps_going(home: Path, tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "cont",
-        "# Continue\n```step\nid: probe\nuses: shell.run\non_failure: continue\nwith:\n  argv: ['false']\n```\n"
+        "# Continue\n```step\nid: probe\nuses: shell.run\non_failure: continue\n"
+        "with:\n  argv: ['false']\n```\n"
         "```step\nid: next\nuses: evidence.note\nwith:\n  text: reached\n```\n",
     )
     outcome = start_run(settings_for(home), path, {}, incident_id="inc-continue")
