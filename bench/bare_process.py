@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
-from run_overhead import bare_flow
+from run_overhead import bare_flow, run_bare
 
 if __name__ == "__main__":
     home, steps, incident = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-    asyncio.run(bare_flow(home, steps)(incident))
+    run_bare(bare_flow(home, steps), incident)

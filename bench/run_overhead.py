@@ -10,7 +10,6 @@ templating, argument validation and the fsynced evidence ledger. Prints the rati
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ def write_runbook(folder: Path, steps: int) -> Path:
                 f"```step\nid: comment{n}\nuses: jira.comment\nwith:\n"
                 f"  issue: '{{{{ steps.ticket.key }}}}'\n  body: 'step {n}'\n```\n"
             )
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "bench.md"
     path.write_text("".join(parts))
     return path
@@ -65,7 +65,7 @@ def bare_flow(home: Path, steps: int):
         return backends.tickets.comment(key, f"step {n}", f"{incident}:comment{n}")
 
     @flow(name="bench-bare", persist_result=False)
-    async def bare(incident: str) -> None:
+    def bare(incident: str) -> None:
         key = open_ticket(incident)
         for n in range(1, steps):
             (post if n % 2 else comment)(incident, key, n)
@@ -73,10 +73,23 @@ def bare_flow(home: Path, steps: int):
     return bare
 
 
+def run_bare(bare, incident: str) -> None:
+    """Run the baseline the way the engine runs its flows: sync, flow heartbeat off."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        bare(incident)
+
+
+def median(samples: list[float]) -> float:
+    return sorted(samples)[len(samples) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--small", type=int, default=5, help="steps of the short run (slope)")
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="runbook-bench-"))
@@ -84,34 +97,46 @@ def main() -> None:
     from flows.runner import start_run
     from flows.settings import Settings
 
-    runbook = write_runbook(work, args.steps)
     settings = Settings(home=work / "engine", prefect="external")
-    bare = bare_flow(work / "bare", args.steps)
+    sizes = (args.small, args.steps)
+    runbooks = {n: write_runbook(work / f"rb{n}", n) for n in sizes}
+    bares = {n: bare_flow(work / "bare", n) for n in sizes}
+    engine: dict[int, list[float]] = {n: [] for n in sizes}
+    bare: dict[int, list[float]] = {n: [] for n in sizes}
+    for n in sizes:  # warm both paths once: imports, flow and task registration
+        start_run(settings, runbooks[n], {}, incident_id=f"warm-engine-{n}")
+        run_bare(bares[n], f"warm-bare-{n}")
+    for r in range(args.rounds):  # interleaved, so machine noise hits both alike
+        for n in sizes:
+            started = time.perf_counter()
+            outcome = start_run(settings, runbooks[n], {}, incident_id=f"engine-{n}-{r}")
+            engine[n].append(time.perf_counter() - started)
+            assert outcome.status == "succeeded", outcome
+            started = time.perf_counter()
+            run_bare(bares[n], f"bare-{n}-{r}")
+            bare[n].append(time.perf_counter() - started)
 
-    engine_times: list[float] = []
-    bare_times: list[float] = []
-    # Warm both paths once (imports, flow registration), then interleave rounds.
-    start_run(settings, runbook, {}, incident_id="warm-engine")
-    asyncio.run(bare("warm-bare"))
-    for n in range(args.rounds):
-        started = time.perf_counter()
-        outcome = start_run(settings, runbook, {}, incident_id=f"engine-{n}")
-        engine_times.append(time.perf_counter() - started)
-        assert outcome.status == "succeeded", outcome
-        started = time.perf_counter()
-        asyncio.run(bare(f"bare-{n}"))
-        bare_times.append(time.perf_counter() - started)
-
-    per_engine = [t / args.steps for t in engine_times]
-    per_bare = [t / args.steps for t in bare_times]
-    engine_median = sorted(per_engine)[len(per_engine) // 2]
-    bare_median = sorted(per_bare)[len(per_bare) // 2]
-    print(f"steps per run: {args.steps}, rounds: {args.rounds}")
-    print(f"engine run        : {summary(engine_times)}")
-    print(f"bare Prefect run  : {summary(bare_times)}")
-    print(f"engine per step   : {summary(per_engine)}")
-    print(f"bare per step     : {summary(per_bare)}")
-    print(f"ratio engine/bare (median per step): {engine_median / bare_median:.3f}")
+    big, small = args.steps, args.small
+    print(f"rounds: {args.rounds}; runs of {small} and {big} steps")
+    for n in sizes:
+        print(f"engine run, {n:>2} steps   : {summary(engine[n])}")
+        print(f"bare Prefect, {n:>2} steps : {summary(bare[n])}")
+    whole = (median(engine[big]) / big) / (median(bare[big]) / big)
+    engine_step = (median(engine[big]) - median(engine[small])) / (big - small)
+    bare_step = (median(bare[big]) - median(bare[small])) / (big - small)
+    print(
+        f"per step, whole {big}-step run: engine {median(engine[big]) / big * 1000:.1f} ms,"
+        f" bare {median(bare[big]) / big * 1000:.1f} ms, ratio {whole:.3f}"
+    )
+    print(
+        f"per step, marginal ({small}->{big} steps): engine {engine_step * 1000:.1f} ms,"
+        f" bare {bare_step * 1000:.1f} ms, ratio {engine_step / bare_step:.3f}"
+    )
+    fixed_engine = median(engine[small]) - small * engine_step
+    fixed_bare = median(bare[small]) - small * bare_step
+    print(
+        f"fixed cost per run: engine {fixed_engine * 1000:.0f} ms, bare {fixed_bare * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ heartbeats here: the ledger says which step a killed run reached, and `runbook r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,25 +24,44 @@ from flows.execute import Execution, RunOutcome, execute
 from flows.model import Step
 
 
-def step_task(runbook_id: str, step: Step, act: Callable[[], Mapping[str, Any]]) -> Task:
-    """The Prefect task for one step, named after it and carrying its retries and timeout."""
-    spec = step.spec
+def _invoke(act: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
+    return act()
+
+
+@functools.lru_cache(maxsize=1024)
+def _task_for(
+    runbook_id: str, step_id: str, uses: str, retries: int, delay: float, timeout: float | None
+) -> Task:
+    # Building a Prefect Task costs milliseconds (it inspects and hashes its function); a step's
+    # task is the same for every run, so it is built once per process and reused.
     return Task(
-        fn=act,
-        name=step.id,
-        task_run_name=step.id,
-        retries=spec.retries,
-        retry_delay_seconds=spec.retry_delay_s,
-        timeout_seconds=spec.timeout_s,
-        tags=[f"runbook:{runbook_id}", f"action:{spec.uses}"],
+        fn=_invoke,
+        name=step_id,
+        task_run_name=step_id,
+        retries=retries,
+        retry_delay_seconds=delay,
+        timeout_seconds=timeout,
+        tags=[f"runbook:{runbook_id}", f"action:{uses}"],
         cache_policy=NO_CACHE,
         persist_result=False,
     )
 
 
+def step_task(runbook_id: str, step: Step) -> Task:
+    """The Prefect task for one step, named after it and carrying its retries and timeout.
+
+    Its one parameter is the step's action thunk: Prefect never stores task parameters
+    (results are not persisted), so rendered arguments and secrets stay in this process.
+    """
+    spec = step.spec
+    return _task_for(
+        runbook_id, step.id, spec.uses, spec.retries, spec.retry_delay_s, spec.timeout_s
+    )
+
+
 def _call_as_task(runbook_id: str) -> Callable[[Step, Callable[[], Mapping[str, Any]]], Any]:
     def call(step: Step, act: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
-        return step_task(runbook_id, step, act)()
+        return step_task(runbook_id, step)(act)
 
     return call
 

@@ -125,8 +125,15 @@ class _Walk:
         item = self.run.plan.runbook.item(item_id)
         return status == "failed" and isinstance(item, Step) and item.spec.on_failure == "continue"
 
-    def record(self, event: str, item: str | None, data: Mapping[str, Any], actor: str = "engine"):
-        return self.run.ledger.record(event, step=item, actor=actor, data=data)
+    def record(
+        self,
+        event: str,
+        item: str | None,
+        data: Mapping[str, Any],
+        actor: str = "engine",
+        durable: bool = True,
+    ) -> Mapping[str, Any]:
+        return self.run.ledger.record(event, step=item, actor=actor, data=data, durable=durable)
 
 
 def _read(run: Execution) -> list[dict[str, Any]]:
@@ -184,10 +191,12 @@ def _run_step(walk: _Walk, step: Step) -> bool:
     except (TemplateFailure, ValidationError) as error:
         return _fail(walk, step, _describe(error))
 
+    # Not fsynced on its own: the step's outcome record, fsynced, carries it to disk.
     walk.record(
         "step.started",
         step.id,
         {"uses": spec.uses, "title": step.title, "with": args.model_dump(mode="json")},
+        durable=False,
     )
     walk.statuses[step.id] = "running"
     attempts = {"n": 0}

@@ -162,14 +162,16 @@ class FsyncSink:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.written = 0
+        self.durable = True
 
     def msg(self, line: str) -> None:
-        """Append one line and wait until it is on disk."""
+        """Append one line and, when durable, wait until it is on disk."""
         payload = (line + "\n").encode()
         self.written = os.write(self.fd, payload)
         if self.written != len(payload):
             raise OSError(f"short write to the ledger: {self.written} of {len(payload)} bytes")
-        os.fsync(self.fd)
+        if self.durable:
+            os.fsync(self.fd)
 
 
 # -- the ledger ------------------------------------------------------------------------------
@@ -238,8 +240,14 @@ class Ledger:
         step: str | None = None,
         actor: str = "engine",
         data: Mapping[str, Any] = _NO_DATA,
+        durable: bool = True,
     ) -> dict[str, Any]:
-        """Append one record, fsynced before returning; return it as written (redacted)."""
+        """Append one record, fsynced before returning; return it as written (redacted).
+
+        `durable=False` skips the fsync for records that announce rather than conclude (a step
+        starting): the next durable record's fsync carries them to disk too, and until then
+        the head does not count them, so a power loss can only drop them, never fake a cut.
+        """
         if self._closed:
             raise ValueError(f"the ledger in {self.folder} is closed")
         if not _EVENT_NAME.match(event):
@@ -249,8 +257,11 @@ class Ledger:
             # under the lock, is the only truth about where the chain continues.
             head = self._settle(self._read_head())
             self._chain.seq, self._chain.prev = head.count + 1, head.hash
+            self._sink.durable = durable
             self._log.msg(event, step=step, actor=actor, data=data)
             record = self._chain.last
+            if not durable:
+                return record
             # The line is fsynced, the head only written to the page cache: a second fsync would
             # halve throughput, and the head may safely lag. After a power loss a lagging head
             # means the records past it are accepted when they chain (verify_ledger and `_settle`
@@ -355,12 +366,20 @@ class Ledger:
                 f"{LEDGER_FILE} is {size} bytes but {HEAD_FILE} says {head.size} (tail truncated?)"
             )
         tail = os.pread(self._ledger_fd, size - head.size, head.size)
+        if not tail.endswith(b"\n"):
+            # A torn line past the head is a record whose write a crash interrupted: record()
+            # never returned for it, so nobody was told it exists. Cut it, then go on.
+            whole = tail.rfind(b"\n") + 1
+            os.ftruncate(self._ledger_fd, head.size + whole)
+            tail, size = tail[:whole], head.size + whole
+            if not tail:
+                return head
         records, problem = _check_records(tail, head.count + 1, head.hash)
         if problem is not None:
             raise self._refusal(problem)
-        settled = _Head(records[-1]["seq"], records[-1]["hash"], size)
-        self._write_head(settled)
-        return settled
+        # Not written back here: only a durable append moves the head, so the head never counts
+        # a record that might not be on disk yet.
+        return _Head(records[-1]["seq"], records[-1]["hash"], size)
 
     def _refusal(self, message: str) -> RunbookError:
         return RunbookError(

@@ -377,13 +377,39 @@ def test_appending_to_a_truncated_ledger_is_refused(tmp_path: Path) -> None:
         ledger.record(NOTE)
 
 
-def test_appending_after_a_torn_line_is_refused(tmp_path: Path) -> None:
-    """A writer does not append behind a partial record a crash or an edit left behind."""
+def test_a_torn_line_past_the_head_is_cut_before_appending(tmp_path: Path) -> None:
+    """A partial record no head counts (its write never returned) is cut, then the chain goes on."""
     folder = write_ledger(tmp_path)
     with (folder / LEDGER_FILE).open("ab") as ledger_file:
         ledger_file.write(b'{"seq":6,"ts":')
-    with Ledger(folder, "INC-1", RUNBOOK) as ledger, pytest.raises(RunbookError, match="record 6"):
+    assert not verify_ledger(folder).ok
+    with Ledger(folder, "INC-1", RUNBOOK) as ledger:
+        assert ledger.record(NOTE)["seq"] == 6
+    assert verify_ledger(folder).ok
+    assert verify_ledger(folder).count == 6
+
+
+def test_a_torn_line_inside_the_counted_records_is_refused(tmp_path: Path) -> None:
+    """Cutting into a record the head counts is truncation, and the writer refuses to go on."""
+    folder = write_ledger(tmp_path)
+    data = (folder / LEDGER_FILE).read_bytes()
+    (folder / LEDGER_FILE).write_bytes(data[:-20])
+    with Ledger(folder, "INC-1", RUNBOOK) as ledger, pytest.raises(RunbookError, match="trunc"):
         ledger.record(NOTE)
+
+
+def test_non_durable_records_are_not_counted_by_the_head_until_a_durable_one(
+    tmp_path: Path,
+) -> None:
+    """A record written with durable=False is chained but only headed by the next durable one."""
+    folder = tmp_path / "ledger"
+    with Ledger(folder, "INC-1", RUNBOOK) as ledger:
+        ledger.record(RUN_STARTED)
+        ledger.record(STEP_STARTED, step="a", durable=False)
+        assert json.loads((folder / HEAD_FILE).read_text())["count"] == 1
+        ledger.record(NOTE, step="a")
+        assert json.loads((folder / HEAD_FILE).read_text())["count"] == 3
+    assert verify_ledger(folder).ok
 
 
 def test_opening_a_ledger_without_its_head_is_refused(tmp_path: Path) -> None:
