@@ -7,6 +7,7 @@ key returns what the first call made instead of making it again.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -34,6 +35,9 @@ class NewTicket(BaseModel):
     issue_type: str = "Task"
     priority: str | None = None
     labels: tuple[str, ...] = ()
+    components: tuple[str, ...] = ()
+    custom_fields: dict[str, Any] = {}
+    """Custom fields by their display name (e.g. "Severity"); backends resolve the field ids."""
     incident: str = ""
 
 
@@ -63,6 +67,18 @@ class TicketSystem(Protocol):
         """Move a ticket to the named status; moving it to the status it has is a no-op."""
         ...
 
+    def attach(self, issue: str, path: Path, dedupe_key: str) -> str:
+        """Attach a file (once per `dedupe_key`) and return the attachment id."""
+        ...
+
+    def link(self, issue: str, url: str, title: str, dedupe_key: str) -> str:
+        """Add a remote link (once per `dedupe_key`) and return its id."""
+        ...
+
+    def check(self) -> str:
+        """Check the connection and credentials; return who we are connected as, and where."""
+        ...
+
 
 class ChatSystem(Protocol):
     """What the engine needs from a chat system (Slack or the local outbox)."""
@@ -80,8 +96,27 @@ class ChatSystem(Protocol):
         """Post a message, or return the one already posted under `dedupe_key`."""
         ...
 
+    def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> ChatMessage:
+        """Replace the text (and blocks) of a message posted earlier."""
+        ...
+
     def create_channel(
-        self, name: str, dedupe_key: str, topic: str = "", invite: tuple[str, ...] = ()
+        self,
+        name: str,
+        dedupe_key: str,
+        topic: str = "",
+        invite: tuple[str, ...] = (),
+        bookmark: tuple[str, str] | None = None,
     ) -> str:
-        """Create a channel (or find the one made under `dedupe_key`) and return its id."""
+        """Create a channel (or find the one made under `dedupe_key` or with this name).
+
+        `invite` holds user ids, `@handles` or `@user-group` handles; `bookmark` is a
+        (title, url) pair pinned to the channel. Returns the channel id.
+        """
+        ...
+
+    def check(self) -> str:
+        """Check the connection and credentials; return who we are connected as, and where."""
         ...
