@@ -1,0 +1,55 @@
+"""A local map from idempotency keys (incident:step) to what a remote system made for them.
+
+Remote systems without idempotency keys (Jira, Slack) are checked twice before acting: here
+first, then in the system itself (a dedupe label, message metadata). This map makes the common
+case (a resumed run) one local lookup instead of a remote search.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+class IdempotencyMap:
+    """SQLite-backed `(system, key) -> JSON value`; safe across threads and processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS made ("
+                " system TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+                " PRIMARY KEY (system, key))"
+            )
+
+    def get(self, system: str, key: str) -> dict[str, Any] | None:
+        """What was made under this key, or None."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT value FROM made WHERE system = ? AND key = ?", (system, key)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, system: str, key: str, value: dict[str, Any]) -> None:
+        """Remember what was made under this key (the first value wins)."""
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO made (system, key, value) VALUES (?, ?, ?)",
+                (system, key, json.dumps(value, sort_keys=True)),
+            )
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            yield conn
+        finally:
+            conn.close()

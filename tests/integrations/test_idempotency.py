@@ -1,0 +1,24 @@
+"""The local idempotency map: first value wins, survives reopening, separates systems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from integrations.idempotency import IdempotencyMap
+
+
+def test_first_value_wins_and_survives_reopening(tmp_path: Path) -> None:
+    """A second put for the same key is ignored, and a new map on the file sees the first."""
+    made = IdempotencyMap(tmp_path / "made.db")
+    made.put("jira", "inc:ticket", {"key": "SEC-1"})
+    made.put("jira", "inc:ticket", {"key": "SEC-2"})
+    assert IdempotencyMap(tmp_path / "made.db").get("jira", "inc:ticket") == {"key": "SEC-1"}
+
+
+def test_systems_do_not_share_keys(tmp_path: Path) -> None:
+    """The same key under two systems maps to two values; unknown keys map to None."""
+    made = IdempotencyMap(tmp_path / "made.db")
+    made.put("jira", "k", {"key": "SEC-1"})
+    made.put("slack", "k", {"ts": "1.2"})
+    assert made.get("slack", "k") == {"ts": "1.2"}
+    assert made.get("jira", "other") is None
