@@ -42,6 +42,12 @@ class ActionContext:
     attempt: int = 1
     redact: Callable[[str], str] = field(default=lambda text: text)
     """Masks the run's known secrets; actions apply it to anything people will read (chat)."""
+    severity: str = ""
+    brief: str = ""
+    """Markdown: the runbook's title, severity, inputs and opening prose, for ticket bodies."""
+    evidence_dir: Path | None = None
+    timeline: Callable[[], str] = field(default=lambda: "")
+    """Plain text: the incident's steps and gates so far, from the ledger (for comments)."""
 
     @property
     def dedupe_key(self) -> str:

@@ -1,18 +1,27 @@
-"""One typed settings object, read once from the environment and handed down."""
+"""One typed settings object, read once from the environment (and `runbook.toml`), handed down."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from integrations.config import SLACK_API_URL, JiraConfig, SlackConfig
 
 
 class Settings(BaseSettings):
-    """Engine settings: `RUNBOOK_*` environment variables (the environment wins over defaults)."""
+    """Engine settings: `RUNBOOK_*` environment variables, then `runbook.toml`, then defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="RUNBOOK_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="RUNBOOK_", extra="ignore", frozen=True, toml_file="runbook.toml"
+    )
 
     home: Path = Field(
         default=Path(".runbook"), description="Where incidents, tickets and the outbox live."
@@ -27,11 +36,50 @@ class Settings(BaseSettings):
     )
     prefect_ui: bool = Field(default=False, description="Serve Prefect's UI from the local server.")
 
+    jira_url: str | None = Field(default=None, description="Jira base URL; unset = local store.")
+    jira_user: str | None = Field(default=None, description="Jira Cloud account email.")
+    jira_token: SecretStr | None = Field(default=None, description="Jira Cloud API token.")
+    jira_pat: SecretStr | None = Field(default=None, description="Jira Server/DC access token.")
+
+    slack_bot_token: SecretStr | None = Field(
+        default=None, description="Slack bot token; unset = local outbox."
+    )
+    slack_api_url: str = Field(default=SLACK_API_URL, description="Slack Web API base URL.")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="Verifies requests from Slack (slash commands, buttons)."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over runbook.toml, which wins over the defaults.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
     @property
     def incidents_dir(self) -> Path:
         return self.home / "incidents"
 
+    def jira(self) -> JiraConfig | None:
+        """Jira connection settings, or None to use the local ticket store."""
+        if not self.jira_url:
+            return None
+        return JiraConfig(
+            url=self.jira_url, user=self.jira_user, token=self.jira_token, pat=self.jira_pat
+        )
+
+    def slack(self) -> SlackConfig | None:
+        """Slack connection settings, or None to use the local outbox."""
+        if self.slack_bot_token is None:
+            return None
+        return SlackConfig(bot_token=self.slack_bot_token, api_url=self.slack_api_url)
+
 
 def load_settings() -> Settings:
-    """Read the settings from the environment."""
+    """Read the settings from the environment and `runbook.toml` in the working directory."""
     return Settings()

@@ -1,0 +1,33 @@
+"""Connection settings of the real backends, as typed models with secrets kept as SecretStr."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+SLACK_API_URL = "https://slack.com/api/"
+
+
+class JiraConfig(BaseModel):
+    """Jira Cloud (email + API token) or Server/Data Center (personal access token)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str = Field(description="Base URL, e.g. https://example.atlassian.net")
+    user: str | None = Field(default=None, description="Cloud: the account's email.")
+    token: SecretStr | None = Field(default=None, description="Cloud: an API token.")
+    pat: SecretStr | None = Field(default=None, description="Server/DC: a personal access token.")
+    timeout_s: float = Field(default=20.0, description="Per-request timeout.")
+    max_retry_wait_s: float = Field(
+        default=300.0, description="Longest Retry-After the engine will wait out before failing."
+    )
+
+
+class SlackConfig(BaseModel):
+    """A Slack app's bot token, and where the Web API is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bot_token: SecretStr = Field(description="Bot token (xoxb-...).")
+    api_url: str = Field(default=SLACK_API_URL, description="Web API base URL.")
+    timeout_s: float = Field(default=20.0, description="Per-request timeout.")
+    max_rate_limit_retries: int = Field(default=5, description="429 retries per call.")
