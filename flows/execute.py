@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from flows.actions import Action, ActionContext, ActionRegistry
+from flows.brief import incident_brief, timeline_text
 from flows.incident import Incident
 from flows.ledger import Ledger
 from flows.model import Gate, Step
@@ -108,6 +109,8 @@ class _Walk:
         self.statuses: dict[str, str] = dict(progress.statuses)
         self.outputs: dict[str, Any] = {k: dict(v) for k, v in progress.outputs.items()}
         self.error: str | None = None
+        shown_inputs, _ = run.redactor.redact(run.inputs)
+        self.brief = incident_brief(run.plan.runbook, run.incident.id, shown_inputs)
 
     def template_context(self) -> dict[str, Any]:
         run = self.run
@@ -216,6 +219,10 @@ def _run_step(walk: _Walk, step: Step) -> bool:
             drill=run.incident.drill,
             attempt=attempts["n"],
             redact=lambda text: run.redactor.redact(text)[0],
+            severity=run.plan.runbook.meta.severity,
+            brief=walk.brief,
+            evidence_dir=run.evidence,
+            timeline=lambda: timeline_text(_read(run)),
         )
         try:
             return dict(action.run(args, context))

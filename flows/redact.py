@@ -17,19 +17,30 @@ MIN_SECRET_LENGTH = 4
 """Shorter known values are ignored: redacting every "abc" or "1" would shred the evidence."""
 _KEY_CACHE_SIZE = 4096
 
-_SECRET_KEY_WORDS = (
-    "token",
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "apikey",
-    "authorization",
-    "cookie",
-    "privatekey",
-    "credential",
+# A key names a secret when its LAST word does ("api_token", "X-Api-Key", "clientSecret"), not
+# when a secret word appears anywhere: "secret_kind" or "credential-leak-..." name no secret.
+_SECRET_LAST_WORDS = frozenset(
+    {
+        "token",
+        "tokens",
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "secrets",
+        "apikey",
+        "authorization",
+        "cookie",
+        "credential",
+        "credentials",
+        "privatekey",
+        "pat",
+    }
 )
-_KEY_SEPARATORS = re.compile(r"[-_.\s]")
+_SECRET_LAST_PAIRS = frozenset({"apikey", "privatekey", "secretkey", "accesskey", "signingkey"})
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_KEY_SEPARATORS = re.compile(r"[-_.\s]+")
 
 # Checked first, on its own: a PEM block spans lines and spaces, which the one-pass scan below
 # treats as ends of values.
@@ -66,8 +77,10 @@ _SCAN = re.compile(
 @functools.lru_cache(maxsize=4096)
 def is_secret_key(name: str) -> bool:
     """True when a mapping key names a secret (`X-Api-Key`, `client_secret`, `Set-Cookie`)."""
-    folded = _KEY_SEPARATORS.sub("", name).lower()
-    return any(word in folded for word in _SECRET_KEY_WORDS)
+    words = [w for w in _KEY_SEPARATORS.split(_CAMEL.sub("_", name).lower()) if w]
+    if not words:
+        return False
+    return words[-1] in _SECRET_LAST_WORDS or "".join(words[-2:]) in _SECRET_LAST_PAIRS
 
 
 def _looks_like_credential(text: str) -> bool:
@@ -101,6 +114,11 @@ def _scan(text: str) -> tuple[str, int]:
             count += found
             return head + credential
         value = match.group("value")
+        if not is_secret_key(match.group("key")):
+            # "credential-leak-20261126: api down" names no secret; its value may hold one.
+            rest, found = _scan(value)
+            count += found
+            return match.group("key") + match.group("sep") + rest
         quote = value[0] if value[0] in "\"'" else ""
         if value.strip(quote).endswith(REDACTED):
             return match.group(0)

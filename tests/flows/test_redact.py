@@ -189,3 +189,28 @@ def test_long_unbroken_text_is_scanned_in_linear_time(text: str) -> None:
     start = time.perf_counter()
     Redactor(secrets=["known-secret-1"]).redact(text)
     assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("api_token", True),
+        ("X-Api-Key", True),
+        ("clientSecret", True),
+        ("Set-Cookie", True),
+        ("secret_kind", False),
+        ("password_hash", False),
+        ("ticket_key", False),
+    ],
+)
+def test_a_key_is_secret_when_its_last_word_names_a_secret(key: str, secret: bool) -> None:
+    """Only keys ending in a secret word hide their values; `secret_kind` stays readable."""
+    assert is_secret_key(key) is secret
+
+
+def test_incident_ids_containing_secret_words_are_not_taken_for_keys() -> None:
+    """`credential-leak-...: text` keeps its text, while real key=value secrets in it go."""
+    text = "credential-leak-20261126-1a2b: rotated, token=abc123def456"
+    redacted, count = Redactor().redact(text)
+    assert redacted == "credential-leak-20261126-1a2b: rotated, token=[REDACTED]"
+    assert count == 1
