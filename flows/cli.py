@@ -110,6 +110,16 @@ def schema() -> int:
     return EXIT_OK
 
 
+@app.command
+def actions() -> int:
+    """Print the actions reference (Markdown): every action, its arguments and outputs."""
+    from flows.actions import default_registry
+    from flows.reference import actions_reference
+
+    print(actions_reference(default_registry()), end="")
+    return EXIT_OK
+
+
 @app.command(name="list")
 def list_runbooks(folder: Path = Path("runbooks")) -> int:
     """List runbooks with id, kind, severity and triggers."""
