@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
@@ -29,9 +30,10 @@ def main() -> None:
         source = sources[n % len(sources)]
         text = source.read_text()
         original = text.split("\nid: ", 1)[1].split("\n", 1)[0]
-        (folder / f"{n:03d}-{source.name}").write_text(
-            text.replace(f"\nid: {original}\n", f"\nid: {original}-{n}\n", 1)
-        )
+        # Ids and Slack commands must be unique across a library: give each copy its own.
+        text = text.replace(f"\nid: {original}\n", f"\nid: {original}-{n}\n", 1)
+        text = re.sub(r"(command:\s*)([\w-]+)", rf"\g<1>\g<2>-{n}", text, count=1)
+        (folder / f"{n:03d}-{source.name}").write_text(text)
     times = []
     for _ in range(args.rounds):
         started = time.perf_counter()

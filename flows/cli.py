@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from cyclopts import App, Parameter
 from cyclopts.exceptions import CycloptsError
 
 from flows.errors import RunbookError
-from flows.model import Gate
-from flows.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # imported lazily: `validate` must start fast
+    from flows.model import Gate
+    from flows.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
 EXIT_BY_STATUS = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "waiting": EXIT_WAITING}
@@ -27,6 +29,12 @@ evidence_app = App(name="evidence", help="Inspect and verify incident evidence."
 server_app = App(name="server", help="The local Prefect server the engine starts and reuses.")
 app.command(evidence_app)
 app.command(server_app)
+
+
+def _settings() -> Settings:
+    from flows.settings import load_settings
+
+    return load_settings()
 
 
 def _err(text: str) -> None:
@@ -162,7 +170,7 @@ def run(
     """Run a runbook for a new incident (or the given --incident); waits at manual gates."""
     from flows.inputs import parse_assignments
 
-    settings = load_settings()
+    settings = _settings()
     given = parse_assignments(input or [])
     from flows.actions import default_registry
     from flows.runner import load_plan  # fail on an invalid runbook before starting Prefect
@@ -188,7 +196,7 @@ def resume(
     """Continue an incident from its first unfinished step."""
     from flows.inputs import parse_assignments
 
-    settings = load_settings()
+    settings = _settings()
     given = parse_assignments(input or [])
     _prepare_prefect(settings)
     from flows.runner import resume_run
@@ -202,7 +210,7 @@ def ack(incident: str, gate: str, *, by: str, note: str = "") -> int:
     """Acknowledge a manual gate of an incident (who and any note go into the evidence)."""
     from flows.runner import acknowledge_gate
 
-    if acknowledge_gate(load_settings(), incident, gate, by, note):
+    if acknowledge_gate(_settings(), incident, gate, by, note):
         print(
             f"gate {gate!r} of {incident} acknowledged by {by}; continue with: "
             f"runbook resume {incident}"
@@ -217,7 +225,7 @@ def tickets() -> int:
     """List tickets in the local ticket store: key, summary, status and incident."""
     from integrations.jira.local import LocalTicketStore
 
-    settings = load_settings()
+    settings = _settings()
     store = LocalTicketStore(settings.home / "tickets.db")
     rows = [("KEY", "STATUS", "INCIDENT", "SUMMARY")]
     rows += [(t.key, t.status, t.incident, t.summary) for t in store.list_tickets()]
@@ -244,7 +252,7 @@ def verify(target: str) -> int:
     """Verify a ledger (incident id or folder): exit 0 if intact, 1 naming the first bad record."""
     from flows.ledger import verify_ledger
 
-    folder = _evidence_folder(load_settings(), target)
+    folder = _evidence_folder(_settings(), target)
     result = verify_ledger(folder)
     if result.ok:
         print(f"ok: {result.count} records, chain intact, head {result.head_hash}")
@@ -259,7 +267,7 @@ def list_evidence() -> int:
     from flows.incident import list_incidents
     from flows.ledger import read_records
 
-    settings = load_settings()
+    settings = _settings()
     for incident in list_incidents(settings.incidents_dir):
         records = read_records(settings.incidents_dir / incident.id)
         finished = [r for r in records if r.get("event") == "run.finished"]
@@ -274,7 +282,7 @@ def show(incident: str) -> int:
     """Print an incident's timeline from its ledger."""
     from flows.ledger import read_records
 
-    folder = _evidence_folder(load_settings(), incident)
+    folder = _evidence_folder(_settings(), incident)
     for record in read_records(folder):
         step = record.get("step") or "-"
         data = record.get("data") or {}
@@ -291,7 +299,7 @@ def start() -> int:
     """Start the local Prefect server (or report the running one)."""
     from flows.prefect_server import start_server
 
-    settings = load_settings()
+    settings = _settings()
     info = start_server(settings.home, ui=settings.prefect_ui)
     print(f"local Prefect server at {info.url} (pid {info.pid})")
     return EXIT_OK
@@ -302,7 +310,7 @@ def stop() -> int:
     """Stop the local Prefect server."""
     from flows.prefect_server import stop_server
 
-    print("stopped" if stop_server(load_settings().home) else "no local server was running")
+    print("stopped" if stop_server(_settings().home) else "no local server was running")
     return EXIT_OK
 
 
@@ -311,7 +319,7 @@ def status() -> int:
     """Say whether the local Prefect server runs, and where."""
     from flows.prefect_server import read_server
 
-    info = read_server(load_settings().home)
+    info = read_server(_settings().home)
     print(f"running at {info.url} (pid {info.pid})" if info else "not running")
     return EXIT_OK if info else EXIT_FAILED
 

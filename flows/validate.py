@@ -7,7 +7,10 @@ Nothing here imports Prefect, so validating stays fast.
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,23 +37,52 @@ def validate_paths(
     paths: Iterable[Path], registry: ActionRegistry
 ) -> tuple[list[Runbook], list[Problem]]:
     """Parse and check every runbook file under `paths`: the valid runbooks and all problems."""
+    files = find_runbook_files(paths)
     runbooks: list[Runbook] = []
     problems: list[Problem] = []
-    for path in find_runbook_files(paths):
-        try:
-            runbook = parse_runbook(path)
-        except RunbookError as error:
-            problems.extend(error.problems)
-            continue
-        found = check_runbook(runbook, registry)
+    for runbook, found in _checked_files(files, registry):
         problems.extend(found)
-        if not found:
+        if runbook is not None and not found:
             runbooks.append(runbook)
     clashes = _library_clashes(runbooks)
     problems.extend(clashes)
     clashing = {str(problem.path) for problem in clashes}
     problems.sort(key=lambda problem: (str(problem.path), problem.line))
     return [r for r in runbooks if str(r.path) not in clashing], problems
+
+
+PARALLEL_FROM = 64
+"""Libraries at least this large are checked on every core: parsing is CPU-bound."""
+
+
+def _check_file(path: Path, registry: ActionRegistry) -> tuple[Runbook | None, list[Problem]]:
+    try:
+        runbook = parse_runbook(path)
+    except RunbookError as error:
+        return None, error.problems
+    return runbook, check_runbook(runbook, registry)
+
+
+def _check_chunk(
+    files: list[Path], registry: ActionRegistry
+) -> list[tuple[Runbook | None, list[Problem]]]:
+    return [_check_file(path, registry) for path in files]
+
+
+def _checked_files(
+    files: list[Path], registry: ActionRegistry
+) -> list[tuple[Runbook | None, list[Problem]]]:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if len(files) < PARALLEL_FROM or cores < 2 or "fork" not in mp.get_all_start_methods():
+        return _check_chunk(files, registry)
+    # Forked workers inherit the imports and the registry; each takes an equal slice.
+    chunks = [files[i::cores] for i in range(cores)]
+    with ProcessPoolExecutor(cores, mp_context=mp.get_context("fork")) as pool:
+        results = list(pool.map(_check_chunk, chunks, [registry] * cores))
+    ordered: dict[Path, tuple[Runbook | None, list[Problem]]] = {}
+    for chunk, result in zip(chunks, results, strict=True):
+        ordered.update(zip(chunk, result, strict=True))
+    return [ordered[path] for path in files]
 
 
 def check_runbook(runbook: Runbook, registry: ActionRegistry) -> list[Problem]:
