@@ -51,14 +51,17 @@ class TerminalResponder:
         for item in gate.items:
             _err(f"   [ ] {item}")
         _err("Acknowledge when every item is done. Leave the name empty to stop and wait.")
-        try:
-            by = input("Acknowledged by: ").strip()
-            if not by:
-                return None
-            note = input("Note (optional): ").strip()
-        except EOFError:
+        by = _ask("Acknowledged by: ")
+        if not by:
             return None
-        return GateAnswer(by=by, note=note, via="terminal")
+        return GateAnswer(by=by, note=_ask("Note (optional): "), via="terminal")
+
+
+def _ask(prompt: str) -> str:
+    # Prompts go to stderr, like every other message, so stdout stays the run's JSON outcome.
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    return sys.stdin.readline().strip()
 
 
 def _responder(no_input: bool) -> object | None:
