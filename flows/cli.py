@@ -297,6 +297,31 @@ def show(incident: str) -> int:
     return EXIT_OK
 
 
+@app.command
+def doctor() -> int:
+    """Say which backend each integration uses and check its credentials."""
+    from flows.prefect_server import read_server
+    from integrations.backends import select_backends
+
+    settings = _settings()
+    print(f"home      {settings.home.resolve()}")
+    server = read_server(settings.home)
+    if settings.prefect == "local-server":
+        where = f"running at {server.url}" if server else "starts on the first run"
+        print(f"prefect   local server, {where}")
+    else:
+        print(f"prefect   {settings.prefect}")
+    backends = select_backends(settings.home, settings.jira(), settings.slack(), echo=None)
+    healthy = True
+    for label, system in (("tickets", backends.tickets), ("chat", backends.chat)):
+        try:
+            print(f"{label:<9} ok: {system.check()}")
+        except Exception as error:  # every failure is reported, then doctor exits 1
+            healthy = False
+            print(f"{label:<9} FAILED: {error}")
+    return EXIT_OK if healthy else EXIT_FAILED
+
+
 @server_app.command
 def start() -> int:
     """Start the local Prefect server (or report the running one)."""

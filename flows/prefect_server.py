@@ -26,7 +26,7 @@ from flows.errors import RunbookError
 
 START_TIMEOUT_S = 120.0
 
-# Cheaper server defaults for a single-machine install (measured in ../docs/deploying.md):
+# Cheaper server defaults for a single-machine install (why: docs/deploying.md):
 # bigger write batches keep SQLite from locking under step bursts; services a local
 # install does not use are off.
 SERVER_ENV = {

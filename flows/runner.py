@@ -29,14 +29,14 @@ from flows.progress import progress_from_records
 from flows.redact import Redactor
 from flows.settings import Settings
 from flows.validate import check_runbook
-from integrations.backends import Backends, local_backends
+from integrations.backends import Backends, select_backends
 
 BackendFactory = Callable[[Settings], Backends]
 
 
 def default_backends(settings: Settings) -> Backends:
-    """The backends for this install: the embedded local ones unless configured otherwise."""
-    return local_backends(settings.home)
+    """The backends for this install: Jira and Slack where configured, local ones otherwise."""
+    return select_backends(settings.home, settings.jira(), settings.slack())
 
 
 def load_plan(path: Path, registry: ActionRegistry) -> Plan:

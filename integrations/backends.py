@@ -1,13 +1,20 @@
-"""The backends a run acts through: which ticket and chat systems the actions reach."""
+"""The backends a run acts through: which ticket and chat systems the actions reach.
+
+Each system is chosen on its own: Jira when it is configured, else the local ticket store;
+Slack when a bot token is set, else the local outbox. The SDKs are imported only when used.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from integrations.config import JiraConfig, SlackConfig
 from integrations.jira.local import LocalTicketStore
 from integrations.protocols import ChatSystem, TicketSystem
 from integrations.slack.local import Echo, LocalOutbox, echo_to_stderr
+
+IDEMPOTENCY_DB = "idempotency.db"
 
 
 @dataclass(frozen=True)
@@ -24,3 +31,27 @@ def local_backends(home: Path, echo: Echo | None = echo_to_stderr) -> Backends:
         tickets=LocalTicketStore(home / "tickets.db"),
         chat=LocalOutbox(home / "outbox.jsonl", echo=echo),
     )
+
+
+def select_backends(
+    home: Path,
+    jira: JiraConfig | None,
+    slack: SlackConfig | None,
+    echo: Echo | None = echo_to_stderr,
+) -> Backends:
+    """Real Jira and Slack where configured, the local backends otherwise."""
+    from integrations.idempotency import IdempotencyMap
+
+    local = local_backends(home, echo=echo)
+    made = IdempotencyMap(home / IDEMPOTENCY_DB) if (jira or slack) else None
+    tickets: TicketSystem = local.tickets
+    chat: ChatSystem = local.chat
+    if jira is not None and made is not None:
+        from integrations.jira.rest import JiraTickets
+
+        tickets = JiraTickets(jira, made)
+    if slack is not None and made is not None:
+        from integrations.slack.web import SlackChat
+
+        chat = SlackChat(slack, made)
+    return Backends(tickets=tickets, chat=chat)

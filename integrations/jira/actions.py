@@ -1,4 +1,4 @@
-"""The `jira.*` actions: open, comment on and move tickets in the run's ticket system.
+"""The `jira.*` actions: open, comment on, move, attach to and link tickets in the run's system.
 
 They act through `ctx.tickets`, so the same step reaches Jira, the local store or a drill sandbox.
 People read tickets: text written to them passes through `ctx.redact` first.
@@ -6,7 +6,8 @@ People read tickets: text written to them passes through `ctx.redact` first.
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +18,14 @@ from integrations.protocols import NewTicket
 
 PROJECT_KEY = r"^[A-Z][A-Z0-9_]*$"
 ISSUE_KEY = r"^[A-Z][A-Z0-9_]*-[0-9]+$"
+ISSUE_HELP = "Key of the ticket, e.g. `{{ steps.ticket.key }}` (the `key` output of step `ticket`)."
+PRIORITY_BY_SEVERITY = {
+    "sev1": "Highest",
+    "sev2": "High",
+    "sev3": "Medium",
+    "sev4": "Low",
+    "sev5": "Lowest",
+}
 
 Label = Annotated[str, Field(pattern=r"^\S+$")]
 
@@ -30,15 +39,29 @@ class CreateIssueArgs(BaseModel):
     summary: str = Field(
         min_length=1, max_length=255, description="One-line title (Jira allows 255 characters)."
     )
-    description: str = Field(default="", description="Body of the ticket.")
+    description: str = Field(
+        default="",
+        description="Body of the ticket; empty uses the incident brief (runbook, inputs, prose).",
+    )
     issue_type: str = Field(
         default="Task", min_length=1, description="Issue type name, e.g. `Task`, `Bug`, `Incident`."
     )
     priority: str | None = Field(
-        default=None, description="Priority name, e.g. `Highest`; empty keeps the project default."
+        default=None,
+        description=(
+            "Priority name, e.g. `Highest`; empty follows the runbook's severity"
+            " (sev1 Highest, sev2 High, sev3 Medium, sev4 Low, sev5 Lowest)."
+        ),
     )
     labels: list[Label] = Field(
         default_factory=list, description="Labels to set; a label has no spaces."
+    )
+    components: list[str] = Field(
+        default_factory=list, description="Component names of the project, e.g. `[api]`."
+    )
+    custom_fields: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Custom fields by display name, e.g. `{Severity: Sev1}` (ids also work).",
     )
 
 
@@ -47,10 +70,11 @@ class CommentArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    issue: str = Field(
-        pattern=ISSUE_KEY, description="Key of the ticket, e.g. `{{ steps.ticket.outputs.key }}`."
-    )
+    issue: str = Field(pattern=ISSUE_KEY, description=ISSUE_HELP)
     body: str = Field(min_length=1, description="Text of the comment.")
+    timeline: bool = Field(
+        default=False, description="Append the incident's timeline so far (steps and gates)."
+    )
 
 
 class TransitionArgs(BaseModel):
@@ -58,12 +82,37 @@ class TransitionArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    issue: str = Field(
-        pattern=ISSUE_KEY, description="Key of the ticket, e.g. `{{ steps.ticket.outputs.key }}`."
-    )
+    issue: str = Field(pattern=ISSUE_KEY, description=ISSUE_HELP)
     status: str = Field(
         min_length=1, description="Status to move the ticket to, e.g. `In Progress`, `Done`."
     )
+
+
+class AttachArgs(BaseModel):
+    """Arguments of `jira.attach`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    issue: str = Field(pattern=ISSUE_KEY, description=ISSUE_HELP)
+    path: str = Field(
+        min_length=1,
+        description="File to attach; a relative path is inside the incident's evidence folder.",
+    )
+    filename: str | None = Field(
+        default=None,
+        pattern=r"^[^/\\]+$",
+        description="Name to give the attachment; empty keeps the file's own name.",
+    )
+
+
+class LinkArgs(BaseModel):
+    """Arguments of `jira.link`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    issue: str = Field(pattern=ISSUE_KEY, description=ISSUE_HELP)
+    url: str = Field(pattern=r"^https?://\S+$", description="Address to link to (http or https).")
+    title: str = Field(min_length=1, description="Text the ticket shows for the link.")
 
 
 def create_issue(args: CreateIssueArgs, ctx: ActionContext) -> dict[str, str]:
@@ -72,10 +121,15 @@ def create_issue(args: CreateIssueArgs, ctx: ActionContext) -> dict[str, str]:
         NewTicket(
             project=args.project,
             summary=ctx.redact(args.summary),
-            description=ctx.redact(args.description),
+            description=ctx.redact(args.description or ctx.brief),
             issue_type=args.issue_type,
-            priority=args.priority,
+            priority=args.priority or PRIORITY_BY_SEVERITY.get(ctx.severity),
             labels=tuple(args.labels),
+            components=tuple(args.components),
+            custom_fields={
+                name: ctx.redact(value) if isinstance(value, str) else value
+                for name, value in args.custom_fields.items()
+            },
             incident=ctx.incident,
         ),
         ctx.dedupe_key,
@@ -85,20 +139,50 @@ def create_issue(args: CreateIssueArgs, ctx: ActionContext) -> dict[str, str]:
 
 def comment(args: CommentArgs, ctx: ActionContext) -> dict[str, str]:
     """Comment on a ticket (once per incident and step); return the comment's id."""
-    try:
-        comment_id = ctx.tickets.comment(args.issue, ctx.redact(args.body), ctx.dedupe_key)
-    except TicketNotFound as err:
-        raise StepFailed(f"{err}: check the `issue` key") from err
+    body = args.body
+    if args.timeline:
+        body = f"{body}\n\nTimeline (UTC):\n{ctx.timeline() or '(nothing yet)'}"
+    with _known_issue():
+        comment_id = ctx.tickets.comment(args.issue, ctx.redact(body), ctx.dedupe_key)
     return {"id": comment_id}
 
 
 def transition(args: TransitionArgs, ctx: ActionContext) -> dict[str, str]:
     """Move a ticket to a status (a no-op when it is there already); return key and status."""
-    try:
+    with _known_issue():
         ticket = ctx.tickets.transition(args.issue, args.status)
-    except TicketNotFound as err:
-        raise StepFailed(f"{err}: check the `issue` key") from err
     return {"key": ticket.key, "status": ticket.status}
+
+
+def attach(args: AttachArgs, ctx: ActionContext) -> dict[str, str]:
+    """Attach a file (once per incident and step); return the attachment's id and name."""
+    path = Path(args.path)
+    if not path.is_absolute():
+        path = (ctx.evidence_dir or ctx.home) / path
+    if not path.is_file():
+        raise StepFailed(f"no file to attach at {path}")
+    filename = args.filename or path.name
+    with _known_issue():
+        attachment_id = ctx.tickets.attach(args.issue, path, ctx.dedupe_key, filename=filename)
+    return {"id": attachment_id, "filename": filename}
+
+
+def link(args: LinkArgs, ctx: ActionContext) -> dict[str, str]:
+    """Link a ticket to a web page (once per incident and step); return the link's id."""
+    with _known_issue():
+        link_id = ctx.tickets.link(args.issue, args.url, ctx.redact(args.title), ctx.dedupe_key)
+    return {"id": link_id}
+
+
+class _known_issue:  # noqa: N801 (used as a `with` statement)
+    """Turn an unknown ticket key into a step failure that points at the `issue` argument."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _: Any) -> None:
+        if isinstance(error, TicketNotFound):
+            raise StepFailed(f"{error}: check the `issue` key") from error
 
 
 ACTIONS = (
@@ -122,5 +206,19 @@ ACTIONS = (
         run=transition,
         outputs=("key", "status"),
         description="Move a ticket to another status; moving it where it is does nothing.",
+    ),
+    Action(
+        name="jira.attach",
+        args=AttachArgs,
+        run=attach,
+        outputs=("id", "filename"),
+        description="Attach a file (e.g. collected evidence) to a ticket; once per step.",
+    ),
+    Action(
+        name="jira.link",
+        args=LinkArgs,
+        run=link,
+        outputs=("id",),
+        description="Add a web link (dashboard, channel, runbook) to a ticket; once per step.",
     ),
 )

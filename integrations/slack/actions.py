@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flows.actions import Action, ActionContext
+from integrations.slack import ChatError
 
 CHANNEL_NAME = re.compile(r"[a-z0-9_-]{1,80}")
 """Slack's rule for channel names: lowercase letters, digits, `-` and `_`, at most 80."""
+TS = r"^[0-9]+\.[0-9]+$"
+
+Invitee = Annotated[str, Field(pattern=r"^(@[A-Za-z0-9._-]+|[UW][A-Z0-9]+|[^@\s]+@[^@\s]+)$")]
+Blocks = Annotated[
+    list[dict[str, Any]] | None,
+    Field(default=None, max_length=50, description="Block Kit blocks (at most 50)."),
+]
 
 
 class PostArgs(BaseModel):
@@ -23,22 +31,43 @@ class PostArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    channel: str = Field(
-        min_length=1, description="Where to post: `#name`, `name` or a channel id."
+    channel: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Where to post: `#name`, `name` or a channel id; left out: the channel"
+        " `slack.create_channel` opened for this incident.",
     )
     text: str = Field(
         min_length=1,
         max_length=40_000,
         description="Message text; with `blocks` it is the notification fallback.",
     )
-    blocks: list[dict[str, Any]] | None = Field(
-        default=None, max_length=50, description="Block Kit blocks (at most 50)."
-    )
+    blocks: Blocks
     thread_ts: str | None = Field(
         default=None,
-        pattern=r"^[0-9]+\.[0-9]+$",
+        pattern=TS,
         description="Reply in this message's thread, e.g. `{{ steps.notify.outputs.ts }}`.",
     )
+
+
+class UpdateArgs(BaseModel):
+    """Arguments of `slack.update`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: str = Field(
+        min_length=1,
+        description="Channel of the message, e.g. `{{ steps.status.outputs.channel }}`.",
+    )
+    ts: str = Field(
+        pattern=TS, description="The message to edit, e.g. `{{ steps.status.outputs.ts }}`."
+    )
+    text: str = Field(
+        min_length=1,
+        max_length=40_000,
+        description="New message text; with `blocks` it is the notification fallback.",
+    )
+    blocks: Blocks
 
 
 class CreateChannelArgs(BaseModel):
@@ -50,7 +79,19 @@ class CreateChannelArgs(BaseModel):
         description="Channel name without `#`: lowercase letters, digits, `-`, `_`; at most 80."
     )
     topic: str = Field(default="", max_length=250, description="Channel topic (250 characters).")
-    invite: list[str] = Field(default_factory=list, description="User ids to invite.")
+    invite: list[Invitee] = Field(
+        default_factory=list,
+        description="Who to invite: user ids (`U0123ABCD`), `@handles`, `@user-group` handles"
+        " or email addresses.",
+    )
+    bookmark_title: str | None = Field(
+        default=None, min_length=1, description="Title of a link bookmarked in the channel."
+    )
+    bookmark_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="URL of that bookmark, e.g. the ticket: `{{ steps.ticket.outputs.url }}`.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -63,20 +104,50 @@ class CreateChannelArgs(BaseModel):
             f" at most 80 characters{hint}"
         )
 
+    @model_validator(mode="after")
+    def _bookmark_is_whole(self) -> Self:
+        if (self.bookmark_title is None) != (self.bookmark_url is None):
+            raise ValueError("give both `bookmark_title` and `bookmark_url`, or neither")
+        return self
+
 
 def post(args: PostArgs, ctx: ActionContext) -> dict[str, str]:
     """Post a message (once per incident and step); return its channel and ts."""
-    blocks = None if args.blocks is None else [_redacted(b, ctx.redact) for b in args.blocks]
+    channel = args.channel or ctx.chat.incident_channel(ctx.incident)
+    if channel is None:
+        raise ChatError(
+            f"no `channel` given and incident {ctx.incident} has no channel yet: set `channel`"
+            " or open one with slack.create_channel in an earlier step"
+        )
     message = ctx.chat.post(
-        args.channel, ctx.redact(args.text), ctx.dedupe_key, blocks=blocks, thread_ts=args.thread_ts
+        channel,
+        ctx.redact(args.text),
+        ctx.dedupe_key,
+        blocks=_redacted(args.blocks, ctx.redact),
+        thread_ts=args.thread_ts,
+    )
+    return {"channel": message.channel, "ts": message.ts}
+
+
+def update(args: UpdateArgs, ctx: ActionContext) -> dict[str, str]:
+    """Edit a message posted earlier (a status line kept current); return its channel and ts."""
+    message = ctx.chat.update(
+        args.channel, args.ts, ctx.redact(args.text), blocks=_redacted(args.blocks, ctx.redact)
     )
     return {"channel": message.channel, "ts": message.ts}
 
 
 def create_channel(args: CreateChannelArgs, ctx: ActionContext) -> dict[str, str]:
-    """Create a channel (once per incident and step); return its id."""
+    """Create a channel (once per incident and step), set it up; return its id."""
+    bookmark = None
+    if args.bookmark_title is not None and args.bookmark_url is not None:
+        bookmark = (ctx.redact(args.bookmark_title), args.bookmark_url)
     channel = ctx.chat.create_channel(
-        args.name, ctx.dedupe_key, topic=ctx.redact(args.topic), invite=tuple(args.invite)
+        args.name,
+        ctx.dedupe_key,
+        topic=ctx.redact(args.topic),
+        invite=tuple(args.invite),
+        bookmark=bookmark,
     )
     return {"channel": channel}
 
@@ -101,10 +172,18 @@ ACTIONS = (
         description="Post a message; re-running the step does not post it again.",
     ),
     Action(
+        name="slack.update",
+        args=UpdateArgs,
+        run=update,
+        outputs=("channel", "ts"),
+        description="Edit a message posted earlier, e.g. a status line, instead of posting again.",
+    ),
+    Action(
         name="slack.create_channel",
         args=CreateChannelArgs,
         run=create_channel,
         outputs=("channel",),
-        description="Create an incident channel; re-running the step returns the same channel.",
+        description="Create an incident channel with topic, people and a bookmark; re-running"
+        " the step returns the same channel.",
     ),
 )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from integrations.protocols import ChatMessage
+from integrations.slack import ChatError
 
 Echo = Callable[[str], None]
 Record = dict[str, Any]
@@ -42,6 +43,8 @@ class LocalOutbox:
         self._offset = 0
         self._by_key: dict[str, Record] = {}
         self._channels: dict[str, Record] = {}
+        self._channel_lines: list[Record] = []
+        self._posted: set[str] = set()
         self._last_us = 0
         path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -72,8 +75,31 @@ class LocalOutbox:
             self._echo(f"[chat {where}] {text}")
         return ChatMessage(channel=record["channel"], ts=record["ts"])
 
+    def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> ChatMessage:
+        """Replace a message's text (and blocks): append an `update` line naming its ts."""
+
+        def build(_: str) -> Record:
+            return {"kind": "update", "ts": ts, "channel": channel, "text": text, "blocks": blocks}
+
+        def find() -> Record | None:
+            if ts not in self._posted:
+                raise ChatError(f"the local outbox has no message {ts}: check `ts`")
+            return None
+
+        self._append_once(find, build)
+        if self._echo is not None:
+            self._echo(f"[chat {_display(channel)} edit {ts}] {text}")
+        return ChatMessage(channel=channel, ts=ts)
+
     def create_channel(
-        self, name: str, dedupe_key: str, topic: str = "", invite: tuple[str, ...] = ()
+        self,
+        name: str,
+        dedupe_key: str,
+        topic: str = "",
+        invite: tuple[str, ...] = (),
+        bookmark: tuple[str, str] | None = None,
     ) -> str:
         """Create a channel (or find it, by `dedupe_key` or by name) and return its local id."""
         channel_id = f"{LOCAL_CHANNEL_PREFIX}{name}"
@@ -86,18 +112,32 @@ class LocalOutbox:
                 "name": name,
                 "topic": topic,
                 "invite": list(invite),
+                "bookmark": list(bookmark) if bookmark else None,
                 "dedupe_key": dedupe_key,
+                "reused": name in self._channels,
             }
 
-        # A name is taken once, as in Slack: a second incident's step reuses the channel.
-        record, created = self._append_once(
-            lambda: self._by_key.get(dedupe_key) or self._channels.get(name), build
-        )
-        if created and self._echo is not None:
+        # A name is taken once, as in Slack: another key's step reuses the channel, and gets a
+        # line of its own so the incident it belongs to finds it (`incident_channel`).
+        record, created = self._append_once(lambda: self._by_key.get(dedupe_key), build)
+        if created and self._echo is not None and not record["reused"]:
             about = f": {topic}" if topic else ""
             invited = f" (invited {', '.join(invite)})" if invite else ""
-            self._echo(f"[chat] created #{name}{about}{invited}")
+            pinned = f" [bookmark {bookmark[0]}: {bookmark[1]}]" if bookmark else ""
+            self._echo(f"[chat] created #{name}{about}{invited}{pinned}")
         return record["channel"]
+
+    def incident_channel(self, incident: str) -> str | None:
+        """The channel `slack.create_channel` most recently opened for this incident, or None."""
+        with self._lock, self._path.open("a+b") as file:
+            fcntl.flock(file, fcntl.LOCK_EX)  # released when the file closes
+            self._catch_up(file)
+            mine = [r for r in self._channel_lines if r["dedupe_key"].startswith(f"{incident}:")]
+        return mine[-1]["channel"] if mine else None
+
+    def check(self) -> str:
+        """The outbox needs no connection: say where it writes."""
+        return f"local outbox at {self._path}"
 
     def _append_once(
         self, find: Callable[[], Record | None], build: Callable[[str], Record]
@@ -125,6 +165,8 @@ class LocalOutbox:
             self._offset = 0
             self._by_key.clear()
             self._channels.clear()
+            self._channel_lines.clear()
+            self._posted.clear()
         file.seek(self._offset)
         data = file.read()
         complete = data[: data.rfind(b"\n") + 1]
@@ -140,9 +182,14 @@ class LocalOutbox:
             file.truncate(self._offset)
 
     def _index(self, record: Record) -> None:
+        if record["kind"] == "update":
+            return  # edits make nothing new: no key, no ts of their own
         self._by_key[record["dedupe_key"]] = record
+        if record["kind"] == "message":
+            self._posted.add(record["ts"])
         if record["kind"] == "channel":
             self._channels.setdefault(record["name"], record)
+            self._channel_lines.append(record)
         seconds, micros = record["ts"].split(".")
         self._last_us = max(self._last_us, int(seconds) * 1_000_000 + int(micros))
 

@@ -1,0 +1,484 @@
+"""Jira through the `jira` library, with our own retry policy and idempotency.
+
+Jira has no idempotency key (pycontribs/jira#1484), so each write is looked for before it is
+made: in the local `IdempotencyMap` first, then in Jira (a dedupe label on issues, a marker line
+on comments, the file name of attachments, the globalId of remote links). The library's own
+retries are off: they re-send any request, POST included, after a 503 or a dropped connection,
+which can open two tickets. Here a write whose answer was lost is never sent again blindly: we
+search for what it would have made instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+from jira import JIRA, JIRAError
+from pydantic import BaseModel, ConfigDict
+
+from integrations.config import JiraConfig
+from integrations.idempotency import IdempotencyMap
+from integrations.jira import TicketNotFound, TicketSystemError
+from integrations.protocols import NewTicket, Ticket
+
+SYSTEM = "jira"
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+_LABEL = re.compile(r"^\S{1,255}$")
+_REFUSED = (429, 503)  # Jira did not act on the request: sending it again, even a POST, is safe.
+_CREDENTIALS_HINT = (
+    "check RUNBOOK_JIRA_USER and RUNBOOK_JIRA_TOKEN (Jira Cloud: the account's email and an API"
+    " token) or RUNBOOK_JIRA_PAT (Server/Data Center: a personal access token)"
+)
+
+
+class RetryPolicy(BaseModel):
+    """How hard to try: backoff for failed reads, searches after a write went unanswered."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tries: int = 3
+    """Attempts of a read (or an upsert) after a 5xx other than 503 or a connection error."""
+    backoff_s: float = 0.5
+    backoff_cap_s: float = 8.0
+    refusals: int = 5
+    """429 and 503 answers waited out per request before giving up."""
+    lookups: int = 4
+    """Searches for what an unanswered write made (Jira search can lag behind a create)."""
+    lookup_backoff_s: float = 0.5
+
+
+class OutcomeUnknown(TicketSystemError):
+    """A write went unanswered and what it would have made was not found (yet)."""
+
+
+class _NoAnswer(Exception):
+    """A write was sent and its outcome is unknown: a 5xx other than 503, a drop, a timeout."""
+
+
+@dataclass(frozen=True)
+class _Op:
+    """What a request is for, in the words of the error messages."""
+
+    what: str
+    permission: str
+    where: str
+    issue: str | None = None
+
+
+def dedupe_tag(dedupe_key: str) -> str:
+    """The label (and marker) naming what one step made: `rb-` + 16 hex digits of sha256."""
+    return "rb-" + hashlib.sha256(dedupe_key.encode()).hexdigest()[:16]
+
+
+def call_with_retries(
+    call: Callable[[], T],
+    *,
+    safe: bool,
+    what: str,
+    policy: RetryPolicy,
+    max_wait_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run one request: wait out 429/503 as told; retry other failures only when `safe`.
+
+    An unsafe call (a create, comment or upload) that fails without a refusal raises `_NoAnswer`;
+    JIRAErrors that are not server failures propagate for the caller to explain.
+    """
+    failures = refusals = 0
+    while True:
+        try:
+            return call()
+        except JIRAError as err:
+            if err.status_code in _REFUSED:
+                refusals += 1
+                wait = _retry_after(err) or _backoff(refusals, policy)
+                if wait > max_wait_s:
+                    raise TicketSystemError(
+                        f"Jira asked us to wait {wait:g} s before trying to {what} again"
+                        f" (HTTP {err.status_code}, Retry-After), more than max_retry_wait_s ="
+                        f" {max_wait_s:g} s: try again later"
+                    ) from None
+                if refusals > policy.refusals:
+                    raise TicketSystemError(
+                        f"Jira refused to {what} {refusals} times (HTTP {err.status_code}:"
+                        " rate-limited or unavailable): try again later"
+                    ) from None
+                LOG.warning("Jira answered %s to %s: waiting %.1f s", err.status_code, what, wait)
+                sleep(wait)
+                continue
+            if err.status_code is None or err.status_code < 500:
+                raise
+            failure = f"HTTP {err.status_code}"
+        except requests.Timeout:
+            failure = "no answer in time"
+        except requests.ConnectionError:
+            failure = "connection failed or dropped"
+        if not safe:
+            raise _NoAnswer(failure)
+        failures += 1
+        if failures >= policy.tries:
+            raise TicketSystemError(
+                f"could not {what}: Jira failed {failures} times ({failure}); check that it is up"
+            )
+        sleep(_backoff(failures, policy))
+
+
+class JiraTickets:
+    """A `TicketSystem` on Jira Cloud or Server/DC; connects on first use."""
+
+    name = "jira"
+
+    def __init__(
+        self,
+        config: JiraConfig,
+        made: IdempotencyMap,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._config = config
+        self._made = made
+        self._policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._base = config.url.rstrip("/")
+        self._lock = threading.Lock()
+        self._jira: JIRA | None = None
+        self._fields: list[dict[str, Any]] | None = None
+
+    def create_issue(self, ticket: NewTicket, dedupe_key: str) -> Ticket:
+        """Open a ticket labelled with the step's dedupe tag, or return the one already opened."""
+        tag = dedupe_tag(dedupe_key)
+        remembered = self._made.get(SYSTEM, f"issue:{dedupe_key}")
+        found = self._existing(remembered["key"]) if remembered else None
+        found = found or self._tagged(tag)
+        if found is None:
+            op = _Op(f"create an issue in {ticket.project}", "Create issues", ticket.project)
+            fields = self._issue_fields(ticket, tag)
+            try:
+                created = self._run(
+                    lambda: self._client().create_issue(fields=fields, prefetch=False), op, False
+                )
+            except _NoAnswer as err:
+                found = self._look_again(lambda: self._tagged(tag), op, str(err))
+            else:
+                self._made.put(SYSTEM, f"issue:{dedupe_key}", {"key": created.key})
+                return self._issue(created.key)
+        self._made.put(SYSTEM, f"issue:{dedupe_key}", {"key": found.key})
+        return found
+
+    def comment(self, issue: str, body: str, dedupe_key: str) -> str:
+        """Add a comment ending in the step's marker line, unless one with it is there already."""
+        remembered = self._made.get(SYSTEM, f"comment:{dedupe_key}")
+        if remembered:
+            return str(remembered["id"])
+        marker = f"(runbook {dedupe_tag(dedupe_key)})"
+        op = _Op(f"comment on {issue}", "Add comments", f"issue {issue}", issue)
+        found = self._marked_comment(issue, marker)
+        if found is None:
+            text = f"{body.rstrip()}\n\n{marker}"
+            try:
+                found = str(
+                    self._run(lambda: self._client().add_comment(issue, text), op, False).id
+                )
+            except _NoAnswer as err:
+                found = self._look_again(lambda: self._marked_comment(issue, marker), op, str(err))
+        self._made.put(SYSTEM, f"comment:{dedupe_key}", {"id": found, "issue": issue})
+        return found
+
+    def transition(self, issue: str, status: str) -> Ticket:
+        """Move a ticket to a status (or through a transition) by name; no-op if it is there."""
+        op = _Op(f"move {issue} to {status!r}", "Transition issues", f"issue {issue}", issue)
+        for _ in range(self._policy.tries):
+            current = self._issue(issue)
+            if current.status.casefold() == status.casefold():
+                return current
+            offered = self._run(lambda: self._client().transitions(issue), op, True)
+            chosen = _pick_transition(offered, status)
+            if chosen is None:
+                choices = ", ".join(f"{t['name']} -> {t['to']['name']}" for t in offered) or "none"
+                raise TicketSystemError(
+                    f"{issue} cannot move to {status!r} from {current.status!r}; its workflow"
+                    f" offers: {choices}"
+                )
+            try:
+                self._post_transition(issue, chosen["id"], op)
+            except _NoAnswer:
+                continue  # read the status again: a transition that happened is not repeated
+            return current.model_copy(update={"status": chosen["to"]["name"]})
+        raise OutcomeUnknown(f"could not {op.what}: Jira did not answer; run the step again")
+
+    def attach(self, issue: str, path: Path, dedupe_key: str, filename: str | None = None) -> str:
+        """Upload a file unless the issue already has one by that name; return its id."""
+        remembered = self._made.get(SYSTEM, f"attach:{dedupe_key}")
+        if remembered:
+            return str(remembered["id"])
+        name = filename or path.name
+        op = _Op(f"attach {name} to {issue}", "Create attachments", f"issue {issue}", issue)
+        if path.stat().st_size == 0:
+            raise TicketSystemError(f"could not {op.what}: {path} is empty")
+        found = self._attachment(issue, name)
+        if found is None:
+            try:
+                with path.open("rb") as file:
+                    upload = lambda: self._client().add_attachment(issue, file, filename=name)  # noqa: E731
+                    found = str(self._run(upload, op, False).id)
+            except _NoAnswer as err:
+                found = self._look_again(lambda: self._attachment(issue, name), op, str(err))
+        self._made.put(SYSTEM, f"attach:{dedupe_key}", {"id": found, "issue": issue})
+        return found
+
+    def link(self, issue: str, url: str, title: str, dedupe_key: str) -> str:
+        """Add (or update) the remote link with the step's globalId; return its id."""
+        remembered = self._made.get(SYSTEM, f"link:{dedupe_key}")
+        if remembered:
+            return str(remembered["id"])
+        global_id = "rb:" + dedupe_tag(dedupe_key).removeprefix("rb-")
+        op = _Op(f"link {issue} to {url}", "Link issues", f"issue {issue}", issue)
+        target = {"url": url, "title": title}
+        # A POST with a globalId updates the link that has it: repeating it is safe.
+        made = self._run(
+            lambda: self._client().add_remote_link(issue, target, globalId=global_id), op, True
+        )
+        self._made.put(SYSTEM, f"link:{dedupe_key}", {"id": str(made.id), "issue": issue})
+        return str(made.id)
+
+    def check(self) -> str:
+        """Call Jira as the configured account; return where and as whom."""
+        me = self._run(
+            lambda: self._client().myself(), _Op("read the account", "log in", "Jira"), True
+        )
+        return f"Jira {self._base} as {me.get('displayName') or me.get('name')}"
+
+    # Reads -----------------------------------------------------------------------------------
+
+    def _issue(self, key: str) -> Ticket:
+        op = _Op(f"read {key}", "Browse projects", f"issue {key}", key)
+        raw = self._run(lambda: self._client().issue(key, fields="summary,status").raw, op, True)
+        return self._ticket(raw)
+
+    def _existing(self, key: str) -> Ticket | None:
+        try:
+            return self._issue(key)
+        except TicketNotFound:
+            return None  # deleted since: fall back to the label search
+
+    def _tagged(self, tag: str) -> Ticket | None:
+        op = _Op(f"search for label {tag}", "Browse projects", "the projects it can see")
+        found = self._run(
+            lambda: self._client().search_issues(
+                f'labels = "{tag}"', maxResults=10, fields=["summary", "status"], json_result=True
+            ),
+            op,
+            True,
+        )
+        issues = sorted(found.get("issues", []), key=lambda raw: int(raw["id"]))
+        return self._ticket(issues[0]) if issues else None
+
+    def _marked_comment(self, issue: str, marker: str) -> str | None:
+        op = _Op(f"read the comments of {issue}", "Browse projects", f"issue {issue}", issue)
+        start, size = 0, 100
+        while True:
+            page = self._comment_page(issue, start, size, op)
+            for comment in page:
+                if str(comment.body).rstrip().endswith(marker):
+                    return str(comment.id)
+            if len(page) < size:
+                return None
+            start += size
+
+    def _comment_page(self, issue: str, start: int, size: int, op: _Op) -> list[Any]:
+        return self._run(
+            lambda: self._client().comments(issue, start_at=start, max_results=size), op, True
+        )
+
+    def _post_transition(self, issue: str, transition_id: str, op: _Op) -> None:
+        self._run(lambda: self._client().transition_issue(issue, transition_id), op, False)
+
+    def _attachment(self, issue: str, name: str) -> str | None:
+        op = _Op(f"read the attachments of {issue}", "Browse projects", f"issue {issue}", issue)
+        raw = self._run(lambda: self._client().issue(issue, fields="attachment").raw, op, True)
+        files = raw.get("fields", {}).get("attachment") or []
+        return next((str(f["id"]) for f in files if f.get("filename") == name), None)
+
+    def _look_again(self, find: Callable[[], T | None], op: _Op, failure: str) -> T:
+        problem = ""
+        for attempt in range(self._policy.lookups):
+            if attempt:
+                self._sleep(self._policy.lookup_backoff_s * 2 ** (attempt - 1))
+            try:
+                found = find()
+            except TicketSystemError as err:
+                problem = f"; the last search failed: {err}"
+                continue
+            if found is not None:
+                return found
+        raise OutcomeUnknown(
+            f"Jira did not answer the request to {op.what} ({failure}) and {self._policy.lookups}"
+            f" searches did not find what it would have made{problem}: the outcome is unknown."
+            " Resuming the incident looks for it again before sending anything"
+        )
+
+    # Plumbing --------------------------------------------------------------------------------
+
+    def _client(self) -> JIRA:
+        with self._lock:
+            if self._jira is None:
+                self._jira = self._connect()
+            return self._jira
+
+    def _connect(self) -> JIRA:
+        config = self._config
+        if config.pat is not None:
+            auth: dict[str, Any] = {"token_auth": config.pat.get_secret_value()}
+        elif config.user and config.token is not None:
+            auth = {"basic_auth": (config.user, config.token.get_secret_value())}
+        else:
+            raise TicketSystemError(
+                f"RUNBOOK_JIRA_URL is set but no credentials: {_CREDENTIALS_HINT}"
+            )
+        # max_retries=0: the library's retries would re-send POSTs; ours are in call_with_retries.
+        connect = lambda: JIRA(  # noqa: E731
+            self._base, **auth, timeout=config.timeout_s, max_retries=0
+        )
+        return self._run(connect, _Op("connect", "Browse projects", "Jira"), True)
+
+    def _run(self, call: Callable[[], T], op: _Op, safe: bool) -> T:
+        try:
+            return call_with_retries(
+                call,
+                safe=safe,
+                what=op.what,
+                policy=self._policy,
+                max_wait_s=self._config.max_retry_wait_s,
+                sleep=self._sleep,
+            )
+        except JIRAError as err:
+            raise self._refusal(err, op) from None
+        except requests.RequestException as err:
+            raise TicketSystemError(
+                f"could not {op.what}: cannot talk to Jira at {self._base} ({type(err).__name__})"
+            ) from None
+
+    def _refusal(self, err: JIRAError, op: _Op) -> TicketSystemError:
+        status, detail = err.status_code, self._detail(err)
+        if status == 401:
+            return TicketSystemError(
+                f"Jira at {self._base} rejected the credentials (HTTP 401) when trying to"
+                f" {op.what}: {_CREDENTIALS_HINT}"
+            )
+        if status == 403:
+            who = self._config.user or "of RUNBOOK_JIRA_PAT"
+            return TicketSystemError(
+                f"the Jira account {who} lacks the {op.permission!r} permission in {op.where}"
+                f" (HTTP 403 when trying to {op.what}: {detail}); ask a Jira admin to grant it"
+                " in the project's permission scheme"
+            )
+        if status == 404 and op.issue is not None:
+            return TicketNotFound(
+                f"no issue {op.issue} in Jira at {self._base}, or the account may not browse it"
+                f" (HTTP 404: {detail})"
+            )
+        if status == 400:
+            return TicketSystemError(f"Jira rejected the request to {op.what}: {detail}")
+        return TicketSystemError(f"could not {op.what}: Jira answered HTTP {status}: {detail}")
+
+    def _detail(self, err: JIRAError) -> str:
+        """Jira's own error messages, field errors named by field, with secrets masked."""
+        try:
+            body = err.response.json() if err.response is not None else {}
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        errors = body.get("errors") if isinstance(body.get("errors"), dict) else {}
+        names = {f["id"]: f["name"] for f in self._fields or []}
+        parts = [str(m) for m in body.get("errorMessages") or []]
+        parts += [f"{names.get(k, k)}: {v}" for k, v in errors.items()]
+        text = "; ".join(parts) or str(err.text or "no details")[:300]
+        for secret in (self._config.token, self._config.pat):
+            if secret is not None and secret.get_secret_value():
+                text = text.replace(secret.get_secret_value(), "***")
+        return text
+
+    def _issue_fields(self, ticket: NewTicket, tag: str) -> dict[str, Any]:
+        labels = [*ticket.labels, tag]
+        if _LABEL.match(ticket.incident) and ticket.incident not in labels:
+            labels.append(ticket.incident)
+        fields: dict[str, Any] = {
+            "project": {"key": ticket.project},
+            "issuetype": {"name": ticket.issue_type},
+            "summary": ticket.summary,
+            "labels": labels,
+        }
+        if ticket.description:
+            fields["description"] = ticket.description
+        if ticket.priority:
+            fields["priority"] = {"name": ticket.priority}
+        if ticket.components:
+            fields["components"] = [{"name": name} for name in ticket.components]
+        for name, value in ticket.custom_fields.items():
+            field = self._field(name)
+            fields[field["id"]] = _field_value(field.get("schema") or {}, value)
+        return fields
+
+    def _field(self, name: str) -> dict[str, Any]:
+        """A field by display name (case-insensitive) or id, from GET /field (read once)."""
+        if self._fields is None:
+            op = _Op("list the issue fields", "Browse projects", "Jira")
+            self._fields = self._run(lambda: self._client().fields(), op, True)
+        matches = [f for f in self._fields if name.casefold() in (f["name"].casefold(), f["id"])]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            ids = ", ".join(f["id"] for f in matches)
+            raise TicketSystemError(f"several Jira fields are named {name!r} ({ids}): use the id")
+        custom = ", ".join(sorted(f["name"] for f in self._fields if f.get("custom")))
+        raise TicketSystemError(f"Jira has no field named {name!r}; custom fields: {custom}")
+
+    def _ticket(self, raw: dict[str, Any]) -> Ticket:
+        fields = raw.get("fields") or {}
+        return Ticket(
+            key=raw["key"],
+            url=f"{self._base}/browse/{raw['key']}",
+            summary=fields.get("summary") or "",
+            status=(fields.get("status") or {}).get("name", ""),
+        )
+
+
+def _pick_transition(offered: list[dict[str, Any]], status: str) -> dict[str, Any] | None:
+    wanted = status.casefold()
+    by_status = [t for t in offered if t["to"]["name"].casefold() == wanted]
+    by_name = [t for t in offered if t["name"].casefold() == wanted]
+    return (by_status or by_name or [None])[0]
+
+
+def _field_value(schema: dict[str, Any], value: Any) -> Any:
+    """Shape a plain value the way Jira wants it for this field type (options as {"value": x})."""
+    kind, items = schema.get("type"), schema.get("items")
+    if kind == "option" and isinstance(value, str):
+        return {"value": value}
+    if kind == "array" and isinstance(value, list | tuple):
+        key = {"option": "value", "component": "name", "version": "name"}.get(items or "")
+        return [{key: v} if key and isinstance(v, str) else v for v in value]
+    return value
+
+
+def _retry_after(err: JIRAError) -> float | None:
+    header = err.response.headers.get("Retry-After") if err.response is not None else None
+    try:
+        return max(float(header), 0.0) if header else None
+    except ValueError:
+        return None  # an HTTP date: Jira sends seconds, so back off instead
+
+
+def _backoff(attempt: int, policy: RetryPolicy) -> float:
+    """Capped exponential backoff with jitter, so many runs do not retry in step."""
+    return min(policy.backoff_cap_s, policy.backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1)
