@@ -174,3 +174,58 @@ def test_list_shows_the_library(tmp_path: Path) -> None:
 def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
     """A mistyped option exits 2."""
     assert runbook(tmp_path, "run", str(GATED), "--bogus").returncode == 2
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_secret_input_stays_out_of_console_and_prefect_logs(home: Path, tmp_path: Path) -> None:
+    """A secret input never shows in the CLI's output nor in the logs Prefect stores."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    canary = "canary-Tok-93be1f0a"
+    doc = tmp_path / "leaky.md"
+    doc.write_text(
+        "---\nid: leaky\ntitle: Leaky\nkind: other\nseverity: sev3\nversion: 1\nowner: '#t'\n"
+        "inputs:\n  token: {type: string, secret: true, required: true}\n---\n# Leaky\n"
+        "```step\nid: say\nuses: slack.post\nwith:\n  channel: '#t'\n"
+        "  text: 'token is {{ inputs.token }}'\n```\n"
+        "```step\nid: fail\nuses: shell.run\nwith:\n"
+        "  argv: [sh, -c, 'echo {{ inputs.token }}; exit 4']\n```\n"
+    )
+    result = subprocess.run(
+        [*RUNBOOK_CLI, "run", str(doc), "--input", f"token={canary}", "--incident", "leak-1"],
+        env=cli_env(home, PREFECT_LOGGING_TO_API_ENABLED="true"),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        cwd=PROJECT,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "token is [REDACTED]" in result.stderr
+    assert canary not in result.stdout + result.stderr
+
+    async def stored_logs() -> list[str]:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["leak-1"]))
+            )
+            for _ in range(40):  # logs reach the API in batches
+                logs = await client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[runs[0].id]))
+                )
+                if any("fail" in log.message for log in logs):
+                    return [log.message for log in logs]
+                await asyncio.sleep(0.25)
+            return [log.message for log in logs]
+
+    messages = asyncio.run(stored_logs())
+    assert any("Finished in state" in m for m in messages)
+    assert not [m for m in messages if canary in m]
