@@ -44,6 +44,17 @@ class IdempotencyMap:
                 (system, key, json.dumps(value, sort_keys=True)),
             )
 
+    def under(self, system: str, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        """(key, value) pairs of `system` whose key starts with `prefix`, oldest first."""
+        # substr, not LIKE: `_` in incident ids is a LIKE wildcard.
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT key, value FROM made WHERE system = ? AND substr(key, 1, ?) = ?"
+                " ORDER BY rowid",
+                (system, len(prefix), prefix),
+            ).fetchall()
+        return [(key, json.loads(value)) for key, value in rows]
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)

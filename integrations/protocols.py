@@ -102,6 +102,10 @@ class ChatSystem(Protocol):
         """Replace the text (and blocks) of a message posted earlier."""
         ...
 
+    def incident_channel(self, incident: str) -> str | None:
+        """The channel `slack.create_channel` most recently opened for this incident, or None."""
+        ...
+
     def create_channel(
         self,
         name: str,

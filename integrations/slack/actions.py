@@ -1,4 +1,4 @@
-"""The `slack.*` actions: post to and open channels in the run's chat system.
+"""The `slack.*` actions: open channels in, post to and edit messages of the run's chat system.
 
 They act through `ctx.chat`, so the same step reaches Slack, the local outbox or a drill sandbox.
 People read chat: every string sent passes through `ctx.redact` first.

@@ -9,9 +9,7 @@ post and the map write, or an answer lost on the way back, never posts a second 
 from __future__ import annotations
 
 import contextlib
-import json
 import re
-import sqlite3
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from http.client import HTTPException
@@ -165,7 +163,8 @@ class SlackChat:
 
     def incident_channel(self, incident: str) -> str | None:
         """The channel `slack.create_channel` most recently opened for this incident, or None."""
-        channels = [v for v in _made_under(self._made, f"{incident}:") if v["kind"] == "channel"]
+        made = self._made.under(SYSTEM, f"{incident}:")
+        channels = [value for _, value in made if value["kind"] == "channel"]
         return str(channels[-1]["channel"]) if channels else None
 
     def check(self) -> str:
@@ -347,12 +346,13 @@ class SlackChat:
                         )
             raise ChatError(f"Slack has no user or user group {who}: check `invite`")
         if "@" in who:
-            try:
-                return [self._client.users_lookupByEmail(email=who)["user"]["id"]]
-            except SlackApiError as err:
-                if _code(err) == "users_not_found":
+            with self._failures():
+                try:
+                    return [self._client.users_lookupByEmail(email=who)["user"]["id"]]
+                except SlackApiError as err:
+                    if _code(err) != "users_not_found":
+                        raise
                     raise ChatError(f"Slack has no user with email {who}: check `invite`") from err
-                raise self._refusal(err, "") from err
         return [who]
 
     @cached_property
@@ -444,13 +444,3 @@ def _describe(err: Exception) -> str:
     if isinstance(err, SlackApiError):
         return f"HTTP {err.response.status_code}"
     return str(err) or type(err).__name__
-
-
-def _made_under(made: IdempotencyMap, prefix: str) -> list[dict[str, Any]]:
-    """Slack values in the map whose key starts with `prefix`, oldest first (by rowid)."""
-    with contextlib.closing(sqlite3.connect(made.path, timeout=30)) as conn:
-        rows = conn.execute(
-            "SELECT value FROM made WHERE system = ? AND substr(key, 1, ?) = ? ORDER BY rowid",
-            (SYSTEM, len(prefix), prefix),
-        ).fetchall()
-    return [json.loads(value) for (value,) in rows]

@@ -22,3 +22,16 @@ def test_systems_do_not_share_keys(tmp_path: Path) -> None:
     made.put("slack", "k", {"ts": "1.2"})
     assert made.get("slack", "k") == {"ts": "1.2"}
     assert made.get("jira", "other") is None
+
+
+def test_under_lists_keys_with_a_prefix_oldest_first(tmp_path: Path) -> None:
+    """`under` returns one system's entries whose key starts with the prefix, in insert order."""
+    made = IdempotencyMap(tmp_path / "made.db")
+    made.put("slack", "inc_1:channel", {"channel": "C1"})
+    made.put("slack", "incX1:channel", {"channel": "C9"})
+    made.put("slack", "inc_1:war-room", {"channel": "C2"})
+    made.put("jira", "inc_1:ticket", {"key": "SEC-1"})
+    assert made.under("slack", "inc_1:") == [
+        ("inc_1:channel", {"channel": "C1"}),
+        ("inc_1:war-room", {"channel": "C2"}),
+    ]

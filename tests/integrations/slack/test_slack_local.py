@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from integrations.slack import ChatError
 from integrations.slack.local import LocalOutbox
 
 
@@ -120,10 +121,69 @@ def test_create_channel_twice_with_one_key_writes_once(path: Path) -> None:
 
 def test_create_taken_name_reuses_the_channel(path: Path) -> None:
     """A channel name already created under another key is reused, as Slack names are unique."""
-    outbox = LocalOutbox(path, echo=None)
+    echoed: list[str] = []
+    outbox = LocalOutbox(path, echo=echoed.append)
     outbox.create_channel("inc-api", "inc-1:channel")
     assert outbox.create_channel("inc-api", "inc-2:channel") == "C-LOCAL-inc-api"
-    assert len(lines(path)) == 1
+    assert [line["reused"] for line in lines(path)] == [False, True]
+    assert echoed == ["[chat] created #inc-api"]
+
+
+def test_create_channel_records_its_bookmark(path: Path) -> None:
+    """The bookmark's title and URL are written with the channel and shown on the console."""
+    echoed: list[str] = []
+    outbox = LocalOutbox(path, echo=echoed.append)
+    outbox.create_channel("inc-api", "k", bookmark=("Ticket", "https://jira.test/SEC-1"))
+    assert lines(path)[0]["bookmark"] == ["Ticket", "https://jira.test/SEC-1"]
+    assert echoed == ["[chat] created #inc-api [bookmark Ticket: https://jira.test/SEC-1]"]
+
+
+def test_incident_channel_is_the_latest_created_for_it(path: Path) -> None:
+    """An incident's channel is the one its most recent create_channel opened, even reused."""
+    outbox = LocalOutbox(path, echo=None)
+    outbox.create_channel("inc-api", "inc-1:channel")
+    outbox.create_channel("inc-api-war-room", "inc-1:war-room")
+    outbox.create_channel("inc-api", "inc-2:channel")
+    reader = LocalOutbox(path, echo=None)
+    assert reader.incident_channel("inc-1") == "C-LOCAL-inc-api-war-room"
+    assert reader.incident_channel("inc-2") == "C-LOCAL-inc-api"
+    assert reader.incident_channel("inc") is None
+
+
+def test_update_appends_an_edit_of_the_message(path: Path) -> None:
+    """An edit is an `update` line naming the message's ts, echoed as an edit."""
+    echoed: list[str] = []
+    outbox = LocalOutbox(path, echo=echoed.append)
+    status = outbox.post("#ops", "investigating", "inc-1:status")
+    assert outbox.update("#ops", status.ts, "contained") == status
+    assert lines(path)[1] == {
+        "kind": "update",
+        "ts": status.ts,
+        "channel": "#ops",
+        "text": "contained",
+        "blocks": None,
+    }
+    assert echoed[1] == f"[chat #ops edit {status.ts}] contained"
+
+
+def test_update_of_an_unknown_ts_fails(path: Path) -> None:
+    """Editing a message the outbox never posted fails and writes nothing."""
+    with pytest.raises(ChatError, match=r"no message 1\.000001: check `ts`"):
+        LocalOutbox(path, echo=None).update("#ops", "1.000001", "x")
+    assert path.read_text() == ""
+
+
+def test_update_does_not_disturb_dedupe(path: Path) -> None:
+    """After an edit, posting again under the message's key still returns the message."""
+    outbox = LocalOutbox(path, echo=None)
+    status = outbox.post("#ops", "investigating", "inc-1:status")
+    outbox.update("#ops", status.ts, "contained")
+    assert LocalOutbox(path, echo=None).post("#ops", "investigating", "inc-1:status") == status
+
+
+def test_check_says_where_the_outbox_is(path: Path) -> None:
+    """check() names the outbox file."""
+    assert LocalOutbox(path, echo=None).check() == f"local outbox at {path}"
 
 
 def test_create_channel_echoes_name_and_topic(path: Path) -> None:
