@@ -67,7 +67,7 @@ class TicketSystem(Protocol):
         """Move a ticket to the named status; moving it to the status it has is a no-op."""
         ...
 
-    def attach(self, issue: str, path: Path, dedupe_key: str) -> str:
+    def attach(self, issue: str, path: Path, dedupe_key: str, filename: str | None = None) -> str:
         """Attach a file (once per `dedupe_key`) and return the attachment id."""
         ...
 

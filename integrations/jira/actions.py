@@ -6,6 +6,8 @@ People read tickets: text written to them passes through `ctx.redact` first.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -174,15 +176,13 @@ def link(args: LinkArgs, ctx: ActionContext) -> dict[str, str]:
     return {"id": link_id}
 
 
-class _known_issue:  # noqa: N801 (used as a `with` statement)
+@contextmanager
+def _known_issue() -> Iterator[None]:
     """Turn an unknown ticket key into a step failure that points at the `issue` argument."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _: Any) -> None:
-        if isinstance(error, TicketNotFound):
-            raise StepFailed(f"{error}: check the `issue` key") from error
+    try:
+        yield
+    except TicketNotFound as err:
+        raise StepFailed(f"{err}: check the `issue` key") from err
 
 
 ACTIONS = (

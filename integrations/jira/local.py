@@ -4,11 +4,13 @@ Each call opens its own connection, so Prefect's worker threads and other proces
 the file; WAL keeps readers off writers' backs. Writes run in `BEGIN IMMEDIATE` transactions:
 the dedupe lookup, the per-project counter and the insert happen under one lock, so neither a
 crash nor a concurrent retry can leave two tickets for one step or a ticket without its key.
+Attachments are copied beside the database, under `attachments/<ticket key>/`.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from integrations.jira import TicketNotFound
+from integrations.jira import TicketNotFound, TicketSystemError
 from integrations.protocols import NewTicket, Ticket
 
 _SCHEMA = """
@@ -51,6 +53,22 @@ CREATE TABLE IF NOT EXISTS transitions (
     to_status TEXT NOT NULL,
     at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS attachments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    issue TEXT NOT NULL REFERENCES tickets (key),
+    filename TEXT NOT NULL,
+    stored TEXT NOT NULL,
+    dedupe_key TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS links (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    issue TEXT NOT NULL REFERENCES tickets (key),
+    url TEXT NOT NULL,
+    title TEXT NOT NULL,
+    dedupe_key TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
 """
 
 
@@ -72,6 +90,28 @@ class StoredComment(BaseModel):
     created_at: str
 
 
+class StoredAttachment(BaseModel):
+    """A file attached to a ticket in the local store, and where its copy is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    issue: str
+    filename: str
+    path: Path
+
+
+class StoredLink(BaseModel):
+    """A web link on a ticket in the local store."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    issue: str
+    url: str
+    title: str
+
+
 class LocalTicketStore:
     """A `TicketSystem` on a local SQLite file: keys like SEC-1 numbered per project."""
 
@@ -79,6 +119,7 @@ class LocalTicketStore:
 
     def __init__(self, path: Path, base_url: str = "local://tickets") -> None:
         self._path = path
+        self._folder = path.parent
         self._base_url = base_url.rstrip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
@@ -154,6 +195,53 @@ class LocalTicketStore:
                 row = _get(conn, issue)
             return self._ticket(row)
 
+    def attach(self, issue: str, path: Path, dedupe_key: str, filename: str | None = None) -> str:
+        """Copy a file to `attachments/<issue>/<id>-<name>` once per `dedupe_key`; return its id."""
+        name = filename or path.name
+        if Path(name).name != name or name in (".", ".."):
+            raise TicketSystemError(f"attachment name {name!r} must be a plain file name")
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT id FROM attachments WHERE dedupe_key = ?", (dedupe_key,)
+            ).fetchone()
+            if row is not None:
+                return str(row["id"])
+            _get(conn, issue)
+            cursor = conn.execute(
+                "INSERT INTO attachments (issue, filename, stored, dedupe_key, created_at)"
+                " VALUES (?, ?, '', ?, ?)",
+                (issue, name, dedupe_key, _now()),
+            )
+            attachment_id = str(cursor.lastrowid)
+            # Named by id: a rolled-back attempt reuses the id and overwrites its own copy.
+            stored = Path("attachments") / issue / f"{attachment_id}-{name}"
+            (self._folder / stored).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, self._folder / stored)
+            conn.execute(
+                "UPDATE attachments SET stored = ? WHERE id = ?", (stored.as_posix(), attachment_id)
+            )
+            return attachment_id
+
+    def link(self, issue: str, url: str, title: str, dedupe_key: str) -> str:
+        """Add a web link to a ticket (once per `dedupe_key`); return its id."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT id FROM links WHERE dedupe_key = ?", (dedupe_key,)
+            ).fetchone()
+            if row is not None:
+                return str(row["id"])
+            _get(conn, issue)
+            cursor = conn.execute(
+                "INSERT INTO links (issue, url, title, dedupe_key, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (issue, url, title, dedupe_key, _now()),
+            )
+            return str(cursor.lastrowid)
+
+    def check(self) -> str:
+        """Say where the store is (it needs no connection or credentials)."""
+        return f"local ticket store at {self._path}"
+
     def list_tickets(self) -> list[StoredTicket]:
         """Every ticket in the store, oldest first (for `runbook tickets`)."""
         with self._connect() as conn:
@@ -171,6 +259,35 @@ class LocalTicketStore:
             StoredComment(
                 id=str(row["id"]), issue=issue, body=row["body"], created_at=row["created_at"]
             )
+            for row in rows
+        ]
+
+    def attachments(self, issue: str) -> list[StoredAttachment]:
+        """The files attached to one ticket, oldest first."""
+        with self._connect() as conn:
+            _get(conn, issue)
+            rows = conn.execute(
+                "SELECT * FROM attachments WHERE issue = ? ORDER BY id", (issue,)
+            ).fetchall()
+        return [
+            StoredAttachment(
+                id=str(row["id"]),
+                issue=issue,
+                filename=row["filename"],
+                path=self._folder / row["stored"],
+            )
+            for row in rows
+        ]
+
+    def links(self, issue: str) -> list[StoredLink]:
+        """The web links on one ticket, oldest first."""
+        with self._connect() as conn:
+            _get(conn, issue)
+            rows = conn.execute(
+                "SELECT * FROM links WHERE issue = ? ORDER BY id", (issue,)
+            ).fetchall()
+        return [
+            StoredLink(id=str(row["id"]), issue=issue, url=row["url"], title=row["title"])
             for row in rows
         ]
 

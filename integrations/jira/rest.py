@@ -10,6 +10,7 @@ search for what it would have made instead.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import random
@@ -61,7 +62,7 @@ class OutcomeUnknown(TicketSystemError):
     """A write went unanswered and what it would have made was not found (yet)."""
 
 
-class _NoAnswer(Exception):
+class NoAnswer(Exception):
     """A write was sent and its outcome is unknown: a 5xx other than 503, a drop, a timeout."""
 
 
@@ -91,7 +92,7 @@ def call_with_retries(
 ) -> T:
     """Run one request: wait out 429/503 as told; retry other failures only when `safe`.
 
-    An unsafe call (a create, comment or upload) that fails without a refusal raises `_NoAnswer`;
+    An unsafe call (a create, comment or upload) that fails without a refusal raises `NoAnswer`;
     JIRAErrors that are not server failures propagate for the caller to explain.
     """
     failures = refusals = 0
@@ -124,7 +125,7 @@ def call_with_retries(
         except requests.ConnectionError:
             failure = "connection failed or dropped"
         if not safe:
-            raise _NoAnswer(failure)
+            raise NoAnswer(failure)
         failures += 1
         if failures >= policy.tries:
             raise TicketSystemError(
@@ -167,7 +168,7 @@ class JiraTickets:
                 created = self._run(
                     lambda: self._client().create_issue(fields=fields, prefetch=False), op, False
                 )
-            except _NoAnswer as err:
+            except NoAnswer as err:
                 found = self._look_again(lambda: self._tagged(tag), op, str(err))
             else:
                 self._made.put(SYSTEM, f"issue:{dedupe_key}", {"key": created.key})
@@ -189,7 +190,7 @@ class JiraTickets:
                 found = str(
                     self._run(lambda: self._client().add_comment(issue, text), op, False).id
                 )
-            except _NoAnswer as err:
+            except NoAnswer as err:
                 found = self._look_again(lambda: self._marked_comment(issue, marker), op, str(err))
         self._made.put(SYSTEM, f"comment:{dedupe_key}", {"id": found, "issue": issue})
         return found
@@ -211,7 +212,7 @@ class JiraTickets:
                 )
             try:
                 self._post_transition(issue, chosen["id"], op)
-            except _NoAnswer:
+            except NoAnswer:
                 continue  # read the status again: a transition that happened is not repeated
             return current.model_copy(update={"status": chosen["to"]["name"]})
         raise OutcomeUnknown(f"could not {op.what}: Jira did not answer; run the step again")
@@ -228,10 +229,8 @@ class JiraTickets:
         found = self._attachment(issue, name)
         if found is None:
             try:
-                with path.open("rb") as file:
-                    upload = lambda: self._client().add_attachment(issue, file, filename=name)  # noqa: E731
-                    found = str(self._run(upload, op, False).id)
-            except _NoAnswer as err:
+                found = self._upload(issue, path, name, op)
+            except NoAnswer as err:
                 found = self._look_again(lambda: self._attachment(issue, name), op, str(err))
         self._made.put(SYSTEM, f"attach:{dedupe_key}", {"id": found, "issue": issue})
         return found
@@ -303,6 +302,13 @@ class JiraTickets:
     def _post_transition(self, issue: str, transition_id: str, op: _Op) -> None:
         self._run(lambda: self._client().transition_issue(issue, transition_id), op, False)
 
+    def _upload(self, issue: str, path: Path, name: str, op: _Op) -> str:
+        with path.open("rb") as file:  # the library rewinds it for each attempt
+            made = self._run(
+                lambda: self._client().add_attachment(issue, file, filename=name), op, False
+            )
+        return str(made.id)
+
     def _attachment(self, issue: str, name: str) -> str | None:
         op = _Op(f"read the attachments of {issue}", "Browse projects", f"issue {issue}", issue)
         raw = self._run(lambda: self._client().issue(issue, fields="attachment").raw, op, True)
@@ -346,8 +352,8 @@ class JiraTickets:
                 f"RUNBOOK_JIRA_URL is set but no credentials: {_CREDENTIALS_HINT}"
             )
         # max_retries=0: the library's retries would re-send POSTs; ours are in call_with_retries.
-        connect = lambda: JIRA(  # noqa: E731
-            self._base, **auth, timeout=config.timeout_s, max_retries=0
+        connect = functools.partial(
+            JIRA, self._base, timeout=config.timeout_s, max_retries=0, **auth
         )
         return self._run(connect, _Op("connect", "Browse projects", "Jira"), True)
 
@@ -399,7 +405,7 @@ class JiraTickets:
             body = {}
         body = body if isinstance(body, dict) else {}
         errors = body.get("errors") if isinstance(body.get("errors"), dict) else {}
-        names = {f["id"]: f["name"] for f in self._fields or []}
+        names = {f["id"]: f["name"] for f in self._fields or [] if f.get("custom")}
         parts = [str(m) for m in body.get("errorMessages") or []]
         parts += [f"{names.get(k, k)}: {v}" for k, v in errors.items()]
         text = "; ".join(parts) or str(err.text or "no details")[:300]

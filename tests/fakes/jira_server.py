@@ -83,6 +83,7 @@ class Recorded:
 class _Fault:
     pattern: re.Pattern[str]
     times: int
+    method: str | None
     status: int = 0
     retry_after: float | None = None
     seconds: float = 0.0
@@ -138,7 +139,9 @@ class FakeJira:
         self.add_project("SEC", components=("api", "auth"))
         self.add_project("OPS")
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -157,33 +160,37 @@ class FakeJira:
         self._server.server_close()
 
     def add_project(self, key: str, components: tuple[str, ...] = ()) -> None:
-        """Create a project whose issues are numbered from 1."""
-        self.projects[key] = {
-            "id": str(10000 + len(self.projects)),
-            "key": key,
-            "name": f"{key} project",
-            "components": [
-                {"id": str(20000 + len(self.projects) * 100 + i), "name": name}
-                for i, name in enumerate(components)
-            ],
-        }
-        self._numbers[key] = itertools.count(1)
+        """Create a project whose issues are numbered from 1 (or add components to one)."""
+        project = self.projects.setdefault(
+            key,
+            {"id": str(10000 + len(self.projects)), "key": key, "name": f"{key} project"},
+        )
+        known = project.setdefault("components", [])
+        for name in components:
+            if name not in {c["name"] for c in known}:
+                known.append({"id": str(next(self._ids)), "name": name})
+        self._numbers.setdefault(key, itertools.count(1))
 
     def fail_next(
-        self, path_regex: str, status: int, retry_after: float | None = None, times: int = 1
+        self,
+        path_regex: str,
+        status: int,
+        retry_after: float | None = None,
+        times: int = 1,
+        method: str | None = None,
     ) -> None:
-        """Answer the next `times` requests whose path matches with `status` (and Retry-After)."""
+        """Answer the next `times` matching requests with `status` (and Retry-After), undone."""
         self._failures.append(
-            _Fault(re.compile(path_regex), times, status=status, retry_after=retry_after)
+            _Fault(re.compile(path_regex), times, method, status=status, retry_after=retry_after)
         )
 
     def drop_response_after_create(self, times: int = 1) -> None:
         """Apply the next `times` issue creates but close the connection without answering."""
         self._drops += times
 
-    def delay(self, path_regex: str, seconds: float) -> None:
-        """Hold every request whose path matches for `seconds` before handling it."""
-        self._delays.append(_Fault(re.compile(path_regex), times=-1, seconds=seconds))
+    def delay(self, path_regex: str, seconds: float, method: str | None = None) -> None:
+        """Hold every matching request for `seconds` before handling it."""
+        self._delays.append(_Fault(re.compile(path_regex), -1, method, seconds=seconds))
 
     def search_lag(self, searches: int) -> None:
         """Hide issues created from now on from the next `searches` searches (Cloud's lag)."""
@@ -200,9 +207,9 @@ class FakeJira:
         """Answer one request: (status, JSON body or None, extra headers)."""
         with self._lock:
             self.requests.append(request)
-            fault = _take(self._failures, request.path)
+            fault = _take(self._failures, request)
         for held in self._delays:
-            if held.pattern.search(request.path):
+            if _matches(held, request):
                 time.sleep(held.seconds)
         if fault is not None:
             headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
@@ -456,9 +463,13 @@ class FakeJira:
         return found
 
 
-def _take(faults: list[_Fault], path: str) -> _Fault | None:
+def _matches(fault: _Fault, request: Recorded) -> bool:
+    return fault.method in (None, request.method) and bool(fault.pattern.search(request.path))
+
+
+def _take(faults: list[_Fault], request: Recorded) -> _Fault | None:
     for fault in faults:
-        if fault.times and fault.pattern.search(path):
+        if fault.times and _matches(fault, request):
             fault.times -= 1
             return fault
     return None
@@ -584,17 +595,12 @@ _ROUTES = (
 def _handler(jira: FakeJira) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms stall
 
         def do_GET(self) -> None:
             self._serve()
 
         def do_POST(self) -> None:
-            self._serve()
-
-        def do_PUT(self) -> None:
-            self._serve()
-
-        def do_DELETE(self) -> None:
             self._serve()
 
         def log_message(self, format: str, *args: Any) -> None:
@@ -615,13 +621,16 @@ def _handler(jira: FakeJira) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             data = b"" if body is None else json.dumps(body).encode()
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            if body is not None:
-                self.send_header("Content-Type", "application/json;charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                if body is not None:
+                    self.send_header("Content-Type", "application/json;charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up waiting (a timeout test)
 
     return Handler

@@ -19,12 +19,15 @@ def test_catalog_has_the_builtin_actions() -> None:
     assert ActionRegistry(ACTIONS).names() == [
         "evidence.note",
         "http.request",
+        "jira.attach",
         "jira.comment",
         "jira.create_issue",
+        "jira.link",
         "jira.transition",
         "shell.run",
         "slack.create_channel",
         "slack.post",
+        "slack.update",
     ]
 
 

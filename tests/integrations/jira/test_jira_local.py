@@ -110,3 +110,48 @@ def test_transition_of_unknown_ticket_raises(store: LocalTicketStore) -> None:
     """Transitioning a key the store does not have raises TicketNotFound."""
     with pytest.raises(TicketNotFound):
         store.transition("SEC-9", "Done")
+
+
+def test_attach_copies_the_file_beside_the_store(store: LocalTicketStore, tmp_path: Path) -> None:
+    """An attachment is copied into attachments/<key>/ next to the database."""
+    store.create_issue(new(), "a")
+    source = tmp_path / "report.txt"
+    source.write_text("findings")
+    store.attach("SEC-1", source, "inc-1:attach")
+    [stored] = store.attachments("SEC-1")
+    assert stored.path.parent == tmp_path / "attachments" / "SEC-1"
+    assert (stored.filename, stored.path.read_text()) == ("report.txt", "findings")
+
+
+def test_attach_is_once_per_dedupe_key(store: LocalTicketStore, tmp_path: Path) -> None:
+    """Attaching twice under one key keeps one attachment and one copy."""
+    store.create_issue(new(), "a")
+    source = tmp_path / "report.txt"
+    source.write_text("findings")
+    first = store.attach("SEC-1", source, "inc-1:attach", filename="r.txt")
+    assert store.attach("SEC-1", source, "inc-1:attach", filename="r.txt") == first
+    assert len(store.attachments("SEC-1")) == 1
+    assert len(list((tmp_path / "attachments" / "SEC-1").iterdir())) == 1
+
+
+def test_attach_to_unknown_ticket_raises(store: LocalTicketStore, tmp_path: Path) -> None:
+    """Attaching to a key the store does not have raises TicketNotFound."""
+    source = tmp_path / "report.txt"
+    source.write_text("findings")
+    with pytest.raises(TicketNotFound):
+        store.attach("SEC-9", source, "k")
+
+
+def test_link_is_once_per_dedupe_key(store: LocalTicketStore) -> None:
+    """Linking twice under one key keeps the first link."""
+    store.create_issue(new(), "a")
+    first = store.link("SEC-1", "https://status.example", "Status page", "inc-1:link")
+    assert store.link("SEC-1", "https://other.example", "Other", "inc-1:link") == first
+    assert [(k.url, k.title) for k in store.links("SEC-1")] == [
+        ("https://status.example", "Status page")
+    ]
+
+
+def test_check_names_the_file(store: LocalTicketStore, tmp_path: Path) -> None:
+    """check() says where the store is."""
+    assert store.check() == f"local ticket store at {tmp_path / 'tickets.db'}"
