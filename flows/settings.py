@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     jira_user: str | None = Field(default=None, description="Jira Cloud account email.")
     jira_token: SecretStr | None = Field(default=None, description="Jira Cloud API token.")
     jira_pat: SecretStr | None = Field(default=None, description="Jira Server/DC access token.")
+    jira_timeout_s: float = Field(default=20.0, description="Per-request timeout for Jira.")
+    jira_max_retry_wait_s: float = Field(
+        default=300.0, description="Longest Retry-After from Jira that a step waits out."
+    )
 
     slack_bot_token: SecretStr | None = Field(
         default=None, description="Slack bot token; unset = local outbox."
@@ -70,7 +74,12 @@ class Settings(BaseSettings):
         if not self.jira_url:
             return None
         return JiraConfig(
-            url=self.jira_url, user=self.jira_user, token=self.jira_token, pat=self.jira_pat
+            url=self.jira_url,
+            user=self.jira_user,
+            token=self.jira_token,
+            pat=self.jira_pat,
+            timeout_s=self.jira_timeout_s,
+            max_retry_wait_s=self.jira_max_retry_wait_s,
         )
 
     def slack(self) -> SlackConfig | None:

@@ -13,7 +13,8 @@ from pydantic import SecretStr
 from flows.actions import ActionContext
 from integrations.config import JiraConfig
 from integrations.idempotency import IdempotencyMap
-from integrations.jira.rest import JiraTickets, RetryPolicy
+from integrations.jira.rest import JiraTickets
+from integrations.jira.retry import RetryPolicy
 from tests.fakes.jira_server import FakeJira
 
 FAST = RetryPolicy(backoff_s=0.01, backoff_cap_s=0.05, lookup_backoff_s=0.01)

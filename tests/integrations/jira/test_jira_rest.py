@@ -14,7 +14,8 @@ from pydantic import SecretStr
 from integrations.config import JiraConfig
 from integrations.idempotency import IdempotencyMap
 from integrations.jira import TicketNotFound, TicketSystemError
-from integrations.jira.rest import JiraTickets, OutcomeUnknown, RetryPolicy, dedupe_tag
+from integrations.jira.rest import JiraTickets, OutcomeUnknown, dedupe_tag
+from integrations.jira.retry import RetryPolicy
 from integrations.protocols import NewTicket
 from tests.fakes.jira_server import FakeJira
 
