@@ -322,6 +322,50 @@ def doctor() -> int:
     return EXIT_OK if healthy else EXIT_FAILED
 
 
+@app.command
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    runbooks: Path = Path("runbooks"),
+    dev: Annotated[bool, Parameter(negative="")] = False,
+    slack_socket_mode: Annotated[bool, Parameter(negative="")] = False,
+    via_deployments: Annotated[bool, Parameter(negative="")] = False,
+) -> int:
+    """Serve alert webhooks and Slack commands; runs start in the background, durably queued."""
+    settings = _settings()
+    _prepare_prefect(settings)
+    from flows.serve import serve as run_server
+
+    return run_server(
+        settings,
+        host=host,
+        port=port,
+        runbooks_dir=runbooks,
+        dev=dev,
+        socket_mode=slack_socket_mode,
+        via_deployments=via_deployments,
+    )
+
+
+@app.command
+def deploy(*, pool: str = "runbooks", runbooks: Path = Path("runbooks")) -> int:
+    """Create (or update) a Prefect deployment per runbook on a process work pool."""
+    settings = _settings()
+    _prepare_prefect(settings)
+    from flows.deployment import deploy_runbook, ensure_process_pool
+    from flows.serve import load_library
+
+    library = load_library(runbooks)
+    ensure_process_pool(pool)
+    root = Path.cwd()
+    for runbook in library:
+        name = deploy_runbook(runbook.id, runbook.path, runbook.sha256, pool, root)
+        print(f"deployed {name} on work pool {pool!r}")
+    print(f"start workers with: prefect worker start --pool {pool}")
+    return EXIT_OK
+
+
 @server_app.command
 def start() -> int:
     """Start the local Prefect server (or report the running one)."""

@@ -212,3 +212,43 @@ def acknowledge_gate(
             "gate.acknowledged", step=gate_id, actor=by, data={"note": note, "via": "cli"}
         )
     return True
+
+
+def record_resolution(
+    settings: Settings,
+    incident_id: str,
+    alert: Mapping[str, Any],
+    *,
+    backends: BackendFactory = default_backends,
+) -> list[str]:
+    """Record a resolved alert in the incident's evidence and comment on its tickets.
+
+    Nothing new starts: the responders decide when the incident is over. Returns the ticket
+    keys commented on.
+    """
+    incident = load_incident(settings.incidents_dir, incident_id)
+    folder = incident_folder(settings.incidents_dir, incident_id)
+    runbook = parse_runbook(folder / DOCUMENT_FILE)
+    records = read_records(folder)
+    uses = {r["step"]: r["data"].get("uses") for r in records if r["event"] == "step.started"}
+    keys = [
+        str(r["data"]["outputs"]["key"])
+        for r in records
+        if r["event"] == "step.succeeded"
+        and uses.get(r["step"]) == "jira.create_issue"
+        and "key" in r["data"].get("outputs", {})
+    ]
+    source = str(alert.get("source", "alert"))
+    with Ledger(folder, incident.id, _runbook_ref(runbook), Redactor()) as ledger:
+        ledger.record("alert.resolved", actor=f"alert:{source}", data={"alert": dict(alert)})
+    tickets = backends(settings).tickets
+    identity = str(alert.get("identity", ""))
+    for key in keys:
+        tickets.comment(
+            key,
+            f"The {source} alert that opened this incident has resolved"
+            f" ({alert.get('labels', {}).get('alertname', identity)}). Nothing was started;"
+            " close the incident when the runbook's gates are done.",
+            f"{incident.id}:resolved:{identity}",
+        )
+    return keys

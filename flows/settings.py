@@ -53,6 +53,23 @@ class Settings(BaseSettings):
         default=None, description="Verifies requests from Slack (slash commands, buttons)."
     )
 
+    slack_app_token: SecretStr | None = Field(
+        default=None, description="App-level token (xapp-...) for Socket Mode."
+    )
+    webhook_token: SecretStr | None = Field(
+        default=None, description="Bearer token for Alertmanager, Datadog and generic webhooks."
+    )
+    pagerduty_secret: SecretStr | None = Field(
+        default=None, description="PagerDuty webhook secret(s), comma-separated for rotation."
+    )
+    grafana_secret: SecretStr | None = Field(
+        default=None, description="Grafana webhook HMAC secret."
+    )
+    grafana_signature_header: str = Field(
+        default="X-Grafana-Alerting-Signature", description="Header carrying Grafana's HMAC."
+    )
+    workers: int = Field(default=2, ge=1, le=64, description="Runs the server executes at once.")
+
     @classmethod
     def settings_customise_sources(
         cls,
