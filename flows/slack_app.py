@@ -21,6 +21,7 @@ from flows.model import Runbook
 from flows.progress import progress_from_records
 from flows.runner import acknowledge_gate
 from flows.settings import Settings
+from integrations.alerts import PayloadError
 from integrations.protocols import ChatSystem
 from integrations.slack import commands as slack
 
@@ -43,7 +44,10 @@ class SlackHandlers:
     def command(self, body: bytes) -> dict[str, Any]:
         """Answer one `/runbook ...` slash command."""
         command = slack.parse_command(body)
-        request = slack.parse_command_text(command.text)
+        try:
+            request = slack.parse_command_text(command.text)
+        except PayloadError as error:  # the user's typo: Slack shows a 4xx only as "failed"
+            return slack.ephemeral(error.reason)
         startable = self._by_command()
         if request.kind == "list":
             mine = [

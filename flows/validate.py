@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -306,7 +307,33 @@ def _trigger_problems(runbook: Runbook) -> list[Problem]:
                 message, hint = _generic_reference_problem(who, ref, GLOBALS | {"alert"})
                 if message:
                     problems.append(Problem(runbook.path, line, message, hint))
+    slack = runbook.meta.triggers.slack
+    if slack is not None:
+        line = line_of(runbook.meta_lines, ["triggers", "slack", "command"], 1)
+        if slack.command.lower() in RESERVED_SLACK_COMMANDS:
+            problems.append(
+                Problem(
+                    runbook.path,
+                    line,
+                    f"slack command '{slack.command}' is one of /runbook's own subcommands",
+                    f"pick another name; reserved: {', '.join(sorted(RESERVED_SLACK_COMMANDS))}",
+                )
+            )
+        for entry in slack.allowed:
+            if not _ALLOWED_ENTRY.match(entry):
+                problems.append(
+                    Problem(
+                        runbook.path,
+                        line_of(runbook.meta_lines, ["triggers", "slack", "allowed"], line),
+                        f"slack allowed entry '{entry}' would match nobody",
+                        "use #channel, @user or @user-group, or a Slack id (C.., U.., S..)",
+                    )
+                )
     return problems
+
+
+RESERVED_SLACK_COMMANDS = frozenset({"list", "status", "drill", "help"})
+_ALLOWED_ENTRY = re.compile(r"^(?:[#@]\S+|[CGUWS][A-Z0-9]{2,})$")
 
 
 def _library_clashes(runbooks: list[Runbook]) -> list[Problem]:

@@ -317,6 +317,18 @@ MALFORMED = [
         "'c' needs 'undo', which runs only as a rollback",
         id="needs-rollback",
     ),
+    pytest.param(
+        FRONT[:-4] + "triggers:\n  slack: {command: list}\n---\n",
+        11,
+        "slack command 'list' is one of /runbook's own subcommands",
+        id="slack-reserved-command",
+    ),
+    pytest.param(
+        FRONT[:-4] + "triggers:\n  slack:\n    command: leak\n    allowed: [sec-oncall]\n---\n",
+        13,
+        "slack allowed entry 'sec-oncall' would match nobody",
+        id="slack-allowed-matches-nobody",
+    ),
 ]
 
 

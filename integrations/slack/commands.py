@@ -1,0 +1,387 @@
+"""Slack's side of triggers: slash commands, the gate button, and the gate message.
+
+Bodies come from outside: anything that is not what Slack sends is a `PayloadError` (400) and
+changes nothing. No web framework here: the HTTP server and Socket Mode both call these with the
+raw form body, after they have established that Slack sent it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+from flows.incident import INCIDENT_ID
+from flows.model import IDENTIFIER, Gate
+from integrations.alerts import PayloadError
+
+ACK_GATE = "runbook_ack_gate"
+"""The action id of the gate message's Acknowledge button."""
+USAGE = (
+    "Usage: `/runbook COMMAND key=value ...` starts a runbook, `/runbook list` lists them,"
+    " `/runbook status INCIDENT`, `/runbook drill SCENARIO [key=value ...]`, `/runbook help`."
+    ' Quote values with spaces or apostrophes: `note="can\'t log in"`.'
+)
+COMMAND_FIELDS = (
+    "command",
+    "text",
+    "user_id",
+    "user_name",
+    "channel_id",
+    "channel_name",
+    "team_id",
+    "response_url",
+    "trigger_id",
+)
+MAX_FIELDS = 64
+"""Slack sends about 15 form fields; a body with many more is not from Slack."""
+SECTION_LIMIT = 3000
+VALUE_LIMIT = 2000
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A runbook command or drill scenario as typed: safe to echo back in a reply."""
+KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
+GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
+GATE_ID = re.compile(IDENTIFIER)
+
+Kind = Literal["run", "list", "status", "drill", "help"]
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    """A slash command invocation as Slack sends it: who typed what, where."""
+
+    command: str
+    text: str
+    user_id: str
+    user_name: str
+    channel_id: str
+    channel_name: str
+    team_id: str
+    response_url: str
+    trigger_id: str
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    """What the command text asks for: start a runbook, list, status, a drill, or help."""
+
+    kind: Kind
+    name: str | None = None
+    inputs: dict[str, str] = field(default_factory=dict)
+    incident: str | None = None
+
+
+@dataclass(frozen=True)
+class GateClick:
+    """A responder pressed Acknowledge on a gate message."""
+
+    incident: str
+    gate: str
+    user_id: str
+    user_name: str
+    channel_id: str
+    message_ts: str
+    response_url: str
+
+
+# -- slash commands ----------------------------------------------------------------------------
+
+
+def parse_command(body: bytes) -> SlashCommand:
+    """The slash command in a form-encoded body; PayloadError(400) when it is not one."""
+    fields = _form(body)
+    missing = [
+        name
+        for name in COMMAND_FIELDS
+        if name not in fields or (name != "text" and not fields[name])
+    ]
+    if missing:
+        raise PayloadError(f"not a Slack slash command: missing {', '.join(missing)}", 400)
+    if not fields["response_url"].startswith(("https://", "http://")):
+        raise PayloadError("not a Slack slash command: response_url is not an http(s) URL", 400)
+    return SlashCommand(**{name: fields[name] for name in COMMAND_FIELDS})
+
+
+def parse_command_text(text: str) -> CommandRequest:
+    """What `/runbook TEXT` asks for; PayloadError(400) with the usage when it makes no sense."""
+    try:
+        words = shlex.split(_plain(text), posix=True)
+    except ValueError as err:
+        raise PayloadError(f"cannot read the command ({err}). {USAGE}", 400) from None
+    if not words:
+        return CommandRequest("help")
+    verb, rest = words[0].lower(), words[1:]
+    if verb == "help":
+        if len(rest) > 1:
+            raise _usage("`help` takes at most one command")
+        return CommandRequest("help", name=_name(rest[0]) if rest else None)
+    if verb == "list":
+        if rest:
+            raise _usage("`list` takes no arguments")
+        return CommandRequest("list")
+    if verb == "status":
+        if len(rest) != 1 or not INCIDENT_ID.fullmatch(rest[0]):
+            raise _usage("`status` takes one incident id")
+        return CommandRequest("status", incident=rest[0])
+    if verb == "drill":
+        if not rest:
+            raise _usage("`drill` needs a scenario")
+        return CommandRequest("drill", name=_name(rest[0]), inputs=_assignments(rest[1:]))
+    return CommandRequest("run", name=_name(words[0]), inputs=_assignments(rest))
+
+
+def is_allowed(
+    allowed: list[str],
+    command: SlashCommand,
+    user_groups_of: Callable[[str], set[str]] | None = None,
+) -> bool:
+    """Whether `triggers.slack.allowed` lets this user, in this channel, run the command.
+
+    `user_groups_of(user_id)` returns the handles (without `@`) and ids of the user's groups; it
+    is called at most once, and only when a channel or user entry did not already match.
+    """
+    if not allowed:
+        return True
+    groups: set[str] | None = None
+    for entry in allowed:
+        if _names_caller(entry, command):
+            return True
+        if user_groups_of is None or not (entry.startswith("@") or GROUP_ID.fullmatch(entry)):
+            continue
+        if groups is None:
+            groups = {group.casefold() for group in user_groups_of(command.user_id)}
+        if entry.removeprefix("@").casefold() in groups:
+            return True
+    return False
+
+
+def _names_caller(entry: str, command: SlashCommand) -> bool:
+    """Whether an `allowed` entry names the command's channel or user."""
+    if entry.startswith("#"):
+        return entry[1:].casefold() == command.channel_name.casefold()
+    if entry.startswith("@"):
+        return entry[1:].casefold() == command.user_name.casefold()
+    if CHANNEL_ID.fullmatch(entry):
+        return entry == command.channel_id
+    if USER_ID.fullmatch(entry):
+        return entry == command.user_id
+    return False
+
+
+def _plain(text: str) -> str:
+    """Command text as typed: Slack escapes `&`, `<`, `>`; clients may curl double quotes."""
+    for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&")):
+        text = text.replace(entity, char)
+    return text.replace("\u201c", '"').replace("\u201d", '"')
+
+
+def _name(word: str) -> str:
+    if not NAME.fullmatch(word):
+        raise _usage(f"{word!r} is not a command name")
+    return word
+
+
+def _assignments(words: list[str]) -> dict[str, str]:
+    """`key=value` words as a dict; keys are identifiers, each given once."""
+    inputs: dict[str, str] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not KEY.fullmatch(key):
+            raise _usage(f"{word!r} is not key=value with a key of letters, digits and _")
+        if key in inputs:
+            raise _usage(f"{key} is given twice")
+        inputs[key] = value
+    return inputs
+
+
+def _usage(reason: str) -> PayloadError:
+    return PayloadError(f"{reason}. {USAGE}", 400)
+
+
+# -- the gate button ---------------------------------------------------------------------------
+
+
+def parse_interaction(body: bytes) -> GateClick | None:
+    """The gate acknowledgement in an interaction body; None for other interactions."""
+    fields = _form(body)
+    if "payload" not in fields:
+        raise PayloadError("not a Slack interaction: no payload field", 400)
+    payload = _object(_json(fields["payload"], "payload"), "payload")
+    kind = payload.get("type")
+    if not isinstance(kind, str):
+        raise PayloadError("not a Slack interaction: payload.type is missing", 400)
+    if kind != "block_actions":
+        return None
+    actions = payload.get("actions")
+    if not isinstance(actions, list):
+        raise PayloadError("not a Slack interaction: payload.actions is not a list", 400)
+    action = next(
+        (a for a in actions if isinstance(a, dict) and a.get("action_id") == ACK_GATE), None
+    )
+    if action is None:
+        return None
+    value = _object(_json(_text(action, "value", "action"), "action.value"), "action.value")
+    incident, gate = _text(value, "incident", "action.value"), _text(value, "gate", "action.value")
+    if not INCIDENT_ID.fullmatch(incident) or not GATE_ID.fullmatch(gate):
+        raise PayloadError("not a gate button: action.value names no incident and gate", 400)
+    user = _object(payload.get("user"), "payload.user")
+    name = user.get("username") or user.get("name")
+    if not isinstance(name, str):
+        raise PayloadError("not a Slack interaction: payload.user has no name", 400)
+    return GateClick(
+        incident=incident,
+        gate=gate,
+        user_id=_text(user, "id", "payload.user"),
+        user_name=name,
+        channel_id=_text(
+            _object(payload.get("channel"), "payload.channel"), "id", "payload.channel"
+        ),
+        message_ts=_text(
+            _object(payload.get("container"), "payload.container"),
+            "message_ts",
+            "payload.container",
+        ),
+        response_url=_text(payload, "response_url", "payload"),
+    )
+
+
+def _json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise PayloadError(f"not a Slack interaction: {where} is not JSON", 400) from None
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PayloadError(f"not a Slack interaction: {where} is not an object", 400)
+    return value
+
+
+def _text(mapping: dict[str, Any], key: str, where: str) -> str:
+    value = mapping.get(key)
+    if not isinstance(value, str) or not value:
+        raise PayloadError(f"not a Slack interaction: {where}.{key} is missing", 400)
+    return value
+
+
+def _form(body: bytes) -> dict[str, str]:
+    """The fields of a form-encoded UTF-8 body, each given once."""
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=True,
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
+    except ValueError:
+        raise PayloadError("the body is not form-encoded UTF-8", 400) from None
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise PayloadError("the body repeats a field", 400)
+    return fields
+
+
+# -- the gate message --------------------------------------------------------------------------
+
+
+def gate_blocks(incident: str, gate: Gate, title: str) -> list[dict[str, Any]]:
+    """The message asking a responder to acknowledge `gate` of the runbook titled `title`."""
+    value = json.dumps({"incident": incident, "gate": gate.id}, separators=(",", ":"))
+    if len(value) > VALUE_LIMIT:
+        raise ValueError(f"incident id and gate id are too long for a Slack button ({len(value)})")
+    button = {
+        "type": "button",
+        "action_id": ACK_GATE,
+        "text": {"type": "plain_text", "text": "Acknowledge"},
+        "style": "primary",
+        "value": value,
+        "confirm": {
+            "title": {"type": "plain_text", "text": "Acknowledge this gate?"},
+            "text": {
+                "type": "mrkdwn",
+                "text": "You confirm that every item is done. Your name goes into the"
+                " incident's evidence.",
+            },
+            "confirm": {"type": "plain_text", "text": "Acknowledge"},
+            "deny": {"type": "plain_text", "text": "Not yet"},
+        },
+    }
+    head = f"*{_escape(title)}*: gate *{_escape(gate.title)}* waits for a responder"
+    return [_section(head, incident, gate, "\u2022"), {"type": "actions", "elements": [button]}]
+
+
+def gate_acknowledged_blocks(
+    incident: str, gate: Gate, title: str, by: str
+) -> list[dict[str, Any]]:
+    """The gate message once acknowledged `by` a user id (mentioned) or a name: no button."""
+    head = f"*{_escape(title)}*: gate *{_escape(gate.title)}* acknowledged"
+    who = f"<@{by}>" if USER_ID.fullmatch(by) else _escape(by)
+    return [
+        _section(head, incident, gate, "\u2611"),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Acknowledged by {who}"}]},
+    ]
+
+
+def _section(head: str, incident: str, gate: Gate, bullet: str) -> dict[str, Any]:
+    """A section with the heading, the incident and as many checklist items as fit."""
+    lines = [head, f"Incident `{_escape(incident)}`"]
+    items = [f"{bullet} {_escape(item)}" for item in gate.items]
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _fit(lines, items)}}
+
+
+def _fit(lines: list[str], items: list[str]) -> str:
+    """`lines` then `items`, leaving out the last items (said so) to stay in SECTION_LIMIT."""
+    for shown in range(len(items), -1, -1):
+        hidden = len(items) - shown
+        more = [f"\u2026and {hidden} more in the runbook"] if hidden else []
+        text = "\n".join([*lines, *items[:shown], *more])
+        if len(text) <= SECTION_LIMIT:
+            return text
+    return text[: SECTION_LIMIT - 1] + "\u2026"
+
+
+def _escape(text: str) -> str:
+    """Text shown as is in mrkdwn: Slack reads `&`, `<`, `>` as markup (mentions, links)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# -- replies -----------------------------------------------------------------------------------
+
+
+def ephemeral(text: str) -> dict[str, str]:
+    """A reply only the person who typed the command sees."""
+    return {"response_type": "ephemeral", "text": text}
+
+
+def in_channel(text: str) -> dict[str, str]:
+    """A reply everyone in the channel sees."""
+    return {"response_type": "in_channel", "text": text}
+
+
+def help_text(commands: list[tuple[str, str]]) -> str:
+    """The help reply: each (command, title) a runbook can be started with, then the rest."""
+    if commands:
+        runbooks = "\n".join(
+            f"`/runbook {command} key=value ...` {_escape(title)}"
+            for command, title in sorted(commands)
+        )
+    else:
+        runbooks = "None yet: give a runbook `triggers.slack.command` in its front matter."
+    return (
+        f"*Runbooks you can start*\n{runbooks}\n"
+        "*Other commands*\n"
+        "`/runbook list` the runbooks you can start here\n"
+        "`/runbook status INCIDENT` where an incident's run stands\n"
+        "`/runbook drill SCENARIO [key=value ...]` start a tabletop drill\n"
+        "`/runbook help` this message\n"
+        'Quote values with spaces: `/runbook breach service=api note="rotated at 10:02"`'
+    )
