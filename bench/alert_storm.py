@@ -1,0 +1,156 @@
+"""Alert storm: many deliveries over few identities. Webhook answer times, incidents, losses.
+
+10,000 Alertmanager-style deliveries over 500 alert identities arrive from 16 concurrent
+senders at the trigger server (real HTTP, workers running). Every 2xx must be durably recorded,
+and exactly one incident must open per identity.
+
+    .venv/bin/python bench/alert_storm.py --deliveries 10000 --identities 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from _common import warm_server
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+RUNBOOK = """---
+id: storm
+title: Storm target
+kind: outage
+severity: sev3
+version: 1
+owner: "#ops"
+inputs:
+  host: {type: string, required: true}
+triggers:
+  alerts:
+    - source: alertmanager
+      match: {alertname: Storm}
+      inputs: {host: "{{ alert.labels.instance }}"}
+---
+# Storm target
+
+```step
+id: note
+uses: evidence.note
+with:
+  text: "storm alert for {{ inputs.host }}"
+```
+"""
+
+
+def payload(identity: int) -> bytes:
+    labels = {"alertname": "Storm", "instance": f"host-{identity}"}
+    return json.dumps(
+        {
+            "version": "4",
+            "groupKey": f'{{}}:{{instance="host-{identity}"}}',
+            "status": "firing",
+            "receiver": "runbook",
+            "groupLabels": labels,
+            "commonLabels": labels,
+            "commonAnnotations": {},
+            "externalURL": "http://am",
+            "truncatedAlerts": 0,
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": labels,
+                    "annotations": {},
+                    "startsAt": "2026-11-26T10:00:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "",
+                    "fingerprint": f"{identity:016x}",
+                }
+            ],
+        }
+    ).encode()
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--deliveries", type=int, default=10_000)
+    parser.add_argument("--identities", type=int, default=500)
+    parser.add_argument("--senders", type=int, default=16)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="runbook-bench-storm-"))
+    warm_server(work / "server-home")
+    from pydantic import SecretStr
+
+    from flows.serve import load_library, make_server
+    from flows.server import build_app
+    from flows.settings import Settings
+    from tests.support import serve_in_thread
+
+    library = work / "library"
+    library.mkdir()
+    (library / "storm.md").write_text(RUNBOOK)
+    home = work / "home"
+    settings = Settings(home=home, prefect="external", webhook_token=SecretStr("t"))
+    server = make_server(settings, load_library(library), dev=False, threads=2)
+    server.workers.start()
+    rng = random.Random(1)
+    order = [n % args.identities for n in range(args.deliveries)]
+    rng.shuffle(order)
+    bodies = [payload(identity) for identity in order]
+    answers: list[tuple[int, float]] = []
+    with serve_in_thread(build_app(server.state)) as url:
+        clients = [httpx.Client(headers={"Authorization": "Bearer t"}) for _ in range(args.senders)]
+
+        def send(n: int) -> tuple[int, float]:
+            started = time.perf_counter()
+            status = (
+                clients[n % args.senders]
+                .post(f"{url}/alerts/alertmanager", content=bodies[n])
+                .status_code
+            )
+            return status, time.perf_counter() - started
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.senders) as pool:
+            answers = list(pool.map(send, range(args.deliveries)))
+        elapsed = time.perf_counter() - started
+        for client in clients:
+            client.close()
+    server.workers.stop()
+    ok = [t for status, t in answers if status == 202]
+    with sqlite3.connect(home / "intake.db") as db:
+        incidents = db.execute("SELECT COUNT(*) FROM incidents").fetchone()[0]
+        recorded = db.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE outcome IN ('started', 'joined')"
+        ).fetchone()[0]
+    ms = [t * 1000 for t in ok]
+    print(
+        f"deliveries {args.deliveries} over {args.identities} identities, {args.senders} senders,"
+        f" {elapsed:.1f} s ({args.deliveries / elapsed:.0f}/s)"
+    )
+    print(
+        f"answered 2xx: {len(ok)}; webhook answer p50 {percentile(ms, 50):.1f} ms,"
+        f" p99 {percentile(ms, 99):.1f} ms, max {max(ms):.1f} ms"
+    )
+    print(f"incidents started: {incidents} (expected {args.identities})")
+    print(
+        f"alerts recorded durably: {recorded} of {len(ok)} acknowledged"
+        f" ({'nothing lost' if recorded == len(ok) else 'LOST SOME'})"
+    )
+
+
+if __name__ == "__main__":
+    main()
