@@ -1,0 +1,193 @@
+"""Slack into the trigger server: a signed slash command starts a run, a button acknowledges
+its gate, all through the real slack_sdk client against a loopback fake Slack."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from flows.ledger import read_records
+from flows.serve import Server, load_library, make_server
+from flows.server import build_app
+from flows.settings import Settings
+from tests.fakes.slack_server import FakeSlack, serve_slack
+from tests.support import FIXTURES, serve_in_thread
+
+SECRET = "signing-secret-0b5e"
+
+
+def signed(body: bytes, at: float | None = None, secret: str = SECRET) -> dict[str, str]:
+    """Slack's v0 signature headers for this body."""
+    stamp = str(int(time.time() if at is None else at))
+    digest = hmac.new(secret.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256)
+    return {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={digest.hexdigest()}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def command_body(text: str, channel: str = "ops", channel_id: str = "C0OPS") -> bytes:
+    return urllib.parse.urlencode(
+        {
+            "command": "/runbook",
+            "text": text,
+            "user_id": "U0ALICE",
+            "user_name": "alice",
+            "channel_id": channel_id,
+            "channel_name": channel,
+            "team_id": "T0001",
+            "response_url": "https://hooks.slack.test/commands/1",
+            "trigger_id": "1.2.3",
+        }
+    ).encode()
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with serve_slack() as fake:
+        fake.add_channel("ops")
+        yield fake
+
+
+@pytest.fixture
+def served(home: Path, slack: FakeSlack) -> Iterator[tuple[Server, httpx.Client]]:
+    """The trigger server with Slack configured, over real HTTP, workers running."""
+    settings = Settings(
+        home=home,
+        prefect="external",
+        slack_signing_secret=SecretStr(SECRET),
+        slack_bot_token=SecretStr(slack.token),
+        slack_api_url=slack.url,
+    )
+    server = make_server(settings, load_library(FIXTURES / "library"), dev=False)
+    server.workers.start()
+    with serve_in_thread(build_app(server.state)) as url, httpx.Client(base_url=url) as client:
+        yield server, client
+    server.workers.stop()
+
+
+def wait_idle(server: Server, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        intake = server.state.intake
+        if intake.count_jobs("pending") == 0 and intake.count_jobs("running") == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("jobs still queued")
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_slash_command_starts_run_and_button_acknowledges_gate(
+    served: tuple[Server, httpx.Client], slack: FakeSlack, home: Path
+) -> None:
+    """`/runbook disk host=db-1` starts the run; pressing the gate's button finishes it."""
+    server, client = served
+    body = command_body("disk host=db-1")
+    answer = client.post("/slack/commands", content=body, headers=signed(body))
+    assert answer.status_code == 200
+    assert answer.json()["response_type"] == "in_channel"
+    incident = answer.json()["text"].split("`")[1]
+    wait_idle(server)
+
+    gate_posts = [
+        call.body for call in slack.calls("chat.postMessage") if "Waiting" in call.body["text"]
+    ]
+    assert len(gate_posts) == 1
+    blocks = gate_posts[0]["blocks"]
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+    button = next(b for b in blocks if b["type"] == "actions")["elements"][0]
+    assert button["action_id"] == "runbook_ack_gate"
+    channel = next(c for c in slack.channels.values() if c.name == "ops")
+    ts = slack.messages[channel.id][-1]["ts"]
+
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U0BOB", "username": "bob", "name": "bob"},
+        "channel": {"id": channel.id, "name": "ops"},
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel.id},
+        "message": {"ts": ts},
+        "response_url": "https://hooks.slack.test/actions/1",
+        "trigger_id": "4.5.6",
+        "actions": [
+            {
+                "action_id": button["action_id"],
+                "value": button["value"],
+                "type": "button",
+                "block_id": "b",
+            }
+        ],
+    }
+    click = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    answer = client.post("/slack/interactions", content=click, headers=signed(click))
+    assert answer.status_code == 200
+    wait_idle(server)
+
+    records = read_records(home / "incidents" / incident)
+    acks = [r for r in records if r["event"] == "gate.acknowledged"]
+    assert [(r["step"], r["actor"]) for r in acks] == [("free-space", "slack:bob")]
+    finished = [r["data"]["status"] for r in records if r["event"] == "run.finished"]
+    assert finished == ["waiting", "succeeded"]
+    assert slack.count("chat.update") == 1
+
+
+def test_list_answers_with_the_runbooks_the_caller_may_start(
+    served: tuple[Server, httpx.Client],
+) -> None:
+    """`/runbook list` is answered at once, ephemerally, with what this channel may start."""
+    _, client = served
+    allowed = command_body("list")
+    answer = client.post("/slack/commands", content=allowed, headers=signed(allowed))
+    assert answer.status_code == 200 and answer.json()["response_type"] == "ephemeral"
+    assert "/runbook disk" in answer.json()["text"]
+    elsewhere = command_body("list", channel="random", channel_id="C0RANDOM")
+    answer = client.post("/slack/commands", content=elsewhere, headers=signed(elsewhere))
+    assert "/runbook disk" not in answer.json()["text"]
+
+
+def test_command_from_a_channel_not_allowed_starts_nothing(
+    served: tuple[Server, httpx.Client],
+) -> None:
+    """A runbook's `allowed` list is enforced: elsewhere the command is refused politely."""
+    server, client = served
+    body = command_body("disk host=db-1", channel="random", channel_id="C0RANDOM")
+    answer = client.post("/slack/commands", content=body, headers=signed(body))
+    assert answer.status_code == 200 and "may not start" in answer.json()["text"]
+    assert server.state.intake.count_jobs("pending") == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param(lambda b: signed(b, at=time.time() - 301), id="301-s-old"),
+        pytest.param(lambda b: signed(b, at=time.time() + 400), id="future"),
+        pytest.param(lambda b: signed(b, secret="wrong"), id="wrong-secret"),
+        pytest.param(lambda b: signed(command_body("disk host=evil")), id="tampered-body"),
+        pytest.param(lambda b: {}, id="missing-headers"),
+        pytest.param(
+            lambda b: {**signed(b), "X-Slack-Request-Timestamp": "soon"},
+            None,
+            id="non-numeric-timestamp",
+        ),
+    ],
+)
+def test_bad_slack_signatures_are_401_and_change_nothing(
+    served: tuple[Server, httpx.Client],
+    headers,
+    body,  # type: ignore[no-untyped-def]
+) -> None:
+    """Old, future, forged, tampered or unsigned requests get 401 and queue nothing."""
+    server, client = served
+    payload = command_body("disk host=db-1")
+    answer = client.post("/slack/commands", content=payload, headers=headers(payload))
+    assert answer.status_code == 401
+    assert server.state.intake.count_jobs("pending") == 0
