@@ -175,7 +175,6 @@ def test_command_from_a_channel_not_allowed_starts_nothing(
         pytest.param(lambda b: {}, id="missing-headers"),
         pytest.param(
             lambda b: {**signed(b), "X-Slack-Request-Timestamp": "soon"},
-            None,
             id="non-numeric-timestamp",
         ),
     ],
