@@ -8,7 +8,7 @@ import hmac
 import json
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -181,8 +181,7 @@ def test_command_from_a_channel_not_allowed_starts_nothing(
 )
 def test_bad_slack_signatures_are_401_and_change_nothing(
     served: tuple[Server, httpx.Client],
-    headers,
-    body,  # type: ignore[no-untyped-def]
+    headers: Callable[[bytes], dict[str, str]],
 ) -> None:
     """Old, future, forged, tampered or unsigned requests get 401 and queue nothing."""
     server, client = served
