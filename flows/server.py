@@ -86,7 +86,11 @@ def build_verifiers(
         "grafana": (
             (
                 lambda h, b: verify.verify_grafana(
-                    h, b, grafana, header_name=settings.grafana_signature_header.lower()
+                    h,
+                    b,
+                    grafana,
+                    header_name=settings.grafana_signature_header.lower(),
+                    timestamp_header=(settings.grafana_timestamp_header or "").lower() or None,
                 )
             )
             if grafana

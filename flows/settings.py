@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     grafana_signature_header: str = Field(
         default="X-Grafana-Alerting-Signature", description="Header carrying Grafana's HMAC."
     )
+    grafana_timestamp_header: str | None = Field(
+        default=None, description="Grafana's timestamp header, when it signs timestamp:body."
+    )
     workers: int = Field(default=2, ge=1, le=64, description="Runs the server executes at once.")
 
     @classmethod
