@@ -48,6 +48,9 @@ class NoResponder:
         return None
 
 
+Simulator = Callable[[Step, Action, BaseModel], Mapping[str, Any] | None]
+"""Given a step, its action and rendered arguments: canned outputs, or None to act for real."""
+
 StepCall = Callable[[Step, Callable[[], Mapping[str, Any]]], Mapping[str, Any]]
 """Runs one step's action thunk (with retries and timeout) and returns its outputs."""
 
@@ -98,6 +101,8 @@ class Execution:
     evidence: Path
     responder: GateResponder = field(default_factory=NoResponder)
     call_step: StepCall = call_directly
+    simulate: Simulator | None = None
+    """Drills: outputs to use instead of running a step's action (None runs it for real)."""
 
 
 class _Walk:
@@ -203,9 +208,15 @@ def _run_step(walk: _Walk, step: Step) -> bool:
     )
     walk.statuses[step.id] = "running"
     attempts = {"n": 0}
+    simulated: dict[str, bool] = {"yes": False}
 
     def act() -> Mapping[str, Any]:
         attempts["n"] += 1
+        if run.simulate is not None:
+            canned = run.simulate(step, action, args)
+            if canned is not None:
+                simulated["yes"] = True
+                return dict(canned)
         if attempts["n"] > 1:
             walk.record("step.retried", step.id, {"attempt": attempts["n"]})
         context = ActionContext(
@@ -235,7 +246,10 @@ def _run_step(walk: _Walk, step: Step) -> bool:
         outputs = dict(run.call_step(step, act))
     except Exception as error:
         return _fail(walk, step, _describe(error), attempts=attempts["n"])
-    walk.record("step.succeeded", step.id, {"outputs": outputs, "attempts": attempts["n"]})
+    done: dict[str, Any] = {"outputs": outputs, "attempts": attempts["n"]}
+    if simulated["yes"]:
+        done["simulated"] = True
+    walk.record("step.succeeded", step.id, done)
     walk.statuses[step.id] = "succeeded"
     walk.outputs[step.id] = outputs
     return True

@@ -9,7 +9,7 @@ from typing import Any
 
 from flows.actions import ActionRegistry, default_registry
 from flows.errors import RunbookError
-from flows.execute import Execution, GateResponder, NoResponder, RunOutcome
+from flows.execute import Execution, GateResponder, NoResponder, RunOutcome, Simulator
 from flows.incident import (
     DOCUMENT_FILE,
     Incident,
@@ -60,6 +60,7 @@ def _execution(
     registry: ActionRegistry,
     backends: Backends,
     responder: GateResponder,
+    simulate: Simulator | None = None,
 ) -> Execution:
     redactor = Redactor(secrets=secret_values(plan.runbook, inputs))
     evidence = incident_folder(settings.incidents_dir, incident.id)
@@ -76,6 +77,7 @@ def _execution(
         home=settings.home,
         evidence=evidence,
         responder=responder,
+        simulate=simulate,
     )
 
 
@@ -99,6 +101,7 @@ def start_run(
     responder: GateResponder | None = None,
     registry: ActionRegistry | None = None,
     backends: BackendFactory = default_backends,
+    simulate: Simulator | None = None,
 ) -> RunOutcome:
     """Run a runbook for a new incident (or continue an existing one given the same id)."""
     registry = registry or default_registry()
@@ -121,6 +124,7 @@ def start_run(
             responder=responder,
             registry=registry,
             backends=backends,
+            simulate=simulate,
         )
     redactor = Redactor(secrets=secret_values(runbook, inputs))
     stored_inputs, _ = redactor.redact(inputs)
@@ -142,7 +146,14 @@ def start_run(
     )
     open_incident(settings.incidents_dir, incident, runbook.text)
     execution = _execution(
-        settings, plan, incident, inputs, registry, backends(settings), responder or NoResponder()
+        settings,
+        plan,
+        incident,
+        inputs,
+        registry,
+        backends(settings),
+        responder or NoResponder(),
+        simulate,
     )
     return _run(execution, resumed=False)
 
@@ -167,6 +178,7 @@ def resume_run(
     responder: GateResponder | None = None,
     registry: ActionRegistry | None = None,
     backends: BackendFactory = default_backends,
+    simulate: Simulator | None = None,
 ) -> RunOutcome:
     """Continue an incident from its first unfinished step; finished steps never run again."""
     registry = registry or default_registry()
@@ -185,7 +197,14 @@ def resume_run(
             )
     inputs = resolve_inputs(plan.runbook, {**stored, **given})
     execution = _execution(
-        settings, plan, incident, inputs, registry, backends(settings), responder or NoResponder()
+        settings,
+        plan,
+        incident,
+        inputs,
+        registry,
+        backends(settings),
+        responder or NoResponder(),
+        simulate,
     )
     return _run(execution, resumed=True)
 
