@@ -9,14 +9,16 @@ run again, and running a start job twice is a resume (finished steps never repea
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flows.incident import new_incident_id
 from flows.routing import Route, Unroutable
@@ -60,6 +62,8 @@ CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (state, id);
 """
 
 RouteFn = Callable[[Alert], tuple[list[Route], list[Unroutable]]]
+T = TypeVar("T")
+GROUP_COMMIT_MAX = 256
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,11 @@ class Intake:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.wakeup = threading.Event()
+        self._pending: queue.SimpleQueue[
+            tuple[Callable[[sqlite3.Connection], Any], Future[Any]]
+        ] = queue.SimpleQueue()
+        self._committer: threading.Thread | None = None
+        self._committer_lock = threading.Lock()
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
 
@@ -134,27 +143,100 @@ class Intake:
     def accept_alerts(
         self, source: str, alerts: list[Alert], route: RouteFn, delivery: str | None = None
     ) -> Accepted:
-        """Record a delivery's alerts, join or open incidents, queue their jobs; all or nothing."""
-        accepted = Accepted()
-        now = _now()
-        with self._transaction() as conn:
-            if delivery is not None:
-                seen = conn.execute(
-                    "INSERT OR IGNORE INTO deliveries (received_at, source, delivery, outcome)"
-                    " VALUES (?, ?, ?, 'delivery')",
-                    (now, source, delivery),
-                )
-                if seen.rowcount == 0:  # the sender retried a delivery we already have
-                    accepted.repeated_delivery = True
-                    return accepted
-            for alert in alerts:
-                self._accept_one(conn, alert, route, accepted, now)
+        """Record a delivery's alerts, join or open incidents, queue their jobs; all or nothing.
+
+        Returns once the transaction is committed and on disk.
+        """
+        routed = [(alert, *route(alert)) for alert in alerts]  # pure work, outside the lock
+        accepted = self._commit(lambda conn: self._record(conn, source, routed, delivery))
         if accepted.started or accepted.resolved:
             self.wakeup.set()
         return accepted
 
+    def _record(
+        self,
+        conn: sqlite3.Connection,
+        source: str,
+        routed: list[tuple[Alert, list[Route], list[Unroutable]]],
+        delivery: str | None,
+    ) -> Accepted:
+        accepted = Accepted()
+        now = _now()
+        if delivery is not None:
+            seen = conn.execute(
+                "INSERT OR IGNORE INTO deliveries (received_at, source, delivery, outcome)"
+                " VALUES (?, ?, ?, 'delivery')",
+                (now, source, delivery),
+            )
+            if seen.rowcount == 0:  # the sender retried a delivery we already have
+                accepted.repeated_delivery = True
+                return accepted
+        for alert, routes, failures in routed:
+            self._accept_one(conn, alert, routes, failures, accepted, now)
+        return accepted
+
+    def _commit(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` inside the next group commit and wait until that commit is on disk.
+
+        Concurrent webhooks share one transaction and one fsync instead of queueing for one
+        each: the answer still waits for durability, but a storm no longer serializes on it.
+        Each piece of work runs under its own savepoint, so one failing undoes only itself.
+        """
+        future: Future[T] = Future()
+        with self._committer_lock:
+            if self._committer is None:
+                self._committer = threading.Thread(
+                    target=self._commit_loop, name="runbook-intake-commit", daemon=True
+                )
+                self._committer.start()
+        self._pending.put((work, future))
+        return future.result()
+
+    def _commit_loop(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        while True:
+            batch = [self._pending.get()]
+            while len(batch) < GROUP_COMMIT_MAX:
+                try:
+                    batch.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
+            outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for work, future in batch:
+                    conn.execute("SAVEPOINT item")
+                    try:
+                        result = work(conn)
+                    except Exception as error:  # handed to its own caller below
+                        conn.execute("ROLLBACK TO item")
+                        outcomes.append((future, None, error))
+                    else:
+                        outcomes.append((future, result, None))
+                    conn.execute("RELEASE item")
+                conn.execute("COMMIT")
+            except sqlite3.Error as error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                for _, future in batch:
+                    future.set_exception(error)
+                continue
+            for future, result, failure in outcomes:
+                if failure is not None:
+                    future.set_exception(failure)
+                else:
+                    future.set_result(result)
+
     def _accept_one(
-        self, conn: sqlite3.Connection, alert: Alert, route: RouteFn, accepted: Accepted, now: str
+        self,
+        conn: sqlite3.Connection,
+        alert: Alert,
+        routes: list[Route],
+        failures: list[Unroutable],
+        accepted: Accepted,
+        now: str,
     ) -> None:
         def log(outcome: str, incident: str | None, runbook: str | None, reason: str = "") -> None:
             conn.execute(
@@ -173,7 +255,6 @@ class Intake:
                 ),
             )
 
-        routes, failures = route(alert)
         for failure in failures:
             accepted.unroutable.append(f"{failure.runbook.id}: {failure.reason}")
             log("unroutable", None, failure.runbook.id, failure.reason)
