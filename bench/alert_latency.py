@@ -1,8 +1,8 @@
 """Alert to first Slack message: p50/p99 over many alerts, beside the bare Prefect floor.
 
-The trigger server runs in this process over real HTTP (uvicorn), with its workers and the real
-slack_sdk client pointed at a loopback fake Slack. Each alert is a new incident of a runbook whose
-first step posts to Slack; the time is from sending the webhook to the fake receiving
+The trigger server runs in this process over real HTTP (uvicorn), with its worker process and
+the real slack_sdk client pointed at a loopback fake Slack. Each alert is a new incident of a
+runbook whose first step posts to Slack; the time is from sending the webhook to the fake receiving
 `chat.postMessage`. The floor, measured in the same run against the same Prefect server, is an
 async flow called in-process: time from the call to its first task's body.
 
@@ -105,6 +105,7 @@ def main() -> None:
     from flows.serve import load_library, make_server
     from flows.server import build_app
     from flows.settings import Settings
+    from flows.worker_process import start_worker_process
     from tests.fakes.slack_server import FakeSlack, serve_slack
     from tests.support import serve_in_thread
 
@@ -131,8 +132,8 @@ def main() -> None:
             slack_bot_token=SecretStr(slack.token),
             slack_api_url=slack.url,
         )
-        server = make_server(settings, load_library(library), dev=False, threads=2)
-        server.workers.start()
+        server = make_server(settings, load_library(library), dev=False)
+        worker = start_worker_process(settings, library, server.state.intake, threads=2)
         with serve_in_thread(build_app(server.state)) as url, httpx.Client() as client:
             latencies: list[float] = []
             for n in range(args.alerts + 5):
@@ -149,7 +150,7 @@ def main() -> None:
                     arrived.wait_for(lambda host=host: host in posted, timeout=30)
                 if n >= 5:  # the first few warm up imports and Prefect's caches
                     latencies.append(posted[host] - started)
-        server.workers.stop()
+        worker.stop()
     floor = prefect_floor(args.alerts)
     print(line("alert -> first Slack message", latencies))
     print(line("Prefect floor (call -> first task)", floor))

@@ -2,8 +2,8 @@
 
 10,000 Alertmanager-style deliveries over 500 alert identities arrive from 16 concurrent
 senders (in a separate process, so they do not share the server's interpreter) at the trigger
-server (real HTTP, workers running the runs meanwhile). Every 2xx must be durably recorded, and
-exactly one incident must open per identity.
+server (real HTTP; its worker process running the runs meanwhile). Every 2xx must be durably
+recorded, and exactly one incident must open per identity.
 
     .venv/bin/python bench/alert_storm.py --deliveries 10000 --identities 500
 """
@@ -118,6 +118,7 @@ def main() -> None:
     from flows.serve import load_library, make_server
     from flows.server import build_app
     from flows.settings import Settings
+    from flows.worker_process import start_worker_process
     from tests.support import serve_in_thread
 
     library = work / "library"
@@ -125,9 +126,12 @@ def main() -> None:
     (library / "storm.md").write_text(RUNBOOK)
     home = work / "home"
     settings = Settings(home=home, prefect="external", webhook_token=SecretStr("t"))
-    server = make_server(settings, load_library(library), dev=False, threads=2)
-    if not args.no_runs:
-        server.workers.start()
+    server = make_server(settings, load_library(library), dev=False)
+    worker = (
+        None
+        if args.no_runs
+        else start_worker_process(settings, library, server.state.intake, threads=2)
+    )
     rng = random.Random(1)
     order = [n % args.identities for n in range(args.deliveries)]
     rng.shuffle(order)
@@ -138,8 +142,8 @@ def main() -> None:
         with ProcessPoolExecutor(1, mp_context=spawn) as load:
             answers = load.submit(drive, url, bodies, args.senders).result()
         elapsed = time.perf_counter() - started
-    if not args.no_runs:
-        server.workers.stop()
+    if worker is not None:
+        worker.stop(timeout=5)
     ok = [t for status, t in answers if status == 202]
     with sqlite3.connect(home / "intake.db") as db:
         incidents = db.execute("SELECT COUNT(*) FROM incidents").fetchone()[0]

@@ -111,6 +111,8 @@ class Intake:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.wakeup = threading.Event()
+        self.on_new_work: list[Callable[[], None]] = []
+        """Called after work is committed: a worker in another process may be told here."""
         self._pending: queue.SimpleQueue[
             tuple[Callable[[sqlite3.Connection], Any], Future[Any]]
         ] = queue.SimpleQueue()
@@ -150,7 +152,7 @@ class Intake:
         routed = [(alert, *route(alert)) for alert in alerts]  # pure work, outside the lock
         accepted = self._commit(lambda conn: self._record(conn, source, routed, delivery))
         if accepted.started or accepted.resolved:
-            self.wakeup.set()
+            self.new_work()
         return accepted
 
     def _record(
@@ -309,8 +311,14 @@ class Intake:
                 " VALUES (?, ?, ?, ?, ?)",
                 (kind, incident, runbook_path, json.dumps(payload), _now()),
             )
-        self.wakeup.set()
+        self.new_work()
         return int(cursor.lastrowid or 0)
+
+    def new_work(self) -> None:
+        """Wake the workers: in this process, and wherever `on_new_work` reaches."""
+        self.wakeup.set()
+        for notify in self.on_new_work:
+            notify()
 
     def claim(self) -> Job | None:
         """Take the oldest pending job whose incident has no job running, or None."""

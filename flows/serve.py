@@ -152,14 +152,24 @@ def serve(
     for note in server.state.notes:
         print(f"note: {note}", file=sys.stderr)
     bridge = _socket_mode(settings, server) if socket_mode else None
-    server.workers.start()
+    if via_deployments:
+        server.workers.start()  # submitting to Prefect is light: it stays in this process
+        stop_workers = server.workers.stop
+    else:
+        from flows.worker_process import start_worker_process
+
+        pending = server.state.intake.recover()
+        if pending:
+            print(f"note: {pending} job(s) left by the previous server will run", file=sys.stderr)
+        worker = start_worker_process(settings, runbooks_dir, server.state.intake, settings.workers)
+        stop_workers = worker.stop
     print(f"serving {len(runbooks)} runbook(s) on http://{host}:{port}", file=sys.stderr)
     try:
         uvicorn.run(build_app(server.state), host=host, port=port, log_level="warning")
     finally:
         if bridge is not None:
             bridge.close()
-        server.workers.stop()
+        stop_workers()
     return 0
 
 

@@ -227,3 +227,24 @@ def test_fuzzed_bodies_never_cause_a_server_error(client: httpx.Client) -> None:
     for path in ("/slack/commands", "/slack/interactions"):
         for _ in range(30):
             assert client.post(path, content=rng.choice(shapes)()).status_code < 500
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_worker_process_runs_what_the_server_accepts(home: Path) -> None:
+    """With workers in their own process, an accepted alert still becomes a run promptly."""
+    from flows.worker_process import start_worker_process
+
+    settings = settings_for(home)
+    built = make_server(settings, load_library(LIBRARY), dev=False)
+    worker = start_worker_process(settings, LIBRARY, built.state.intake, threads=1)
+    try:
+        with http_client(built) as client:
+            [incident] = post_alert(client, alertmanager_payload()).json()["started"]
+        ledger = home / "incidents" / incident / "ledger.jsonl"
+        deadline = time.monotonic() + 90
+        while not (ledger.exists() and b"run.finished" in ledger.read_bytes()):
+            assert time.monotonic() < deadline, "the worker process never ran the incident"
+            time.sleep(0.2)
+    finally:
+        worker.stop()
+    assert not worker.process.is_alive()
