@@ -46,3 +46,14 @@ def serve_in_thread(app: object) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def wait_idle(server: object, timeout: float = 60) -> None:
+    """Wait until a trigger server's workers have finished every queued job."""
+    intake = server.state.intake  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if intake.count_jobs("pending") == 0 and intake.count_jobs("running") == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("jobs still queued")

@@ -18,7 +18,7 @@ from flows.serve import Server, load_library, make_server
 from flows.server import build_app
 from flows.settings import Settings
 from integrations.jira.local import LocalTicketStore
-from tests.support import FIXTURES, serve_in_thread
+from tests.support import FIXTURES, serve_in_thread, wait_idle
 
 LIBRARY = FIXTURES / "library"
 TOKEN = "hook-token-5d2c"
@@ -53,17 +53,6 @@ def alertmanager_payload(status: str = "firing", instance: str = "db-1") -> dict
 
 def settings_for(home: Path) -> Settings:
     return Settings(home=home, prefect="external", webhook_token=SecretStr(TOKEN))
-
-
-def wait_idle(server: Server, timeout: float = 60) -> None:
-    """Wait until the workers have finished every queued job."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        intake = server.state.intake
-        if intake.count_jobs("pending") == 0 and intake.count_jobs("running") == 0:
-            return
-        time.sleep(0.1)
-    raise AssertionError("jobs still queued")
 
 
 @pytest.fixture

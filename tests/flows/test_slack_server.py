@@ -20,7 +20,7 @@ from flows.serve import Server, load_library, make_server
 from flows.server import build_app
 from flows.settings import Settings
 from tests.fakes.slack_server import FakeSlack, serve_slack
-from tests.support import FIXTURES, serve_in_thread
+from tests.support import FIXTURES, serve_in_thread, wait_idle
 
 SECRET = "signing-secret-0b5e"
 
@@ -74,16 +74,6 @@ def served(home: Path, slack: FakeSlack) -> Iterator[tuple[Server, httpx.Client]
     with serve_in_thread(build_app(server.state)) as url, httpx.Client(base_url=url) as client:
         yield server, client
     server.workers.stop()
-
-
-def wait_idle(server: Server, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        intake = server.state.intake
-        if intake.count_jobs("pending") == 0 and intake.count_jobs("running") == 0:
-            return
-        time.sleep(0.1)
-    raise AssertionError("jobs still queued")
 
 
 @pytest.mark.usefixtures("prefect_api")
