@@ -13,10 +13,12 @@ heartbeats here: the ledger says which step a killed run reached, and `runbook r
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from prefect import Flow, Task
+from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
@@ -73,7 +75,9 @@ def compile_runbook(run: Execution, *, resumed: bool = False) -> Flow:
 
     def run_runbook(incident: str, inputs: dict[str, Any]) -> dict[str, Any]:
         # `inputs` is only what Prefect records as parameters; the walk uses run.inputs.
-        return execute(run, resumed=resumed).to_json()
+        outcome = execute(run, resumed=resumed)
+        publish_evidence(outcome)
+        return outcome.to_json()
 
     return Flow(
         fn=run_runbook,
@@ -83,6 +87,27 @@ def compile_runbook(run: Execution, *, resumed: bool = False) -> Flow:
         description=runbook.meta.title,
         persist_result=False,
         validate_parameters=False,
+    )
+
+
+def artifact_key(incident: str, suffix: str) -> str:
+    """A Prefect artifact key for an incident: lowercase letters, digits and dashes only."""
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", incident.lower()).strip("-")
+    return f"{cleaned}-{suffix}"
+
+
+def publish_evidence(outcome: RunOutcome) -> None:
+    """Show the run's evidence on Prefect's Artifacts page: a table of steps, a link to it."""
+    create_table_artifact(
+        key=artifact_key(outcome.incident, "steps"),
+        table=[{"item": item, "status": status} for item, status in outcome.steps.items()],
+        description=f"Steps and gates of incident {outcome.incident} ({outcome.status})",
+    )
+    create_link_artifact(
+        key=artifact_key(outcome.incident, "evidence"),
+        link=outcome.evidence.resolve().as_uri(),
+        link_text=f"evidence of {outcome.incident}",
+        description="The hash-chained ledger; `runbook evidence export` makes the bundle.",
     )
 
 

@@ -268,3 +268,25 @@ def test_secret_input_never_reaches_ledger_outbox_or_prefect(home: Path, tmp_pat
     params = asyncio.run(parameters())
     assert canary not in json.dumps(params)
     assert params["inputs"]["api_token"] == "[REDACTED]"
+
+
+def test_run_publishes_steps_and_evidence_link_as_prefect_artifacts(home: Path) -> None:
+    """The flow run carries a table of its steps and a link to its evidence on Prefect."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    start_run(settings_for(home), GATED, {"service": "api"}, incident_id="Inc_Art.1")
+
+    async def artifacts() -> dict[str, object]:
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=["inc-art-1-steps", "inc-art-1-evidence"])
+                )
+            )
+            return {a.key: a.data for a in found}
+
+    data = asyncio.run(artifacts())
+    assert set(data) == {"inc-art-1-steps", "inc-art-1-evidence"}
+    assert "contain" in str(data["inc-art-1-steps"])
+    assert "(file:///" in str(data["inc-art-1-evidence"])
