@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flows.actions import Action
 from integrations import evidence, http, shell
+from integrations.forensics import actions as forensics_actions
 from integrations.jira import actions as jira_actions
 from integrations.slack import actions as slack_actions
 
@@ -19,4 +20,5 @@ def builtin_actions() -> list[Action]:
         *evidence.ACTIONS,
         *http.ACTIONS,
         *shell.ACTIONS,
+        *forensics_actions.ACTIONS,
     ]

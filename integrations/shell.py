@@ -71,27 +71,39 @@ class _Capture:
         return f"{head}\n[... {omitted} bytes omitted ...]\n{tail}" if omitted else head + tail
 
 
+def start_process(
+    argv: list[str],
+    *,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+    merge_stderr: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start a program (no shell) in its own process group, without the engine's `RUNBOOK_*`
+    variables (they hold tokens), with output piped; a missing program is a StepFailed."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")} | (env or {})
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+            cwd=cwd,
+            env=clean,
+            start_new_session=True,  # a timeout kills the whole group
+        )
+    except FileNotFoundError as err:
+        raise StepFailed(f"command not found: {argv[0]}") from err
+    except PermissionError as err:
+        raise StepFailed(f"not allowed to run {argv[0]}: {err.strerror}") from err
+
+
 def run(args: RunArgs, ctx: ActionContext) -> dict[str, Any]:
     """Run the command; return exit code, stdout and stderr (fail on non-zero with `check`)."""
     program = args.argv[0]
     if args.cwd is not None and not Path(args.cwd).is_dir():
         raise StepFailed(f"working directory {args.cwd} does not exist")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")} | args.env
     deadline = time.monotonic() + args.timeout_s
-    try:
-        process = subprocess.Popen(
-            args.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=args.cwd,
-            env=env,
-            start_new_session=True,
-        )
-    except FileNotFoundError as err:
-        raise StepFailed(f"command not found: {program}") from err
-    except PermissionError as err:
-        raise StepFailed(f"not allowed to run {program}: {err.strerror}") from err
+    process = start_process(args.argv, cwd=args.cwd, env=args.env)
     with process:
         assert process.stdout is not None and process.stderr is not None
         stdout, stderr = _Capture(), _Capture()

@@ -18,6 +18,7 @@ def test_catalog_has_the_builtin_actions() -> None:
     """Every built-in action is registered exactly once under its documented name."""
     assert ActionRegistry(ACTIONS).names() == [
         "evidence.note",
+        "forensics.snapshot",
         "http.request",
         "jira.attach",
         "jira.comment",
