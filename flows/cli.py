@@ -252,16 +252,56 @@ def _evidence_folder(settings: Settings, target: str) -> Path:
 
 @evidence_app.command
 def verify(target: str) -> int:
-    """Verify a ledger (incident id or folder): exit 0 if intact, 1 naming the first bad record."""
+    """Verify an incident (id or folder) or an exported bundle (.zip): exit 0 if intact, else 1."""
     from flows.ledger import verify_ledger
+    from flows.seal import SEAL_FILE, verify_seal
 
+    if target.endswith(".zip") and Path(target).is_file():
+        from flows.bundle import verify_bundle
+
+        bundle = verify_bundle(Path(target))
+        if bundle.ok:
+            print(f"ok: bundle intact, {bundle.records} records, {bundle.artifacts} artifact(s)")
+            return EXIT_OK
+        for problem in bundle.problems:
+            print(f"TAMPERED: {problem}")
+        return EXIT_FAILED
     folder = _evidence_folder(_settings(), target)
     result = verify_ledger(folder)
-    if result.ok:
-        print(f"ok: {result.count} records, chain intact, head {result.head_hash}")
-        return EXIT_OK
-    print(f"TAMPERED: {folder}: {result.problem}")
-    return EXIT_FAILED
+    if not result.ok:
+        print(f"TAMPERED: {folder}: {result.problem}")
+        return EXIT_FAILED
+    print(f"ok: {result.count} records, chain intact, head {result.head_hash}")
+    if (folder / SEAL_FILE).exists():
+        seal = verify_seal(folder)
+        if not seal.ok:
+            for problem in seal.problems:
+                print(f"TAMPERED: seal: {problem}")
+            return EXIT_FAILED
+        stamped = f", timestamped {seal.gen_time}" if seal.gen_time else ""
+        print(f"ok: sealed root {seal.root} over {seal.count} records{stamped}")
+    return EXIT_OK
+
+
+@evidence_app.command
+def seal(incident: str, *, tsa: str | None = None) -> int:
+    """Seal an incident's ledger: a Merkle root, timestamped by an RFC 3161 authority if given."""
+    from flows.seal import seal_incident
+
+    sealed = seal_incident(_evidence_folder(_settings(), incident), tsa_url=tsa)
+    stamped = f", timestamp from {sealed.tsa.url}" if sealed.tsa else ""
+    print(f"sealed {sealed.count} records: root {sealed.root}{stamped}")
+    return EXIT_OK
+
+
+@evidence_app.command
+def export(incident: str, *, out: Path) -> int:
+    """Write an auditor's bundle: ledger, artifacts, manifest of hashes, report.html, seal."""
+    from flows.bundle import export_bundle
+
+    path = export_bundle(_evidence_folder(_settings(), incident), out)
+    print(f"wrote {path}; check it anywhere with: runbook evidence verify {path}")
+    return EXIT_OK
 
 
 @evidence_app.command(name="list")
