@@ -251,15 +251,19 @@ def _evidence_folder(settings: Settings, target: str) -> Path:
 
 
 @evidence_app.command
-def verify(target: str) -> int:
-    """Verify an incident (id or folder) or an exported bundle (.zip): exit 0 if intact, else 1."""
+def verify(target: str, *, tsa_root: list[Path] | None = None) -> int:
+    """Verify an incident (id or folder) or an exported bundle (.zip): exit 0 if intact, else 1.
+
+    `--tsa-root CERT.pem` (repeatable) also checks the timestamp's signature chain.
+    """
     from flows.ledger import verify_ledger
     from flows.seal import SEAL_FILE, verify_seal
 
+    roots = [path.read_bytes() for path in tsa_root or []] or None
     if target.endswith(".zip") and Path(target).is_file():
         from flows.bundle import verify_bundle
 
-        bundle = verify_bundle(Path(target))
+        bundle = verify_bundle(Path(target), trusted_roots=roots)
         if bundle.ok:
             print(f"ok: bundle intact, {bundle.records} records, {bundle.artifacts} artifact(s)")
             return EXIT_OK
@@ -273,7 +277,7 @@ def verify(target: str) -> int:
         return EXIT_FAILED
     print(f"ok: {result.count} records, chain intact, head {result.head_hash}")
     if (folder / SEAL_FILE).exists():
-        seal = verify_seal(folder)
+        seal = verify_seal(folder, trusted_roots=roots)
         if not seal.ok:
             for problem in seal.problems:
                 print(f"TAMPERED: seal: {problem}")
