@@ -26,7 +26,6 @@ from flows.model import Runbook
 from flows.parse import parse_runbook
 from flows.plan import Plan, build_plan
 from flows.progress import progress_from_records
-from flows.redact import Redactor
 from flows.settings import Settings
 from flows.validate import check_runbook
 from integrations.backends import Backends, select_backends
@@ -62,7 +61,7 @@ def _execution(
     responder: GateResponder,
     simulate: Simulator | None = None,
 ) -> Execution:
-    redactor = Redactor(secrets=secret_values(plan.runbook, inputs))
+    redactor = settings.redactor(secret_values(plan.runbook, inputs))
     evidence = incident_folder(settings.incidents_dir, incident.id)
     ledger = Ledger(evidence, incident.id, _runbook_ref(plan.runbook), redactor)
     return Execution(
@@ -126,7 +125,7 @@ def start_run(
             backends=backends,
             simulate=simulate,
         )
-    redactor = Redactor(secrets=secret_values(runbook, inputs))
+    redactor = settings.redactor(secret_values(runbook, inputs))
     stored_inputs, _ = redactor.redact(inputs)
     incident = Incident(
         id=incident_id,
@@ -225,7 +224,7 @@ def acknowledge_gate(
     progress = progress_from_records(read_records(folder))
     if gate_id in progress.acks:
         return False
-    redactor = Redactor(secrets=())
+    redactor = settings.redactor()
     with Ledger(folder, incident.id, _runbook_ref(runbook), redactor) as ledger:
         ledger.record(
             "gate.acknowledged", step=gate_id, actor=by, data={"note": note, "via": "cli"}
@@ -258,7 +257,7 @@ def record_resolution(
         and "key" in r["data"].get("outputs", {})
     ]
     source = str(alert.get("source", "alert"))
-    with Ledger(folder, incident.id, _runbook_ref(runbook), Redactor()) as ledger:
+    with Ledger(folder, incident.id, _runbook_ref(runbook), settings.redactor()) as ledger:
         ledger.record("alert.resolved", actor=f"alert:{source}", data={"alert": dict(alert)})
     tickets = backends(settings).tickets
     identity = str(alert.get("identity", ""))

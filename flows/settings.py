@@ -13,6 +13,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from flows.redact import Redactor
 from integrations.config import SLACK_API_URL, JiraConfig, SlackConfig
 
 
@@ -71,6 +72,10 @@ class Settings(BaseSettings):
     grafana_timestamp_header: str | None = Field(
         default=None, description="Grafana's timestamp header, when it signs timestamp:body."
     )
+    redact_patterns: list[str] = Field(
+        default_factory=list,
+        description="Extra regular expressions whose matches are redacted everywhere.",
+    )
     workers: int = Field(default=2, ge=1, le=64, description="Runs the server executes at once.")
 
     @classmethod
@@ -88,6 +93,27 @@ class Settings(BaseSettings):
     @property
     def incidents_dir(self) -> Path:
         return self.home / "incidents"
+
+    def known_secrets(self) -> list[str]:
+        """Every configured secret value, so redaction catches them wherever they appear."""
+        values = [
+            self.jira_token,
+            self.jira_pat,
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.webhook_token,
+            self.pagerduty_secret,
+            self.grafana_secret,
+        ]
+        found = [v.get_secret_value() for v in values if v is not None]
+        return [part.strip() for value in found for part in value.split(",") if part.strip()]
+
+    def redactor(self, secrets: list[str] | None = None) -> Redactor:
+        """A redactor for this install: configured secrets, extra ones, configured patterns."""
+        return Redactor(
+            secrets=[*self.known_secrets(), *(secrets or [])], patterns=self.redact_patterns
+        )
 
     def jira(self) -> JiraConfig | None:
         """Jira connection settings, or None to use the local ticket store."""

@@ -290,3 +290,27 @@ def test_run_publishes_steps_and_evidence_link_as_prefect_artifacts(home: Path) 
     assert set(data) == {"inc-art-1-steps", "inc-art-1-evidence"}
     assert "contain" in str(data["inc-art-1-steps"])
     assert "(file:///" in str(data["inc-art-1-evidence"])
+
+
+def test_configured_tokens_and_patterns_are_redacted_from_evidence(
+    home: Path, tmp_path: Path
+) -> None:
+    """The install's own secrets and its extra redaction patterns never reach the ledger."""
+    from pydantic import SecretStr
+
+    path = write(
+        tmp_path,
+        "leaky-note",
+        "# Note\n```step\nid: jot\nuses: evidence.note\nwith:\n"
+        "  text: 'hook-canary-55aa and customer ACME-123456'\n```\n",
+    )
+    settings = Settings(
+        home=home,
+        prefect="external",
+        webhook_token=SecretStr("hook-canary-55aa"),
+        redact_patterns=[r"ACME-\d{6}"],
+    )
+    assert start_run(settings, path, {}, incident_id="inc-redact").status == "succeeded"
+    ledger = (home / "incidents" / "inc-redact" / "ledger.jsonl").read_text()
+    assert "hook-canary-55aa" not in ledger and "ACME-123456" not in ledger
+    assert "[REDACTED] and customer [REDACTED]" in ledger
