@@ -27,8 +27,10 @@ EXIT_BY_STATUS = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "waiting": EXIT_W
 app = App(name="runbook", help="Incident response runbooks compiled into Prefect flows.")
 evidence_app = App(name="evidence", help="Inspect and verify incident evidence.")
 server_app = App(name="server", help="The local Prefect server the engine starts and reuses.")
+drill_app = App(name="drill", help="Tabletop drills: rehearse a runbook in sandboxes, scored.")
 app.command(evidence_app)
 app.command(server_app)
+app.command(drill_app)
 
 
 def _settings() -> Settings:
@@ -133,24 +135,35 @@ def actions() -> int:
 
 @app.command(name="list")
 def list_runbooks(folder: Path = Path("runbooks")) -> int:
-    """List runbooks with id, kind, severity and triggers."""
+    """List runbooks with id, kind, severity, triggers and when each was last drilled."""
     from flows.actions import default_registry
+    from flows.freshness import freshness as rows_for
     from flows.validate import validate_paths
 
     runbooks, problems = validate_paths([folder], default_registry())
-    rows = [("ID", "KIND", "SEVERITY", "TRIGGERS", "TITLE")]
-    for runbook in sorted(runbooks, key=lambda r: r.id):
+    runbooks = sorted(runbooks, key=lambda r: r.id)
+    drilled = {row.runbook: row for row in rows_for(_settings().home, [r.id for r in runbooks])}
+    rows = [("ID", "KIND", "SEVERITY", "TRIGGERS", "LAST DRILL", "TITLE")]
+    for runbook in runbooks:
         triggers = [f"alert:{a.source}" for a in runbook.meta.triggers.alerts]
         if runbook.meta.triggers.slack:
             triggers.append(f"slack:/runbook {runbook.meta.triggers.slack.command}")
+        last = drilled[runbook.id].last_drill
         meta = runbook.meta
-        rows.append((meta.id, meta.kind, meta.severity, ", ".join(triggers) or "-", meta.title))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), end=""
+        rows.append(
+            (
+                meta.id,
+                meta.kind,
+                meta.severity,
+                ", ".join(triggers) or "-",
+                last.date().isoformat() if last else "never",
+                meta.title,
+            )
         )
-        print(f"  {row[4]}")
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        cells = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        print(f"{cells}  {row[5]}")
     for problem in problems:
         _err(f"invalid: {problem}")
     return EXIT_OK if not problems else EXIT_FAILED
@@ -408,6 +421,115 @@ def deploy(*, pool: str = "runbooks", runbooks: Path = Path("runbooks")) -> int:
         print(f"deployed {name} on work pool {pool!r}")
     print(f"start workers with: prefect worker start --pool {pool}")
     return EXIT_OK
+
+
+def _drill(
+    scenario: Path, speed: float, facilitator: str | None, json_output: bool, no_input: bool
+) -> int:
+    settings = _settings()
+    from flows.scenario import load_scenario
+
+    loaded = load_scenario(scenario)  # a bad scenario stops here, before Prefect starts
+    _prepare_prefect(settings)
+    from flows.drill import add_drill_note, drill_report, run_drill
+    from integrations.slack.local import echo_to_stderr
+
+    responder = _responder(no_input)
+    result = run_drill(settings, loaded, speed=speed, responder=responder, echo=echo_to_stderr)
+    incident = result.outcome.incident
+    if facilitator:
+        add_drill_note(settings, incident, f"facilitated by {facilitator}", facilitator)
+    if not json_output:
+        print(drill_report(settings.home, incident))
+    return _report(result.outcome, json_output)
+
+
+@drill_app.default
+def drill(
+    scenario: Path,
+    *,
+    speed: float = 1.0,
+    facilitator: str | None = None,
+    json_output: JsonOption = False,
+    no_input: NoInputOption = False,
+) -> int:
+    """Run a drill scenario: the same runbook, sandboxed, gates answered by participants."""
+    return _drill(scenario, speed, facilitator, json_output, no_input)
+
+
+@drill_app.command(name="run")
+def drill_run(
+    scenario: Path,
+    *,
+    speed: float = 1.0,
+    facilitator: str | None = None,
+    json_output: JsonOption = False,
+    no_input: NoInputOption = False,
+) -> int:
+    """Run a drill scenario (the same as `runbook drill SCENARIO`)."""
+    return _drill(scenario, speed, facilitator, json_output, no_input)
+
+
+@drill_app.command(name="validate")
+def drill_validate(*scenarios: Path) -> int:
+    """Check drill scenarios; print every problem as path:line: message."""
+    from flows.scenario import load_scenario
+
+    problems = 0
+    for scenario in scenarios or tuple(sorted(Path("runbooks/drills").glob("*.yaml"))):
+        try:
+            load_scenario(scenario)
+        except RunbookError as error:
+            problems += len(error.problems)
+            for problem in error.problems:
+                print(problem)
+    if problems:
+        return EXIT_FAILED
+    print("scenario(s) valid")
+    return EXIT_OK
+
+
+@drill_app.command(name="report")
+def drill_report_command(incident: str) -> int:
+    """Print a drill's score: times against targets, who acknowledged, injects, notes, lessons."""
+    from flows.drill import drill_report
+
+    print(drill_report(_settings().home, incident))
+    return EXIT_OK
+
+
+@drill_app.command(name="note")
+def drill_note(incident: str, text: str, *, by: str, lesson: bool = False) -> int:
+    """Record a facilitator's note (or, with --lesson, a lesson learned) in a drill's record."""
+    from flows.drill import add_drill_note
+
+    add_drill_note(_settings(), incident, text, by, lesson=lesson)
+    print("recorded")
+    return EXIT_OK
+
+
+def _max_age_days(text: str) -> int:
+    value = text.strip().lower().removesuffix("d")
+    if not value.isdigit():
+        raise RunbookError(f"--max-age {text!r}: give days, e.g. 90d")
+    return int(value)
+
+
+@app.command
+def freshness(folder: Path = Path("runbooks"), *, max_age: str = "90d") -> int:
+    """List runbooks by last drill and last real run; exit 1 when any is older than --max-age."""
+    from flows.actions import default_registry
+    from flows.freshness import freshness as rows_for
+    from flows.validate import validate_paths
+
+    runbooks, _ = validate_paths([folder], default_registry())
+    rows = rows_for(_settings().home, sorted(r.id for r in runbooks), _max_age_days(max_age))
+    day = lambda moment: moment.date().isoformat() if moment else "never"  # noqa: E731
+    print(f"{'RUNBOOK':<28} {'LAST DRILL':<12} {'LAST REAL RUN':<14} STATUS")
+    for row in rows:
+        state = "STALE" if row.stale else "ok"
+        print(f"{row.runbook:<28} {day(row.last_drill):<12} {day(row.last_real):<14} {state}")
+    return EXIT_FAILED if any(row.stale for row in rows) else EXIT_OK
 
 
 @server_app.command

@@ -220,8 +220,8 @@ class _Reader:
     def yaml(self, source: str, first_line: int, lines: dict[str, int], what: str) -> Any:
         """Load one YAML block; record key lines; on error add a Problem and return None."""
         try:
-            return _load_yaml(source, first_line, lines)
-        except _YamlProblem as problem:
+            return load_yaml(source, first_line, lines)
+        except YamlProblem as problem:
             self.problems.append(
                 Problem(self.path, problem.line, f"{what}: {problem.message}", problem.hint)
             )
@@ -294,7 +294,7 @@ def _content_line(token: Token) -> int:
     return _open_line(token) + 1
 
 
-class _YamlProblem(Exception):
+class YamlProblem(Exception):
     def __init__(self, line: int, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.line, self.message, self.hint = line, message, hint
@@ -329,7 +329,7 @@ _Loader.add_implicit_resolver(
 _SPECIAL_FLOATS = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
 
 
-def _load_yaml(source: str, first_line: int, lines: dict[str, int]) -> Any:
+def load_yaml(source: str, first_line: int, lines: dict[str, int]) -> Any:
     """Plain Python values from one YAML document, filling `lines` with dotted key -> file line."""
     loader = _Loader(source)
     try:
@@ -343,7 +343,7 @@ def _load_yaml(source: str, first_line: int, lines: dict[str, int]) -> Any:
         if error.problem_mark and first_line + error.problem_mark.line != line:
             text += f" (noticed at line {first_line + error.problem_mark.line})"
         hint = "check indentation and quoting; quote values that start with {{, [, {, * or &"
-        raise _YamlProblem(line, f"bad YAML: {text}", hint) from None
+        raise YamlProblem(line, f"bad YAML: {text}", hint) from None
     finally:
         loader.dispose()
     return _Builder(first_line, lines).build(node, ()) if node is not None else None
@@ -359,11 +359,11 @@ class _Builder:
     def build(self, node: yaml.Node, path: tuple[str, ...]) -> Any:
         self.count += 1
         if self.count > _MAX_YAML_NODES:
-            raise _YamlProblem(self._line(node), "YAML block is too large (too many aliases?)")
+            raise YamlProblem(self._line(node), "YAML block is too large (too many aliases?)")
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node)
         if id(node) in self.active:
-            raise _YamlProblem(self._line(node), "YAML alias refers to itself")
+            raise YamlProblem(self._line(node), "YAML alias refers to itself")
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
@@ -376,14 +376,14 @@ class _Builder:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                raise _YamlProblem(
+                raise YamlProblem(
                     self._line(key_node),
                     "a mapping key must be a plain name",
                     'an unquoted {{ template }} is read as a YAML mapping: quote it, "{{ ... }}"',
                 )
             key = key_node.value
             if key in result:
-                raise _YamlProblem(self._line(key_node), f"duplicate key '{key}'")
+                raise YamlProblem(self._line(key_node), f"duplicate key '{key}'")
             result[key] = self._child(value_node, (*path, key), key_line=self._line(key_node))
         return result
 
@@ -405,10 +405,10 @@ class _Builder:
             if node.tag == _FLOAT:
                 return _SPECIAL_FLOATS.get(value.lower()) or float(value)
         except ValueError:
-            raise _YamlProblem(
+            raise YamlProblem(
                 self._line(node), f"{value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}"
             ) from None
-        raise _YamlProblem(
+        raise YamlProblem(
             self._line(node),
             f"unsupported YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')}",
             "use plain strings, numbers, booleans, lists and mappings",

@@ -1,0 +1,148 @@
+"""Drill sandboxes: ticket and chat systems that can never reach production.
+
+Tickets go to a local store under `<home>/drills/` labelled drill; chat goes to a local outbox
+there, every text prefixed `[DRILL] `. Injected faults make the next calls fail on purpose.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from integrations.jira import TicketSystemError
+from integrations.jira.local import LocalTicketStore
+from integrations.protocols import ChatMessage, NewTicket, Ticket
+from integrations.slack import ChatError
+from integrations.slack.local import Echo, LocalOutbox
+
+DRILL_PREFIX = "[DRILL] "
+DRILL_LABEL = "drill"
+
+
+class _Faults:
+    """Calls to fail next, set by `fail_integration` injects from the inject thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending = 0
+
+    def add(self, times: int) -> None:
+        with self._lock:
+            self._pending += times
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._pending == 0:
+                return False
+            self._pending -= 1
+            return True
+
+
+class DrillTickets:
+    """A `TicketSystem` on the drill store: tickets labelled `drill`, summaries prefixed."""
+
+    name = "drill"
+
+    def __init__(self, store: LocalTicketStore) -> None:
+        self.store = store
+        self.faults = _Faults()
+
+    def _check(self, call: str) -> None:
+        if self.faults.take():
+            raise TicketSystemError(f"drill inject: the ticket system is down ({call} refused)")
+
+    def create_issue(self, ticket: NewTicket, dedupe_key: str) -> Ticket:
+        """Open a drill ticket (labelled, summary prefixed), once per `dedupe_key`."""
+        self._check("create_issue")
+        labels = ticket.labels if DRILL_LABEL in ticket.labels else (*ticket.labels, DRILL_LABEL)
+        marked = ticket.model_copy(
+            update={"summary": DRILL_PREFIX + ticket.summary, "labels": labels}
+        )
+        return self.store.create_issue(marked, dedupe_key)
+
+    def comment(self, issue: str, body: str, dedupe_key: str) -> str:
+        """Comment on a drill ticket, prefixed."""
+        self._check("comment")
+        return self.store.comment(issue, DRILL_PREFIX + body, dedupe_key)
+
+    def transition(self, issue: str, status: str) -> Ticket:
+        """Move a drill ticket."""
+        self._check("transition")
+        return self.store.transition(issue, status)
+
+    def attach(self, issue: str, path: Path, dedupe_key: str, filename: str | None = None) -> str:
+        """Attach a file to a drill ticket."""
+        self._check("attach")
+        return self.store.attach(issue, path, dedupe_key, filename)
+
+    def link(self, issue: str, url: str, title: str, dedupe_key: str) -> str:
+        """Link a drill ticket."""
+        self._check("link")
+        return self.store.link(issue, url, DRILL_PREFIX + title, dedupe_key)
+
+    def check(self) -> str:
+        """Say where drill tickets go."""
+        return f"drill sandbox: {self.store.check()}"
+
+
+class DrillChat:
+    """A `ChatSystem` on the drill outbox: every text prefixed `[DRILL] `."""
+
+    name = "drill"
+
+    def __init__(self, outbox: LocalOutbox) -> None:
+        self.outbox = outbox
+        self.faults = _Faults()
+
+    def _check(self, call: str) -> None:
+        if self.faults.take():
+            raise ChatError(f"drill inject: the chat system is down ({call} refused)")
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        dedupe_key: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> ChatMessage:
+        """Post a prefixed message to the drill outbox."""
+        self._check("post")
+        return self.outbox.post(channel, DRILL_PREFIX + text, dedupe_key, blocks, thread_ts)
+
+    def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> ChatMessage:
+        """Replace a drill message, prefixed."""
+        self._check("update")
+        return self.outbox.update(channel, ts, DRILL_PREFIX + text, blocks)
+
+    def incident_channel(self, incident: str) -> str | None:
+        """The drill channel opened for this incident."""
+        return self.outbox.incident_channel(incident)
+
+    def create_channel(
+        self,
+        name: str,
+        dedupe_key: str,
+        topic: str = "",
+        invite: tuple[str, ...] = (),
+        bookmark: tuple[str, str] | None = None,
+    ) -> str:
+        """Open a drill channel; its topic is prefixed."""
+        self._check("create_channel")
+        return self.outbox.create_channel(name, dedupe_key, DRILL_PREFIX + topic, invite, bookmark)
+
+    def check(self) -> str:
+        """Say where drill messages go."""
+        return f"drill sandbox: {self.outbox.check()}"
+
+
+def drill_backends(home: Path, echo: Echo | None = None) -> tuple[DrillTickets, DrillChat]:
+    """The sandbox ticket store and outbox under `<home>/drills/`."""
+    folder = home / "drills"
+    return (
+        DrillTickets(LocalTicketStore(folder / "tickets.db")),
+        DrillChat(LocalOutbox(folder / "outbox.jsonl", echo=echo)),
+    )
