@@ -59,6 +59,8 @@ class SlackHandlers:
                 return slack.ephemeral("There is no runbook you may start from here.")
             lines = [f"`/runbook {name}`: {what}" for name, what in mine]
             return slack.ephemeral("Runbooks you can start:\n" + "\n".join(lines))
+        if request.kind == "drill" and request.name:
+            return self._drill(request.name, command)
         if request.kind == "status" and request.incident:
             return slack.ephemeral(self._status(request.incident))
         if request.kind == "run" and request.name:
@@ -93,6 +95,30 @@ class SlackHandlers:
             )
         return slack.ephemeral(
             slack.help_text([(name, r.meta.title) for name, r in sorted(startable.items())])
+        )
+
+    def _drill(self, name: str, command: slack.SlashCommand) -> dict[str, Any]:
+        """Queue a drill of a scenario in the library's drills/ folder, answered by its script."""
+        from flows.scenario import load_scenario
+
+        folders = {r.path.parent.parent for r in self.runbooks}
+        folders |= {r.path.parent for r in self.runbooks}
+        found = [
+            path
+            for folder in sorted(folders)
+            for path in sorted((folder / "drills").glob("*.yaml"))
+            if path.stem == name
+        ]
+        if not found:
+            return slack.ephemeral(f"No drill scenario `{name}` in the library's drills/ folder.")
+        loaded = load_scenario(found[0])
+        incident = new_incident_id(f"drill-{name}")  # the job's key; the drill names its own
+        self.intake.enqueue(
+            "drill", incident, str(found[0]), {"started_by": f"slack:{command.user_name}"}
+        )
+        return slack.in_channel(
+            f"Starting drill *{loaded.scenario.title}* of `{loaded.runbook.id}`"
+            f" (requested by <@{command.user_id}>). Everything goes to the drill sandboxes."
         )
 
     def interaction(self, body: bytes) -> dict[str, Any] | None:

@@ -98,6 +98,11 @@ class Workers:
             self._finished(
                 resume_run(self.settings, job.incident, responder=responder, backends=self.backends)
             )
+        elif job.kind == "drill":
+            from flows.drill import run_drill
+
+            result = run_drill(self.settings, Path(job.runbook_path))
+            self._finished(result.outcome)
         elif job.kind == "resolved":
             record_resolution(
                 self.settings, job.incident, job.payload.get("alert", {}), backends=self.backends

@@ -179,3 +179,42 @@ def test_bad_slack_signatures_are_401_and_change_nothing(
     answer = client.post("/slack/commands", content=payload, headers=headers(payload))
     assert answer.status_code == 401
     assert server.state.intake.count_jobs("pending") == 0
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_drill_command_runs_a_scenario_in_the_sandboxes(
+    home: Path, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """`/runbook drill NAME` queues the scenario; it runs scripted, touching no real Slack."""
+    library = tmp_path / "library"
+    (library / "drills").mkdir(parents=True)
+    (library / "disk-full.md").write_text((FIXTURES / "library" / "disk-full.md").read_text())
+    (library / "drills" / "disk.yaml").write_text(
+        "id: disk\ntitle: Disk drill\nrunbook: disk-full\n"
+        "trigger: {slack: {command: 'disk host=db-9'}}\n"
+        "participants: [{name: ops, role: responder}]\n"
+        "answers: {free-space: {by: ops, after: 1s}}\n"
+    )
+    settings = Settings(
+        home=home,
+        prefect="external",
+        slack_signing_secret=SecretStr(SECRET),
+        slack_bot_token=SecretStr(slack.token),
+        slack_api_url=slack.url,
+    )
+    server = make_server(settings, load_library(library), dev=False)
+    server.workers.start()
+    try:
+        with serve_in_thread(build_app(server.state)) as url, httpx.Client(base_url=url) as client:
+            posts_before = slack.count("chat.postMessage")
+            body = command_body("drill disk")
+            answer = client.post("/slack/commands", content=body, headers=signed(body))
+            assert answer.status_code == 200 and "Starting drill" in answer.json()["text"]
+            wait_idle(server, timeout=120)
+    finally:
+        server.workers.stop()
+    drills = [p for p in (home / "incidents").iterdir() if p.name.startswith("drill-")]
+    assert len(drills) == 1
+    finished = [r for r in read_records(drills[0]) if r["event"] == "run.finished"]
+    assert finished[-1]["data"]["status"] == "succeeded"
+    assert slack.count("chat.postMessage") == posts_before
