@@ -41,6 +41,13 @@ def test_drill_run_report_and_freshness(home: Path) -> None:
     assert outcome["status"] == "succeeded" and outcome["runbook"] == "service-outage"
     report = runbook(home, "drill", "report", outcome["incident"])
     assert report.returncode == 0 and "facilitated by sam" in report.stdout
+    bundle = home / "drill.zip"
+    assert (
+        runbook(home, "evidence", "export", outcome["incident"], "--out", str(bundle)).returncode
+        == 0
+    )
+    verified = runbook(home, "evidence", "verify", str(bundle))
+    assert verified.returncode == 0 and verified.stdout.startswith("ok: bundle intact")
     fresh = runbook(home, "freshness", "runbooks", "--max-age", "90d")
     assert fresh.returncode == 1  # the other two runbooks were never drilled
     lines = {line.split()[0]: line for line in fresh.stdout.splitlines()[1:]}
