@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import statistics
 from pathlib import Path
@@ -9,9 +10,10 @@ from pathlib import Path
 
 def warm_server(home: Path) -> str:
     """Start (or reuse) the engine's local Prefect server and point this process at it."""
-    from flows.prefect_server import start_server
+    from flows.prefect_server import start_server, stop_server
 
     info = start_server(home)
+    atexit.register(stop_server, home)  # an idle server still costs CPU: never leave one behind
     os.environ["PREFECT_API_URL"] = info.url
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     return info.url
