@@ -32,10 +32,12 @@ def _invoke(act: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
 
 @functools.lru_cache(maxsize=1024)
 def _task_for(
-    runbook_id: str, step_id: str, uses: str, retries: int, delay: float, timeout: float | None
+    runbook_id: str, step_id: str, retries: int, delay: float, timeout: float | None
 ) -> Task:
     # Building a Prefect Task costs milliseconds (it inspects and hashes its function); a step's
-    # task is the same for every run, so it is built once per process and reused.
+    # task is the same for every run, so it is built once per process and reused. No tags: a
+    # tagged task asks the API for tag concurrency slots on every run (one more request a step),
+    # and the flow (the runbook) and task (the step) names already say what ran.
     return Task(
         fn=_invoke,
         name=step_id,
@@ -43,7 +45,6 @@ def _task_for(
         retries=retries,
         retry_delay_seconds=delay,
         timeout_seconds=timeout,
-        tags=[f"runbook:{runbook_id}", f"action:{uses}"],
         cache_policy=NO_CACHE,
         persist_result=False,
     )
@@ -56,9 +57,7 @@ def step_task(runbook_id: str, step: Step) -> Task:
     (results are not persisted), so rendered arguments and secrets stay in this process.
     """
     spec = step.spec
-    return _task_for(
-        runbook_id, step.id, spec.uses, spec.retries, spec.retry_delay_s, spec.timeout_s
-    )
+    return _task_for(runbook_id, step.id, spec.retries, spec.retry_delay_s, spec.timeout_s)
 
 
 def _call_as_task(runbook_id: str) -> Callable[[Step, Callable[[], Mapping[str, Any]]], Any]:
