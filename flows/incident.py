@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from flows.errors import RunbookError
+from flows.model import Runbook
 
 INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 INCIDENT_FILE = "incident.json"
@@ -55,6 +56,18 @@ class Incident(BaseModel):
             "started_at": self.started_at,
             "drill": self.drill,
         }
+
+
+def runbook_info(runbook: Runbook, source: Path | str) -> RunbookInfo:
+    """What an incident records about the runbook document it runs."""
+    return RunbookInfo(
+        id=runbook.id,
+        title=runbook.meta.title,
+        version=runbook.meta.version,
+        severity=runbook.meta.severity,
+        sha256=runbook.sha256,
+        source=str(source),
+    )
 
 
 def new_incident_id(runbook_id: str, now: datetime | None = None) -> str:

@@ -13,12 +13,12 @@ from flows.execute import Execution, GateResponder, NoResponder, RunOutcome, Sim
 from flows.incident import (
     DOCUMENT_FILE,
     Incident,
-    RunbookInfo,
     check_incident_id,
     incident_folder,
     load_incident,
     new_incident_id,
     open_incident,
+    runbook_info,
 )
 from flows.inputs import resolve_inputs, secret_values
 from flows.ledger import Ledger, RunbookRef, read_records
@@ -129,14 +129,7 @@ def start_run(
     stored_inputs, _ = redactor.redact(inputs)
     incident = Incident(
         id=incident_id,
-        runbook=RunbookInfo(
-            id=runbook.id,
-            title=runbook.meta.title,
-            version=runbook.meta.version,
-            severity=runbook.meta.severity,
-            sha256=runbook.sha256,
-            source=str(path),
-        ),
+        runbook=runbook_info(runbook, path),
         inputs=stored_inputs,
         secret_inputs=tuple(n for n, s in runbook.meta.inputs.items() if s.secret),
         alert=alert,

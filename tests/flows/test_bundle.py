@@ -11,7 +11,7 @@ import pytest
 
 from flows.bundle import MANIFEST_FILE, export_bundle, verify_bundle
 from flows.errors import RunbookError
-from flows.incident import Incident, RunbookInfo, open_incident
+from flows.incident import Incident, open_incident, runbook_info
 from flows.ledger import LEDGER_FILE, Ledger, RunbookRef
 from flows.parse import parse_runbook
 from flows.seal import seal_incident
@@ -25,14 +25,7 @@ PROCESSES = b"PID CMD\n1 init\n42 sshd\n"
 def make_incident(root: Path) -> Path:
     """An incident folder of the gated runbook with one collected artifact and a few records."""
     runbook = parse_runbook(GATED)
-    info = RunbookInfo(
-        id=runbook.id,
-        title=runbook.meta.title,
-        version=runbook.meta.version,
-        severity=runbook.meta.severity,
-        sha256=runbook.sha256,
-        source=str(GATED),
-    )
+    info = runbook_info(runbook, GATED)
     incident = Incident(
         id=INCIDENT_ID, runbook=info, inputs={}, started_at="2026-01-01T00:00:00+00:00"
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from flows.incident import Incident, RunbookInfo, open_incident
+from flows.incident import Incident, open_incident, runbook_info
 from flows.ledger import LEDGER_FILE, Ledger, RunbookRef
 from flows.parse import parse_runbook
 from flows.report import render_report
@@ -28,14 +28,7 @@ def make_incident(
     """An incident of the gated runbook with a hostile alert and note; run to the end, or up to
     its gate when not `acknowledged`."""
     runbook = parse_runbook(GATED)
-    info = RunbookInfo(
-        id=runbook.id,
-        title=runbook.meta.title,
-        version=runbook.meta.version,
-        severity=runbook.meta.severity,
-        sha256=runbook.sha256,
-        source=str(GATED),
-    )
+    info = runbook_info(runbook, GATED)
     incident = Incident(
         id=INCIDENT_ID,
         runbook=info,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flows.errors import RunbookError
-from flows.incident import Incident, RunbookInfo, open_incident
+from flows.incident import Incident, open_incident, runbook_info
 from flows.ledger import LEDGER_FILE, Ledger, RunbookRef, read_records
 from flows.parse import parse_runbook
 from flows.seal import (
@@ -31,14 +31,7 @@ INCIDENT_ID = "gated-20260101-000000-seal"
 def make_incident(root: Path, records: int = 5) -> Path:
     """An incident folder of the gated runbook with `records` note records in its ledger."""
     runbook = parse_runbook(GATED)
-    info = RunbookInfo(
-        id=runbook.id,
-        title=runbook.meta.title,
-        version=runbook.meta.version,
-        severity=runbook.meta.severity,
-        sha256=runbook.sha256,
-        source=str(GATED),
-    )
+    info = runbook_info(runbook, GATED)
     incident = Incident(
         id=INCIDENT_ID, runbook=info, inputs={}, started_at="2026-01-01T00:00:00+00:00"
     )
