@@ -316,9 +316,31 @@ def export(incident: str, *, out: Path) -> int:
     """Write an auditor's bundle: ledger, artifacts, manifest of hashes, report.html, seal."""
     from flows.bundle import export_bundle
 
-    path = export_bundle(_evidence_folder(_settings(), incident), out)
+    settings = _settings()
+    folder = _evidence_folder(settings, incident)
+    path = export_bundle(folder, out)
     print(f"wrote {path}; check it anywhere with: runbook evidence verify {path}")
+    _publish_bundle(settings, folder.name, path)
     return EXIT_OK
+
+
+def _publish_bundle(settings: Settings, incident: str, bundle: Path) -> None:
+    """Point the incident's Prefect evidence artifact at the bundle, when Prefect is up.
+
+    Export never starts a Prefect server for this: without one, the bundle is the record.
+    """
+    import os
+
+    from flows.prefect_server import read_server
+
+    if settings.prefect == "local-server" and not os.environ.get("PREFECT_API_URL"):
+        server = read_server(settings.home)
+        if server is None:
+            return
+        os.environ["PREFECT_API_URL"] = server.url
+    from flows.compile import publish_bundle
+
+    publish_bundle(incident, bundle)
 
 
 @evidence_app.command(name="list")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from prefect import Flow, Task
@@ -108,6 +109,22 @@ def publish_evidence(outcome: RunOutcome) -> None:
         link_text=f"evidence of {outcome.incident}",
         description="The hash-chained ledger; `runbook evidence export` makes the bundle.",
     )
+
+
+def _link_bundle(incident: str, bundle: str) -> None:
+    create_link_artifact(
+        key=artifact_key(incident, "evidence"),
+        link=Path(bundle).resolve().as_uri(),
+        link_text=f"evidence bundle of {incident}",
+        description="Made by `runbook evidence export`; check it with `runbook evidence verify`.",
+    )
+
+
+def publish_bundle(incident: str, bundle: Path) -> None:
+    """Record the export as a small flow run whose artifact links the incident to its bundle."""
+    flow = Flow(fn=_link_bundle, name="evidence-export", flow_run_name=f"{incident}-export")
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        flow(incident=incident, bundle=str(bundle))
 
 
 def run_flow(run: Execution, *, resumed: bool = False) -> RunOutcome:

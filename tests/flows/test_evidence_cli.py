@@ -27,6 +27,23 @@ def incident(home: Path) -> str:
     return "audit-1"
 
 
+def latest_evidence_link(key: str) -> str:
+    """The newest version of a Prefect artifact's data."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read() -> str:
+        async with get_client() as client:
+            found = await client.read_latest_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            )
+            return str(found[0].data) if found else ""
+
+    return asyncio.run(read())
+
+
 def test_sealed_export_verifies_and_tampering_is_caught(
     incident: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -37,6 +54,7 @@ def test_sealed_export_verifies_and_tampering_is_caught(
     bundle = tmp_path / "bundle.zip"
     assert main(["evidence", "export", incident, "--out", str(bundle)]) == 0
     assert main(["evidence", "verify", str(bundle)]) == 0
+    assert "bundle.zip" in latest_evidence_link("audit-1-evidence")
     with zipfile.ZipFile(bundle) as original:
         names = original.namelist()
         assert {"ledger.jsonl", "manifest.json", "report.html", "runbook.md", "seal.json"} <= set(
