@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from flows.errors import RunbookError
+from flows.files import write_atomically
 from flows.model import Runbook
 
 INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -91,23 +91,14 @@ def incident_folder(incidents_dir: Path, incident_id: str) -> Path:
     return incidents_dir / check_incident_id(incident_id)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def open_incident(incidents_dir: Path, incident: Incident, document: str) -> Path:
     """Create the incident's folder with its record and a read-only copy of the document as run."""
     folder = incident_folder(incidents_dir, incident.id)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomically(folder / INCIDENT_FILE, incident.model_dump_json(indent=2).encode())
+    write_atomically(folder / INCIDENT_FILE, incident.model_dump_json(indent=2).encode())
     copy = folder / DOCUMENT_FILE
     if not copy.exists():
-        _write_atomically(copy, document.encode())
+        write_atomically(copy, document.encode())
         copy.chmod(0o444)
     return folder
 

@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from flows.errors import Problem, RunbookError
+from flows.files import write_atomically
 from flows.redact import Redactor
 
 LEDGER_FILE = "ledger.jsonl"
@@ -328,14 +329,7 @@ class Ledger:
             os.fsync(fd)
         finally:
             os.close(fd)
-        temporary = head.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, _Head(0, GENESIS, 0).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, head)
+        write_atomically(head, _Head(0, GENESIS, 0).encode())
         directory = os.open(self.folder, os.O_RDONLY | os.O_CLOEXEC)
         try:
             os.fsync(directory)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ from rfc3161_client import (
 )
 
 from flows.errors import Problem, RunbookError
+from flows.files import write_atomically
 from flows.incident import INCIDENT_FILE, Incident
 from flows.ledger import Ledger, RunbookRef, read_records, verify_ledger
 
@@ -189,7 +189,7 @@ def seal_incident(folder: Path, tsa_url: str | None = None, timeout_s: float = 1
                 "gen_time": tsa.gen_time if tsa else None,
             },
         )
-    _write_atomically(folder / SEAL_FILE, seal.model_dump_json(indent=2).encode())
+    write_atomically(folder / SEAL_FILE, seal.model_dump_json(indent=2).encode())
     return seal
 
 
@@ -235,15 +235,6 @@ def _tsa_error(url: str, message: str) -> RunbookError:
     return RunbookError(
         Problem(url, 0, f"timestamp authority: {message}", hint="check --tsa, or seal without it")
     )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 # -- verifying ----------------------------------------------------------------------------------
