@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from flows.incident import new_incident_id
 from flows.routing import Route, Unroutable
+from flows.sqlite import connection, open_durable, transaction
 from integrations.alerts import Alert
 
 _SCHEMA = """
@@ -121,26 +122,14 @@ class Intake:
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # committed means on disk: we answer after
-            yield conn
-        finally:
-            conn.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        # synchronous=FULL: committed means on disk, and we answer only after the commit.
+        return connection(self.path)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with connection(self.path) as conn, transaction(conn):
+            yield conn
 
     def accept_alerts(
         self, source: str, alerts: list[Alert], route: RouteFn, delivery: str | None = None
@@ -195,9 +184,7 @@ class Intake:
         return future.result()
 
     def _commit_loop(self) -> None:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn = open_durable(self.path)
         while True:
             batch = [self._pending.get()]
             while len(batch) < GROUP_COMMIT_MAX:

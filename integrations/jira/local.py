@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from flows.sqlite import transaction
 from integrations.jira import TicketNotFound, TicketSystemError
 from integrations.protocols import NewTicket, Ticket
 
@@ -314,14 +315,8 @@ class LocalTicketStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._connect() as conn, transaction(conn):
+            yield conn
 
 
 def _get(conn: sqlite3.Connection, key: str) -> sqlite3.Row:
