@@ -189,14 +189,21 @@ def run(
     settings = _settings()
     given = parse_assignments(input or [])
     from flows.actions import default_registry
-    from flows.runner import load_plan  # fail on an invalid runbook before starting Prefect
+    from flows.runner import load_plan
 
-    load_plan(runbook, default_registry())
+    registry = default_registry()
+    plan = load_plan(runbook, registry)  # an invalid runbook stops here, before Prefect starts
     _prepare_prefect(settings)
     from flows.runner import start_run
 
     outcome = start_run(
-        settings, runbook, given, incident_id=incident, responder=_responder(no_input)
+        settings,
+        runbook,
+        given,
+        incident_id=incident,
+        responder=_responder(no_input),
+        registry=registry,
+        plan=plan,
     )
     return _report(outcome, json_output)
 

@@ -101,10 +101,14 @@ def start_run(
     registry: ActionRegistry | None = None,
     backends: BackendFactory = default_backends,
     simulate: Simulator | None = None,
+    plan: Plan | None = None,
 ) -> RunOutcome:
-    """Run a runbook for a new incident (or continue an existing one given the same id)."""
+    """Run a runbook for a new incident (or continue an existing one given the same id).
+
+    `plan` is the checked plan of `path` when the caller already has it.
+    """
     registry = registry or default_registry()
-    plan = load_plan(path, registry)
+    plan = plan or load_plan(path, registry)
     runbook = plan.runbook
     inputs = resolve_inputs(runbook, given)
     incident_id = check_incident_id(incident_id) if incident_id else new_incident_id(runbook.id)
