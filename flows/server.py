@@ -66,19 +66,12 @@ def build_verifiers(
     ]
     grafana = secret(settings.grafana_secret)
     signing = secret(settings.slack_signing_secret)
+    bearer: Verifier | None = (lambda h, b: verify.verify_bearer(h, token)) if token else None
     configured: dict[str, tuple[Verifier | None, str]] = {
-        "alertmanager": (
-            (lambda h, b: verify.verify_bearer(h, token)) if token else None,
-            "RUNBOOK_WEBHOOK_TOKEN",
-        ),
-        "datadog": (
-            (lambda h, b: verify.verify_bearer(h, token)) if token else None,
-            "RUNBOOK_WEBHOOK_TOKEN",
-        ),
-        "generic": (
-            (lambda h, b: verify.verify_bearer(h, token)) if token else None,
-            "RUNBOOK_WEBHOOK_TOKEN",
-        ),
+        # Alertmanager, Datadog and generic senders all authenticate with the one bearer token.
+        "alertmanager": (bearer, "RUNBOOK_WEBHOOK_TOKEN"),
+        "datadog": (bearer, "RUNBOOK_WEBHOOK_TOKEN"),
+        "generic": (bearer, "RUNBOOK_WEBHOOK_TOKEN"),
         "pagerduty": (
             (lambda h, b: verify.verify_pagerduty(h, b, pagerduty)) if pagerduty else None,
             "RUNBOOK_PAGERDUTY_SECRET",
