@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from flows.actions import Action, ActionContext, ActionRegistry
 from flows.brief import incident_brief, timeline_text
 from flows.incident import Incident
-from flows.ledger import Ledger
+from flows.ledger import Ledger, read_records
 from flows.model import Gate, Step
 from flows.plan import Plan
 from flows.progress import DONE, progress_from_records
@@ -110,7 +110,7 @@ class _Walk:
 
     def __init__(self, run: Execution) -> None:
         self.run = run
-        progress = progress_from_records(_read(run))
+        progress = progress_from_records(read_records(run.evidence))
         self.statuses: dict[str, str] = dict(progress.statuses)
         self.outputs: dict[str, Any] = {k: dict(v) for k, v in progress.outputs.items()}
         self.error: str | None = None
@@ -142,12 +142,6 @@ class _Walk:
         durable: bool = True,
     ) -> Mapping[str, Any]:
         return self.run.ledger.record(event, step=item, actor=actor, data=data, durable=durable)
-
-
-def _read(run: Execution) -> list[dict[str, Any]]:
-    from flows.ledger import read_records
-
-    return read_records(run.evidence)
 
 
 def _open_gate(walk: _Walk, gate: Gate) -> None:
@@ -233,7 +227,7 @@ def _run_step(walk: _Walk, step: Step) -> bool:
             severity=run.plan.runbook.meta.severity,
             brief=walk.brief,
             evidence_dir=run.evidence,
-            timeline=lambda: timeline_text(_read(run)),
+            timeline=lambda: timeline_text(read_records(run.evidence)),
         )
         try:
             return dict(action.run(args, context))
