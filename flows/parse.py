@@ -32,7 +32,6 @@ from flows.schema import validation_problems
 # paragraph, and fences. Blockquotes and HTML blocks are not entered: a step or checklist quoted
 # or inside an HTML comment is prose, not something to run.
 _MARKDOWN = MarkdownIt("commonmark").enable("front_matter")
-_SKIPPED = frozenset({"blockquote", "html_block", "code_block", "hr", "table", "paragraph"})
 _INLINE_BLOCKS = frozenset(
     {
         "paragraph",
@@ -134,8 +133,7 @@ def _tokens(text: str) -> list[Token]:
                         tokens.append(Token("inline", (first[1], first[1] + 1), first[0]))
                     walk(item)
                 tokens.append(Token(f"{name}_close"))
-            elif name not in _SKIPPED:
-                walk(child)
+            # Anything else is a skipped block or inline content: nothing in it is read.
 
     walk(_MARKDOWN.tree(text))
     return tokens
@@ -411,9 +409,26 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
 
     yaml_implicit_resolvers: ClassVar[dict] = {}
 
+    def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
+        # PyYAML's resolve also walks path resolvers, which this loader has none of; it runs once
+        # per node, so the shortcut is felt when a whole library is validated.
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                for tag, pattern in self.yaml_implicit_resolvers.get(value[:1], ()):
+                    if pattern.match(value):
+                        return tag
+            return _STR
+        return _SEQ if kind is yaml.SequenceNode else _MAP
 
-_NULL, _BOOL, _INT, _FLOAT, _STR = (
-    f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "str")
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+
+_NULL, _BOOL, _INT, _FLOAT, _STR, _SEQ, _MAP = (
+    f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "str", "seq", "map")
 )
 _Loader.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
 _Loader.add_implicit_resolver(

@@ -7,13 +7,14 @@ Nothing here imports Prefect, so validating stays fast.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import TemplateSyntaxError
 from pydantic import ValidationError
@@ -38,51 +39,88 @@ def validate_paths(
     paths: Iterable[Path], registry: ActionRegistry
 ) -> tuple[list[Runbook], list[Problem]]:
     """Parse and check every runbook file under `paths`: the valid runbooks and all problems."""
-    files = find_runbook_files(paths)
-    runbooks: list[Runbook] = []
+    valid, problems = _check_library(paths, registry, keep=True)
+    return [entry.runbook for entry in valid if entry.runbook is not None], problems
+
+
+def library_problems(paths: Iterable[Path], registry: ActionRegistry) -> tuple[int, list[Problem]]:
+    """How many runbooks under `paths` are valid, and every problem: `validate_paths` for callers
+    that only report, so parallel workers send back problems instead of whole runbooks."""
+    valid, problems = _check_library(paths, registry, keep=False)
+    return len(valid), problems
+
+
+class _Checked(NamedTuple):
+    """One file checked: its problems, what the library-wide check needs, the runbook if kept."""
+
+    path: Path
+    problems: list[Problem]
+    identity: tuple[str, int, str | None, int] | None  # id, its line, slack command, its line
+    runbook: Runbook | None = None
+
+
+def _check_library(
+    paths: Iterable[Path], registry: ActionRegistry, *, keep: bool
+) -> tuple[list[_Checked], list[Problem]]:
+    valid: list[_Checked] = []
     problems: list[Problem] = []
-    for runbook, found in _checked_files(files, registry):
-        problems.extend(found)
-        if runbook is not None and not found:
-            runbooks.append(runbook)
-    clashes = _library_clashes(runbooks)
+    for entry in _checked_files(find_runbook_files(paths), registry, keep):
+        problems.extend(entry.problems)
+        if entry.identity is not None and not entry.problems:
+            valid.append(entry)
+    clashes = _library_clashes(valid)
     problems.extend(clashes)
     clashing = {str(problem.path) for problem in clashes}
     problems.sort(key=lambda problem: (str(problem.path), problem.line))
-    return [r for r in runbooks if str(r.path) not in clashing], problems
+    return [entry for entry in valid if str(entry.path) not in clashing], problems
 
 
 PARALLEL_FROM = 64
 """Libraries at least this large are checked on every core: parsing is CPU-bound."""
 
 
-def _check_file(path: Path, registry: ActionRegistry) -> tuple[Runbook | None, list[Problem]]:
+def _check_file(path: Path, registry: ActionRegistry, keep: bool) -> _Checked:
     try:
         runbook = parse_runbook(path)
     except RunbookError as error:
-        return None, error.problems
-    return runbook, check_runbook(runbook, registry)
+        return _Checked(path, error.problems, None)
+    slack = runbook.meta.triggers.slack
+    identity = (
+        runbook.id,
+        runbook.meta_lines.get("id", 1),
+        slack.command if slack else None,
+        runbook.meta_lines.get("triggers.slack.command", 1),
+    )
+    return _Checked(path, check_runbook(runbook, registry), identity, runbook if keep else None)
 
 
-def _check_chunk(
-    files: list[Path], registry: ActionRegistry
-) -> list[tuple[Runbook | None, list[Problem]]]:
-    return [_check_file(path, registry) for path in files]
+def _check_chunk(files: list[Path], registry: ActionRegistry, keep: bool) -> list[_Checked]:
+    return [_check_file(path, registry, keep) for path in files]
 
 
-def _checked_files(
-    files: list[Path], registry: ActionRegistry
-) -> list[tuple[Runbook | None, list[Problem]]]:
+def _start_worker() -> None:
+    # A worker lives for one library check: collecting garbage would only walk the parent's
+    # inherited objects, touching (and so copying) every page of them.
+    gc.disable()
+
+
+def _checked_files(files: list[Path], registry: ActionRegistry, keep: bool) -> list[_Checked]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     if len(files) < PARALLEL_FROM or cores < 2 or "fork" not in mp.get_all_start_methods():
-        return _check_chunk(files, registry)
-    # Forked workers inherit the imports and the registry; each takes an equal slice.
+        return _check_chunk(files, registry, keep)
+    # Forked workers inherit the imports and the registry; they and this process each take an
+    # equal slice.
     chunks = [files[i::cores] for i in range(cores)]
-    with ProcessPoolExecutor(cores, mp_context=mp.get_context("fork")) as pool:
-        results = list(pool.map(_check_chunk, chunks, [registry] * cores))
-    ordered: dict[Path, tuple[Runbook | None, list[Problem]]] = {}
-    for chunk, result in zip(chunks, results, strict=True):
-        ordered.update(zip(chunk, result, strict=True))
+    gc.freeze()  # what exists now is shared with the workers; keep the collector off it
+    try:
+        with ProcessPoolExecutor(
+            cores - 1, mp_context=mp.get_context("fork"), initializer=_start_worker
+        ) as pool:
+            theirs = pool.map(_check_chunk, chunks[1:], [registry] * cores, [keep] * cores)
+            results = [_check_chunk(chunks[0], registry, keep), *theirs]
+    finally:
+        gc.unfreeze()
+    ordered = {entry.path: entry for result in results for entry in result}
     return [ordered[path] for path in files]
 
 
@@ -336,34 +374,35 @@ RESERVED_SLACK_COMMANDS = frozenset({"list", "status", "drill", "help"})
 _ALLOWED_ENTRY = re.compile(r"^(?:[#@]\S+|[CGUWS][A-Z0-9]{2,})$")
 
 
-def _library_clashes(runbooks: list[Runbook]) -> list[Problem]:
+def _library_clashes(entries: list[_Checked]) -> list[Problem]:
     """Two runbooks with one id, or one Slack command, would make starting them ambiguous."""
     problems = []
-    ids: dict[str, Runbook] = {}
-    commands: dict[str, Runbook] = {}
-    for runbook in runbooks:
-        if runbook.id in ids:
+    ids: dict[str, Path] = {}
+    commands: dict[str, Path] = {}
+    for entry in entries:
+        if entry.identity is None:
+            continue
+        runbook_id, id_line, command, command_line = entry.identity
+        if runbook_id in ids:
             problems.append(
                 Problem(
-                    runbook.path,
-                    runbook.meta_lines.get("id", 1),
-                    f"runbook id '{runbook.id}' is also used by {ids[runbook.id].path}",
+                    entry.path,
+                    id_line,
+                    f"runbook id '{runbook_id}' is also used by {ids[runbook_id]}",
                     "runbook ids must be unique across the library",
                 )
             )
-        ids.setdefault(runbook.id, runbook)
-        slack = runbook.meta.triggers.slack
-        if slack is None:
+        ids.setdefault(runbook_id, entry.path)
+        if command is None:
             continue
-        if slack.command in commands:
+        if command in commands:
             problems.append(
                 Problem(
-                    runbook.path,
-                    runbook.meta_lines.get("triggers.slack.command", 1),
-                    f"slack command '{slack.command}' is also used by "
-                    f"{commands[slack.command].path}",
+                    entry.path,
+                    command_line,
+                    f"slack command '{command}' is also used by {commands[command]}",
                     "each runbook needs its own slack command",
                 )
             )
-        commands.setdefault(slack.command, runbook)
+        commands.setdefault(command, entry.path)
     return problems
