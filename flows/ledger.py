@@ -207,6 +207,9 @@ class Ledger:
         # nobody appended in between and parsing it again can be skipped.
         self._head_bytes = b""
         self._head = _Head(0, GENESIS, 0)
+        # Where the chain stands after this object's own non-durable records, which the head
+        # does not count yet: used while nobody else has appended, so they are not re-read.
+        self._unheaded: tuple[_Head, _Head] | None = None  # (head on disk, head after them)
         self._fds: list[int] = []
         try:
             self._lock_fd = self._open(LOCK_FILE, os.O_RDWR | os.O_CREAT)
@@ -256,13 +259,17 @@ class Ledger:
         with self._locked():
             # Another process may have appended since our last record: the head on disk, read
             # under the lock, is the only truth about where the chain continues.
-            head = self._settle(self._read_head())
+            on_disk = self._read_head()
+            head = self._settle(on_disk)
             self._chain.seq, self._chain.prev = head.count + 1, head.hash
             self._sink.durable = durable
             self._log.msg(event, step=step, actor=actor, data=data)
             record = self._chain.last
             if not durable:
+                after = _Head(record["seq"], record["hash"], head.size + self._sink.written)
+                self._unheaded = (on_disk, after)
                 return record
+            self._unheaded = None
             # The line is fsynced, the head only written to the page cache: a second fsync would
             # halve throughput, and the head may safely lag. After a power loss a lagging head
             # means the records past it are accepted when they chain (verify_ledger and `_settle`
@@ -355,6 +362,10 @@ class Ledger:
         size = os.fstat(self._ledger_fd).st_size
         if size == head.size:
             return head
+        if self._unheaded is not None:
+            base, after = self._unheaded
+            if head == base and size == after.size:
+                return after
         if size < head.size:
             raise self._refusal(
                 f"{LEDGER_FILE} is {size} bytes but {HEAD_FILE} says {head.size} (tail truncated?)"

@@ -412,6 +412,47 @@ def test_non_durable_records_are_not_counted_by_the_head_until_a_durable_one(
     assert verify_ledger(folder).ok
 
 
+def test_non_durable_records_interleaved_with_another_writer_keep_one_chain(
+    tmp_path: Path,
+) -> None:
+    """A writer's own unheaded records are trusted only while nobody else appended after them."""
+    with (
+        Ledger(tmp_path, "INC-1", RUNBOOK) as engine,
+        Ledger(tmp_path, "INC-1", RUNBOOK) as cli,
+    ):
+        for n in range(3):
+            engine.record(STEP_STARTED, step=f"s{n}", durable=False)
+            engine.record(STEP_STARTED, step=f"t{n}", durable=False)
+            cli.record(NOTE, step=f"s{n}", actor="alice", durable=n % 2 == 0)
+            engine.record(STEP_SUCCEEDED, step=f"s{n}", durable=False)
+        engine.record(STEP_SUCCEEDED, step="last")
+    result = verify_ledger(tmp_path)
+    assert result.ok, result.problem
+    assert [r["seq"] for r in read_records(tmp_path)] == list(range(1, 14))
+
+
+def test_a_writer_does_not_reread_its_own_unheaded_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Appending after a run of one's own non-durable records does not re-check them each time."""
+    import flows.ledger
+
+    checked: list[int] = []
+    check_records = flows.ledger._check_records
+
+    def counting(tail: bytes, *args: object) -> object:
+        checked.append(tail.count(b"\n"))
+        return check_records(tail, *args)
+
+    monkeypatch.setattr(flows.ledger, "_check_records", counting)
+    with Ledger(tmp_path, "INC-1", RUNBOOK) as ledger:
+        for n in range(50):
+            ledger.record(STEP_STARTED, step=f"s{n}", durable=False)
+        ledger.record(NOTE)
+    assert checked == []
+    assert verify_ledger(tmp_path).count == 51
+
+
 def test_opening_a_ledger_without_its_head_is_refused(tmp_path: Path) -> None:
     """A ledger with records but no head.json is not silently given a fresh head."""
     folder = write_ledger(tmp_path)
