@@ -21,12 +21,12 @@ from pydantic import BaseModel, ConfigDict
 
 from flows.actions import Action, ActionRegistry, default_registry
 from flows.errors import RunbookError
-from flows.execute import GateAnswer, GateResponder, RunOutcome, Simulator
+from flows.execute import GateAnswer, GateResponder, NoResponder, RunOutcome, Simulator
 from flows.incident import incident_folder, load_incident, new_incident_id
 from flows.ledger import Ledger, RunbookRef, read_records
 from flows.model import Gate, Step
 from flows.redact import Redactor
-from flows.runner import load_plan, start_run
+from flows.runner import load_plan, resume_run, start_run
 from flows.scenario import (
     Inject,
     LoadedScenario,
@@ -38,7 +38,8 @@ from flows.scenario import (
 )
 from flows.settings import Settings
 from integrations.backends import Backends
-from integrations.sandbox import DRILL_PREFIX, DrillChat, DrillTickets, drill_backends
+from integrations.protocols import ChatSystem
+from integrations.sandbox import DrillChannelChat, DrillChatSystem, DrillTickets, drill_backends
 from integrations.slack.local import Echo
 
 _DEFAULT_OUTPUTS: dict[str, Any] = {"exit_code": 0, "status": 200, "truncated": False}
@@ -98,16 +99,22 @@ class InjectClock:
         injects: list[Inject],
         speed: float,
         ledger: Ledger,
-        sandbox: tuple[DrillTickets, DrillChat],
+        sandbox: tuple[DrillTickets, DrillChatSystem],
         incident: str,
         actor: str,
-        started: Mapping[str, Any],
+        started: Mapping[str, Any] | None,
+        *,
+        elapsed_s: float = 0.0,
+        fired: int = 0,
     ) -> None:
-        self.pending = sorted(injects, key=lambda inject: inject.at)
+        """`started` None continues a drill: `elapsed_s` real seconds have passed since its
+        clock started and its first `fired` injects have fired."""
+        self.pending = sorted(injects, key=lambda inject: inject.at)[fired:]
         self.speed, self.ledger, self.sandbox = speed, ledger, sandbox
         self.incident, self.actor, self.started = incident, actor, started
-        self.fired = 0
-        self._start = time.monotonic()
+        self.fired = fired
+        self._elapsed = elapsed_s
+        self._start = time.monotonic() - elapsed_s
         self._once = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="drill-injects", daemon=True)
@@ -117,9 +124,10 @@ class InjectClock:
         with self._once:
             if self._thread.ident is not None or self._stop.is_set():
                 return
-            self._start = time.monotonic()
-            self.ledger.record("drill.started", actor=self.actor, data=self.started)
-            while self.pending and self.pending[0].at <= 0:
+            self._start = time.monotonic() - self._elapsed
+            if self.started is not None:
+                self.ledger.record("drill.started", actor=self.actor, data=self.started)
+            while self.pending and self.pending[0].at <= self._elapsed * self.speed:
                 self._fire(self.pending.pop(0))
             self._thread.start()
 
@@ -161,9 +169,7 @@ class InjectClock:
         shown = inject.text or inject.kind
         if inject.kind == "fail_integration":
             shown = f"{inject.system} is failing: {inject.text}" if inject.text else shown
-        chat.outbox.post(
-            "#drill", f"{DRILL_PREFIX}inject: {shown}", f"{self.incident}:inject:{self.fired}"
-        )
+        chat.announce(f"inject: {shown}", f"{self.incident}:inject:{self.fired}")
 
 
 @dataclass(frozen=True)
@@ -246,11 +252,14 @@ def run_drill(
     responder: GateResponder | None = None,
     registry: ActionRegistry | None = None,
     echo: Echo | None = None,
+    live_chat: ChatSystem | None = None,
 ) -> DrillResult:
     """Run a scenario against the sandboxes, fire its injects, score it into the ledger.
 
-    `responder` None answers gates from the scenario's `answers`; give a terminal responder for
-    a live tabletop. `speed` N runs N drill seconds per real second.
+    Gates are answered by `responder` (a terminal prompt in a live tabletop); without one, by
+    buttons in the drill channel when `live_chat` is given and the settings name a drill
+    channel, and from the scenario's `answers` otherwise. `speed` N runs N drill seconds per
+    real second.
     """
     if speed <= 0:
         raise RunbookError("--speed must be greater than 0")
@@ -263,21 +272,22 @@ def run_drill(
     if spec.trigger is not None and spec.trigger.alert is not None:
         alert = drill_alert(spec).template_context()
     incident = new_incident_id(f"drill-{spec.id}")
-    sandbox = drill_backends(settings.home, echo)
-    folder = incident_folder(settings.incidents_dir, incident)
-    ref = RunbookRef(id=runbook.id, version=runbook.meta.version, sha256=runbook.sha256)
-    actor = spec.facilitator or "drill"
+    sandbox = _sandbox(settings, echo, live_chat)
+    answers: AnswerMode = "participants" if responder else _default_answers(sandbox)
     started = {
         "scenario": spec.id,
         "title": spec.title,
         "scenario_path": str(loaded.path),
         "scenario_sha256": loaded.sha256,
         "speed": speed,
+        "answers": answers,
         "participants": [p.model_dump() for p in spec.participants],
         "targets": spec.targets,
     }
+    folder = incident_folder(settings.incidents_dir, incident)
+    ref = RunbookRef(id=runbook.id, version=runbook.meta.version, sha256=runbook.sha256)
     with Ledger(folder, incident, ref, Redactor()) as ledger:
-        clock = InjectClock(spec.injects, speed, ledger, sandbox, incident, actor, started)
+        clock = InjectClock(spec.injects, speed, ledger, sandbox, incident, _actor(spec), started)
         try:
             outcome = start_run(
                 settings,
@@ -286,18 +296,128 @@ def run_drill(
                 incident_id=incident,
                 alert=alert,
                 drill=True,
-                responder=clock.responder(responder or ScriptedResponder(spec.answers, speed)),
+                responder=clock.responder(responder or _answerer(answers, loaded, speed, sandbox)),
                 registry=registry,
                 backends=lambda _: Backends(tickets=sandbox[0], chat=sandbox[1]),
                 simulate=clock.simulator(drill_simulator(spec.canned)),
             )
         finally:
             clock.stop()
-        score = score_drill(
-            read_records(folder), loaded, speed, status=outcome.status, rollbacks=plan.rollbacks
-        )
-        ledger.record("drill.scored", actor=actor, data=score.model_dump(mode="json"))
+        score = _score(ledger, folder, loaded, speed, outcome, plan.rollbacks)
     return DrillResult(outcome=outcome, score=score)
+
+
+def resume_drill(
+    settings: Settings,
+    incident: str,
+    *,
+    responder: GateResponder | None = None,
+    registry: ActionRegistry | None = None,
+    live_chat: ChatSystem | None = None,
+) -> DrillResult:
+    """Continue a drill that waits at a gate: the same sandboxes, simulations and clock.
+
+    Gates are answered as when the drill started: from the script, by buttons in the drill
+    channel, or by `responder` when participants answer at a terminal. A drill never continues
+    against real backends, whoever resumes it.
+    """
+    registry = registry or default_registry()
+    folder = incident_folder(settings.incidents_dir, incident)
+    if not load_incident(settings.incidents_dir, incident).drill:
+        raise RunbookError(f"incident {incident!r} is not a drill")
+    records = read_records(folder)
+    started = next((r for r in records if r["event"] == "drill.started"), None)
+    if started is None:
+        raise RunbookError(f"drill {incident!r} has no drill.started record to continue from")
+    loaded = load_scenario(Path(started["data"]["scenario_path"]))
+    if loaded.sha256 != started["data"]["scenario_sha256"]:
+        raise RunbookError(
+            f"{loaded.path} changed since drill {incident!r} started; a drill is continued with "
+            "the scenario it started with: start a new drill instead"
+        )
+    speed = float(started["data"]["speed"])
+    answers: AnswerMode = started["data"].get("answers", "script")
+    sandbox = _sandbox(settings, None, live_chat if answers == "slack" else None)
+    plan = load_plan(loaded.runbook_path, registry)
+    runbook = loaded.runbook
+    ref = RunbookRef(id=runbook.id, version=runbook.meta.version, sha256=runbook.sha256)
+    with Ledger(folder, incident, ref, Redactor()) as ledger:
+        clock = InjectClock(
+            loaded.scenario.injects,
+            speed,
+            ledger,
+            sandbox,
+            incident,
+            _actor(loaded.scenario),
+            None,
+            elapsed_s=max(0.0, time.time() - _seconds(started["ts"])),
+            fired=sum(1 for r in records if r["event"] == "drill.inject"),
+        )
+        answerer = responder if answers == "participants" and responder else None
+        try:
+            outcome = resume_run(
+                settings,
+                incident,
+                responder=clock.responder(answerer or _answerer(answers, loaded, speed, sandbox)),
+                registry=registry,
+                backends=lambda _: Backends(tickets=sandbox[0], chat=sandbox[1]),
+                simulate=clock.simulator(drill_simulator(loaded.scenario.canned)),
+            )
+        finally:
+            clock.stop()
+        score = _score(ledger, folder, loaded, speed, outcome, plan.rollbacks)
+    return DrillResult(outcome=outcome, score=score)
+
+
+AnswerMode = Literal["script", "slack", "participants"]
+
+
+def _sandbox(
+    settings: Settings, echo: Echo | None, live_chat: ChatSystem | None
+) -> tuple[DrillTickets, DrillChatSystem]:
+    return drill_backends(
+        settings.home, echo, live_chat=live_chat, drill_channel=settings.slack_drill_channel
+    )
+
+
+def _default_answers(sandbox: tuple[DrillTickets, DrillChatSystem]) -> AnswerMode:
+    return "slack" if isinstance(sandbox[1], DrillChannelChat) else "script"
+
+
+def _answerer(
+    answers: AnswerMode,
+    loaded: LoadedScenario,
+    speed: float,
+    sandbox: tuple[DrillTickets, DrillChatSystem],
+) -> GateResponder:
+    chat = sandbox[1]
+    if answers == "slack" and isinstance(chat, DrillChannelChat):
+        from integrations.slack.gates import ChatGateResponder
+
+        return ChatGateResponder(chat, loaded.scenario.title, lambda: chat.channel)
+    if answers == "script":
+        return ScriptedResponder(loaded.scenario.answers, speed)
+    return NoResponder()
+
+
+def _actor(spec: Any) -> str:
+    return spec.facilitator or "drill"
+
+
+def _score(
+    ledger: Ledger,
+    folder: Path,
+    loaded: LoadedScenario,
+    speed: float,
+    outcome: RunOutcome,
+    rollbacks: frozenset[str],
+) -> DrillScore:
+    """Score the drill as it stands and record it; a later `drill.scored` supersedes it."""
+    score = score_drill(
+        read_records(folder), loaded, speed, status=outcome.status, rollbacks=rollbacks
+    )
+    ledger.record("drill.scored", actor=_actor(loaded.scenario), data=score.model_dump(mode="json"))
+    return score
 
 
 # -- scoring and the report ----------------------------------------------------------------------

@@ -179,6 +179,15 @@ def resume_run(
     """Continue an incident from its first unfinished step; finished steps never run again."""
     registry = registry or default_registry()
     incident = load_incident(settings.incidents_dir, incident_id)
+    if incident.drill and simulate is None:
+        # However a drill is resumed (CLI, server, a button), it goes on in its sandboxes.
+        from flows.drill import resume_drill
+
+        live_chat = backends(settings).chat
+        drilled = resume_drill(
+            settings, incident_id, responder=responder, registry=registry, live_chat=live_chat
+        )
+        return drilled.outcome
     plan = _incident_plan(settings, incident, registry)
     given = dict(given or {})
     missing = [name for name in incident.secret_inputs if name not in given]

@@ -51,6 +51,15 @@ class Server:
     workers: Workers
 
 
+def _is_drill(settings: Settings, incident: str) -> bool:
+    from flows.incident import load_incident
+
+    try:
+        return load_incident(settings.incidents_dir, incident).drill
+    except RunbookError:
+        return False
+
+
 def deployment_runner(runbooks: list[Runbook]) -> Callable[[Job], None]:
     """Run jobs by submitting them to the runbooks' Prefect deployments (`runbook deploy`)."""
     from flows.deployment import submit
@@ -95,7 +104,9 @@ def make_server(
 
     def responder_for(job: Job) -> GateResponder:
         runbook = by_path.get(job.runbook_path)
-        if runbook is None and job.kind != "resume":
+        if job.kind == "drill" or (runbook is None and job.kind != "resume"):
+            return NoResponder()  # a drill answers its gates in its own sandboxes
+        if job.kind == "resume" and _is_drill(settings, job.incident):
             return NoResponder()
         title = runbook.meta.title if runbook else job.incident
         owner = runbook.meta.owner if runbook else ""
@@ -114,8 +125,8 @@ def make_server(
     submit_job = deployment_runner(runbooks) if via_deployments else None
 
     def run_job(job: Job) -> None:
-        # Resolutions only touch evidence and tickets: they stay here even with deployments.
-        if submit_job is not None and job.kind != "resolved":
+        # Resolutions only touch evidence and tickets, drills only sandboxes: they stay here.
+        if submit_job is not None and job.kind not in ("resolved", "drill"):
             submit_job(job)
         else:
             workers.run_job(job)

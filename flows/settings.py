@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         default=None, description="Verifies requests from Slack (slash commands, buttons)."
     )
 
+    slack_drill_channel: str | None = Field(
+        default=None,
+        description="Slack channel for drills the server runs: their messages and gate buttons "
+        "go there and nowhere else in Slack. Unset = the drill outbox, gates from the script.",
+    )
     slack_app_token: SecretStr | None = Field(
         default=None, description="App-level token (xapp-...) for Socket Mode."
     )

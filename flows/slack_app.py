@@ -23,6 +23,7 @@ from flows.runner import acknowledge_gate
 from flows.settings import Settings
 from integrations.alerts import PayloadError
 from integrations.protocols import ChatSystem
+from integrations.sandbox import DrillChannelChat
 from integrations.slack import commands as slack
 
 LOG = logging.getLogger("runbook.slack")
@@ -98,7 +99,10 @@ class SlackHandlers:
         )
 
     def _drill(self, name: str, command: slack.SlashCommand) -> dict[str, Any]:
-        """Queue a drill of a scenario in the library's drills/ folder, answered by its script."""
+        """Queue a drill of a scenario in the library's drills/ folder.
+
+        Its gates are answered with buttons in the drill channel when one is set, from the
+        scenario's script otherwise."""
         from flows.scenario import load_scenario
 
         folders = {r.path.parent.parent for r in self.runbooks}
@@ -139,12 +143,13 @@ class SlackHandlers:
 
             incident = load_incident(self.settings.incidents_dir, click.incident)
             self.intake.enqueue("resume", click.incident, str(folder / "runbook.md"), {})
-            self._mark_acknowledged(click, incident.runbook.title)
+            self._mark_acknowledged(click, incident.runbook.title, drill=incident.drill)
         return None
 
-    def _mark_acknowledged(self, click: slack.GateClick, title: str) -> None:
+    def _mark_acknowledged(self, click: slack.GateClick, title: str, *, drill: bool) -> None:
         if self.chat is None or not click.channel_id or not click.message_ts:
             return
+        chat = DrillChannelChat(self.chat, click.channel_id) if drill else self.chat
         from flows.parse import parse_runbook
 
         runbook = parse_runbook(self.settings.incidents_dir / click.incident / "runbook.md")
@@ -153,9 +158,7 @@ class SlackHandlers:
             return
         blocks = slack.gate_acknowledged_blocks(click.incident, gate, title, click.user_name)
         try:
-            self.chat.update(
-                click.channel_id, click.message_ts, f"{gate.title}: acknowledged", blocks
-            )
+            chat.update(click.channel_id, click.message_ts, f"{gate.title}: acknowledged", blocks)
         except Exception as error:  # the ack is recorded; a stale button is only cosmetic
             LOG.warning("could not update the gate message: %s", error)
 

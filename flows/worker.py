@@ -101,7 +101,8 @@ class Workers:
         elif job.kind == "drill":
             from flows.drill import run_drill
 
-            result = run_drill(self.settings, Path(job.runbook_path))
+            live_chat = self.backends(self.settings).chat
+            result = run_drill(self.settings, Path(job.runbook_path), live_chat=live_chat)
             self._finished(result.outcome)
         elif job.kind == "resolved":
             record_resolution(

@@ -1,7 +1,9 @@
 """Drill sandboxes: ticket and chat systems that can never reach production.
 
-Tickets go to a local store under `<home>/drills/` labelled drill; chat goes to a local outbox
-there, every text prefixed `[DRILL] `. Injected faults make the next calls fail on purpose.
+Tickets go to a local store under `<home>/drills/` labelled drill. Chat goes to a local outbox
+there or, when the server has a Slack channel set aside for drills, to that one channel and
+nowhere else; every text is prefixed `[DRILL] `. Injected faults make the next calls fail on
+purpose.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from integrations.jira import TicketSystemError
 from integrations.jira.local import LocalTicketStore
-from integrations.protocols import ChatMessage, NewTicket, Ticket
+from integrations.protocols import ChatMessage, ChatSystem, NewTicket, Ticket
 from integrations.slack import ChatError
 from integrations.slack.local import Echo, LocalOutbox
 
@@ -138,11 +140,101 @@ class DrillChat:
         """Say where drill messages go."""
         return f"drill sandbox: {self.outbox.check()}"
 
+    def announce(self, text: str, dedupe_key: str) -> None:
+        """Show participants a drill event (an inject), once per `dedupe_key`."""
+        self.outbox.post("#drill", DRILL_PREFIX + text, dedupe_key)
 
-def drill_backends(home: Path, echo: Echo | None = None) -> tuple[DrillTickets, DrillChat]:
-    """The sandbox ticket store and outbox under `<home>/drills/`."""
+
+_DRILL_BANNER = {
+    "type": "context",
+    "elements": [{"type": "mrkdwn", "text": "*DRILL*: a rehearsal, not a real incident."}],
+}
+
+
+class DrillChannelChat:
+    """A `ChatSystem` that sends every drill message to one Slack channel set aside for drills.
+
+    Whatever channel a step names, its message goes to the drill channel, prefixed and with a
+    drill banner over any blocks. No channel is opened and nobody is invited: a drill run by the
+    server reaches its participants there and can never page an on-call channel.
+    """
+
+    name = "drill-channel"
+
+    def __init__(self, chat: ChatSystem, channel: str) -> None:
+        self.chat, self.channel = chat, channel
+        self.faults = _Faults()
+
+    def _check(self, call: str) -> None:
+        if self.faults.take():
+            raise ChatError(f"drill inject: the chat system is down ({call} refused)")
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        dedupe_key: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> ChatMessage:
+        """Post a prefixed message to the drill channel, whichever channel was named."""
+        self._check("post")
+        marked = [_DRILL_BANNER, *blocks] if blocks else None
+        return self.chat.post(self.channel, DRILL_PREFIX + text, dedupe_key, marked, thread_ts)
+
+    def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> ChatMessage:
+        """Replace a message in the drill channel, prefixed."""
+        self._check("update")
+        marked = [_DRILL_BANNER, *blocks] if blocks else None
+        return self.chat.update(self.channel, ts, DRILL_PREFIX + text, marked)
+
+    def incident_channel(self, incident: str) -> str | None:
+        """Every drill talks in the drill channel."""
+        return self.channel
+
+    def create_channel(
+        self,
+        name: str,
+        dedupe_key: str,
+        topic: str = "",
+        invite: tuple[str, ...] = (),
+        bookmark: tuple[str, str] | None = None,
+    ) -> str:
+        """Open nothing: say in the drill channel what would have been opened, and use it."""
+        self._check("create_channel")
+        who = f", inviting {', '.join(invite)}" if invite else ""
+        self.chat.post(
+            self.channel,
+            f"{DRILL_PREFIX}a real incident would open #{name} ({topic}){who}",
+            dedupe_key,
+        )
+        return self.channel
+
+    def check(self) -> str:
+        """Say where drill messages go."""
+        return f"drill channel {self.channel} via {self.chat.check()}"
+
+    def announce(self, text: str, dedupe_key: str) -> None:
+        """Show participants a drill event (an inject) in the drill channel."""
+        self.chat.post(self.channel, DRILL_PREFIX + text, dedupe_key)
+
+
+DrillChatSystem = DrillChat | DrillChannelChat
+
+
+def drill_backends(
+    home: Path,
+    echo: Echo | None = None,
+    *,
+    live_chat: ChatSystem | None = None,
+    drill_channel: str | None = None,
+) -> tuple[DrillTickets, DrillChatSystem]:
+    """The sandbox ticket store under `<home>/drills/`, and the drill channel of `live_chat`
+    when both are given, the drill outbox there otherwise."""
     folder = home / "drills"
-    return (
-        DrillTickets(LocalTicketStore(folder / "tickets.db")),
-        DrillChat(LocalOutbox(folder / "outbox.jsonl", echo=echo)),
-    )
+    tickets = DrillTickets(LocalTicketStore(folder / "tickets.db"))
+    if live_chat is not None and drill_channel:
+        return tickets, DrillChannelChat(live_chat, drill_channel)
+    return tickets, DrillChat(LocalOutbox(folder / "outbox.jsonl", echo=echo))

@@ -18,6 +18,7 @@ from flows.drill import (
 from flows.errors import RunbookError
 from flows.incident import load_incident
 from flows.ledger import read_records, verify_ledger
+from flows.runner import acknowledge_gate, resume_run
 from flows.scenario import load_scenario, parse_duration
 from flows.settings import Settings
 from integrations.catalog import builtin_actions
@@ -338,3 +339,48 @@ def test_configured_jira_and_slack_are_never_called(home: Path, tmp_path: Path) 
         assert jira.requests == []
     finally:
         jira.stop()
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_waiting_drill_resumed_like_any_incident_stays_in_its_sandboxes(
+    home: Path, tmp_path: Path
+) -> None:
+    """`runbook ack` + `runbook resume` on a drill go on with the sandboxes and simulations,
+    and score it again, even with Jira and Slack configured."""
+    gated = RUNBOOK.replace(
+        "## Contain {#contain}",
+        "## Contain {#contain}\n- [ ] Contained\n\n## Tell\n"
+        '```step\nid: tell\nuses: slack.post\nwith: {channel: "#t", text: "contained"}\n```\n'
+        "## Done {#done}",
+    )
+    unanswered = SCENARIO.split("answers:")[0]
+    jira = FakeJira().start()
+    try:
+        with serve_slack() as slack:
+            settings = Settings(
+                home=home,
+                prefect="external",
+                jira_url=jira.url,
+                jira_user=jira.user,
+                jira_token=SecretStr(jira.token),
+                slack_bot_token=SecretStr(slack.token),
+                slack_api_url=slack.url,
+            )
+            first = run_drill(settings, write_drill(tmp_path, unanswered, gated), speed=FAST)
+            incident = first.outcome.incident
+            assert first.outcome.status == "waiting"
+            acknowledge_gate(settings, incident, "contain", "alice")
+            acknowledge_gate(settings, incident, "done", "alice")
+            resumed = resume_run(settings, incident)
+            assert slack.requests == []
+        assert jira.requests == []
+    finally:
+        jira.stop()
+    assert resumed.status == "succeeded"
+    found = read_records(home / "incidents" / incident)
+    outbox = (home / "drills" / "outbox.jsonl").read_text()
+    assert f"{DRILL_PREFIX}contained" in outbox
+    assert [r["event"] for r in found].count("drill.started") == 1
+    scored = [r["data"]["status"] for r in found if r["event"] == "drill.scored"]
+    assert scored == ["waiting", "succeeded"]
+    assert verify_ledger(home / "incidents" / incident).ok

@@ -10,12 +10,13 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from flows.ledger import read_records
+from flows.ledger import read_records, verify_ledger
 from flows.serve import Server, load_library, make_server
 from flows.server import build_app
 from flows.settings import Settings
@@ -50,6 +51,34 @@ def command_body(text: str, channel: str = "ops", channel_id: str = "C0OPS") -> 
             "trigger_id": "1.2.3",
         }
     ).encode()
+
+
+def click_body(button: dict[str, Any], channel_id: str, channel: str, ts: str) -> bytes:
+    """Bob pressing `button` on the message `ts`, as Slack posts a block action."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U0BOB", "username": "bob", "name": "bob"},
+        "channel": {"id": channel_id, "name": channel},
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel_id},
+        "message": {"ts": ts},
+        "response_url": "https://hooks.slack.test/actions/1",
+        "trigger_id": "4.5.6",
+        "actions": [
+            {
+                "action_id": button["action_id"],
+                "value": button["value"],
+                "type": "button",
+                "block_id": "b",
+            }
+        ],
+    }
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def gate_button(post: dict[str, Any]) -> dict[str, Any]:
+    blocks = post["blocks"]
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+    return next(b for b in blocks if b["type"] == "actions")["elements"][0]
 
 
 @pytest.fixture
@@ -100,24 +129,7 @@ def test_slash_command_starts_run_and_button_acknowledges_gate(
     channel = next(c for c in slack.channels.values() if c.name == "ops")
     ts = slack.messages[channel.id][-1]["ts"]
 
-    payload = {
-        "type": "block_actions",
-        "user": {"id": "U0BOB", "username": "bob", "name": "bob"},
-        "channel": {"id": channel.id, "name": "ops"},
-        "container": {"type": "message", "message_ts": ts, "channel_id": channel.id},
-        "message": {"ts": ts},
-        "response_url": "https://hooks.slack.test/actions/1",
-        "trigger_id": "4.5.6",
-        "actions": [
-            {
-                "action_id": button["action_id"],
-                "value": button["value"],
-                "type": "button",
-                "block_id": "b",
-            }
-        ],
-    }
-    click = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    click = click_body(button, channel.id, "ops", ts)
     answer = client.post("/slack/interactions", content=click, headers=signed(click))
     assert answer.status_code == 200
     wait_idle(server)
@@ -218,3 +230,76 @@ def test_drill_command_runs_a_scenario_in_the_sandboxes(
     finished = [r for r in read_records(drills[0]) if r["event"] == "run.finished"]
     assert finished[-1]["data"]["status"] == "succeeded"
     assert slack.count("chat.postMessage") == posts_before
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_server_drill_gates_are_answered_with_buttons_in_the_drill_channel(
+    home: Path, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """With a drill channel set, a Slack-started drill posts its gate there with a button; the
+    press continues the drill, and Slack hears from it in that channel only."""
+    drill_room = slack.add_channel("drills")  # its id
+    library = tmp_path / "library"
+    (library / "drills").mkdir(parents=True)
+    (library / "disk-full.md").write_text((FIXTURES / "library" / "disk-full.md").read_text())
+    (library / "drills" / "disk.yaml").write_text(
+        "id: disk\ntitle: Disk drill\nrunbook: disk-full\n"
+        "trigger: {slack: {command: 'disk host=db-9'}}\n"
+        "participants: [{name: ops, role: responder}]\n"
+        "targets: {free-space: 10m}\n"
+        "answers: {free-space: {by: ops, after: 1s}}\n"
+    )
+    settings = Settings(
+        home=home,
+        prefect="external",
+        slack_signing_secret=SecretStr(SECRET),
+        slack_bot_token=SecretStr(slack.token),
+        slack_api_url=slack.url,
+        slack_drill_channel="#drills",
+    )
+    server = make_server(settings, load_library(library), dev=False)
+    server.workers.start()
+    try:
+        with serve_in_thread(build_app(server.state)) as url, httpx.Client(base_url=url) as client:
+            body = command_body("drill disk")
+            answer = client.post("/slack/commands", content=body, headers=signed(body))
+            assert answer.status_code == 200 and "Starting drill" in answer.json()["text"]
+            wait_idle(server, timeout=120)
+
+            posts = [call.body for call in slack.calls("chat.postMessage")]
+            gate_posts = [post for post in posts if "Waiting" in post["text"]]
+            assert len(gate_posts) == 1
+            assert gate_posts[0]["text"].startswith("[DRILL] ")
+            ts = slack.messages[drill_room][-1]["ts"]
+            click = click_body(gate_button(gate_posts[0]), drill_room, "drills", ts)
+            answer = client.post("/slack/interactions", content=click, headers=signed(click))
+            assert answer.status_code == 200
+            wait_idle(server, timeout=120)
+    finally:
+        server.workers.stop()
+
+    (folder,) = [p for p in (home / "incidents").iterdir() if p.name.startswith("drill-")]
+    records = read_records(folder)
+    acks = [(r["step"], r["actor"]) for r in records if r["event"] == "gate.acknowledged"]
+    assert acks == [("free-space", "slack:bob")]  # the button, not the script's "ops"
+    finished = [r["data"]["status"] for r in records if r["event"] == "run.finished"]
+    assert finished == ["waiting", "succeeded"]
+    scored = [r["data"] for r in records if r["event"] == "drill.scored"]
+    assert scored[-1]["status"] == "succeeded"
+    assert verify_ledger(folder).ok
+    # Every Slack message of the drill went to the drill channel, marked; nothing was opened.
+    posts = slack.calls("chat.postMessage")
+    assert {slack_channel_of(slack, call.body["channel"]) for call in posts} == {drill_room}
+    assert all(call.body["text"].startswith("[DRILL] ") for call in posts)
+    assert any("Disk almost full on db-9" in call.body["text"] for call in posts)
+    updates = slack.calls("chat.update")
+    assert [call.body["text"] for call in updates] == ["[DRILL] Free space: acknowledged"]
+    assert slack.count("conversations.create") == slack.count("conversations.invite") == 0
+    elsewhere = [m for c, ms in slack.messages.items() if c != drill_room for m in ms]
+    assert elsewhere == []
+
+
+def slack_channel_of(slack: FakeSlack, channel: str) -> str:
+    """The id of a channel given by id or #name, as the fake knows it."""
+    named = slack.channel_named(channel.lstrip("#"))
+    return named.id if named is not None else channel
