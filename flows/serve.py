@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import sys
@@ -143,6 +144,16 @@ def make_server(
     return Server(state, workers)
 
 
+def freeze_startup_objects() -> None:
+    """Hide what start-up made (modules, the app, the library) from the garbage collector.
+
+    It lives as long as the server; left in view, every full collection walks all of it, a pause
+    of tens of milliseconds on whichever webhook is being answered during an alert storm.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def serve(
     settings: Settings,
     *,
@@ -175,6 +186,7 @@ def serve(
         worker = start_worker_process(settings, runbooks_dir, server.state.intake, settings.workers)
         stop_workers = worker.stop
     print(f"serving {len(runbooks)} runbook(s) on http://{host}:{port}", file=sys.stderr)
+    freeze_startup_objects()
     try:
         uvicorn.run(build_app(server.state), host=host, port=port, log_level="warning")
     finally:
