@@ -25,20 +25,22 @@ DRILL_LABEL = "drill"
 class _Faults:
     """Calls to fail next, set by `fail_integration` injects from the inject thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, error: type[Exception], system: str) -> None:
         self._lock = threading.Lock()
         self._pending = 0
+        self._error, self._system = error, system
 
     def add(self, times: int) -> None:
         with self._lock:
             self._pending += times
 
-    def take(self) -> bool:
+    def check(self, call: str) -> None:
+        """Raise the system's own error when an injected failure is due."""
         with self._lock:
             if self._pending == 0:
-                return False
+                return
             self._pending -= 1
-            return True
+        raise self._error(f"drill inject: the {self._system} is down ({call} refused)")
 
 
 class DrillTickets:
@@ -48,15 +50,11 @@ class DrillTickets:
 
     def __init__(self, store: LocalTicketStore) -> None:
         self.store = store
-        self.faults = _Faults()
-
-    def _check(self, call: str) -> None:
-        if self.faults.take():
-            raise TicketSystemError(f"drill inject: the ticket system is down ({call} refused)")
+        self.faults = _Faults(TicketSystemError, "ticket system")
 
     def create_issue(self, ticket: NewTicket, dedupe_key: str) -> Ticket:
         """Open a drill ticket (labelled, summary prefixed), once per `dedupe_key`."""
-        self._check("create_issue")
+        self.faults.check("create_issue")
         labels = ticket.labels if DRILL_LABEL in ticket.labels else (*ticket.labels, DRILL_LABEL)
         marked = ticket.model_copy(
             update={"summary": DRILL_PREFIX + ticket.summary, "labels": labels}
@@ -65,22 +63,22 @@ class DrillTickets:
 
     def comment(self, issue: str, body: str, dedupe_key: str) -> str:
         """Comment on a drill ticket, prefixed."""
-        self._check("comment")
+        self.faults.check("comment")
         return self.store.comment(issue, DRILL_PREFIX + body, dedupe_key)
 
     def transition(self, issue: str, status: str) -> Ticket:
         """Move a drill ticket."""
-        self._check("transition")
+        self.faults.check("transition")
         return self.store.transition(issue, status)
 
     def attach(self, issue: str, path: Path, dedupe_key: str, filename: str | None = None) -> str:
         """Attach a file to a drill ticket."""
-        self._check("attach")
+        self.faults.check("attach")
         return self.store.attach(issue, path, dedupe_key, filename)
 
     def link(self, issue: str, url: str, title: str, dedupe_key: str) -> str:
         """Link a drill ticket."""
-        self._check("link")
+        self.faults.check("link")
         return self.store.link(issue, url, DRILL_PREFIX + title, dedupe_key)
 
     def check(self) -> str:
@@ -95,11 +93,7 @@ class DrillChat:
 
     def __init__(self, outbox: LocalOutbox) -> None:
         self.outbox = outbox
-        self.faults = _Faults()
-
-    def _check(self, call: str) -> None:
-        if self.faults.take():
-            raise ChatError(f"drill inject: the chat system is down ({call} refused)")
+        self.faults = _Faults(ChatError, "chat system")
 
     def post(
         self,
@@ -110,14 +104,14 @@ class DrillChat:
         thread_ts: str | None = None,
     ) -> ChatMessage:
         """Post a prefixed message to the drill outbox."""
-        self._check("post")
+        self.faults.check("post")
         return self.outbox.post(channel, DRILL_PREFIX + text, dedupe_key, blocks, thread_ts)
 
     def update(
         self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> ChatMessage:
         """Replace a drill message, prefixed."""
-        self._check("update")
+        self.faults.check("update")
         return self.outbox.update(channel, ts, DRILL_PREFIX + text, blocks)
 
     def incident_channel(self, incident: str) -> str | None:
@@ -133,7 +127,7 @@ class DrillChat:
         bookmark: tuple[str, str] | None = None,
     ) -> str:
         """Open a drill channel; its topic is prefixed."""
-        self._check("create_channel")
+        self.faults.check("create_channel")
         return self.outbox.create_channel(name, dedupe_key, DRILL_PREFIX + topic, invite, bookmark)
 
     def check(self) -> str:
@@ -163,11 +157,7 @@ class DrillChannelChat:
 
     def __init__(self, chat: ChatSystem, channel: str) -> None:
         self.chat, self.channel = chat, channel
-        self.faults = _Faults()
-
-    def _check(self, call: str) -> None:
-        if self.faults.take():
-            raise ChatError(f"drill inject: the chat system is down ({call} refused)")
+        self.faults = _Faults(ChatError, "chat system")
 
     def post(
         self,
@@ -178,7 +168,7 @@ class DrillChannelChat:
         thread_ts: str | None = None,
     ) -> ChatMessage:
         """Post a prefixed message to the drill channel, whichever channel was named."""
-        self._check("post")
+        self.faults.check("post")
         marked = [_DRILL_BANNER, *blocks] if blocks else None
         return self.chat.post(self.channel, DRILL_PREFIX + text, dedupe_key, marked, thread_ts)
 
@@ -186,7 +176,7 @@ class DrillChannelChat:
         self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> ChatMessage:
         """Replace a message in the drill channel, prefixed."""
-        self._check("update")
+        self.faults.check("update")
         marked = [_DRILL_BANNER, *blocks] if blocks else None
         return self.chat.update(self.channel, ts, DRILL_PREFIX + text, marked)
 
@@ -203,7 +193,7 @@ class DrillChannelChat:
         bookmark: tuple[str, str] | None = None,
     ) -> str:
         """Open nothing: say in the drill channel what would have been opened, and use it."""
-        self._check("create_channel")
+        self.faults.check("create_channel")
         who = f", inviting {', '.join(invite)}" if invite else ""
         self.chat.post(
             self.channel,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ from integrations.catalog import builtin_actions
 from integrations.jira.local import LocalTicketStore
 from integrations.sandbox import DRILL_PREFIX
 from tests.fakes.jira_server import FakeJira
-from tests.fakes.slack_server import serve_slack
+from tests.fakes.slack_server import FakeSlack, serve_slack
 from tests.support import PROJECT
 
 DRILLS = PROJECT / "runbooks" / "drills"
@@ -80,6 +82,29 @@ targets:
 answers:
   contain: {by: alice, after: 1m, note: done}
 """
+
+
+@contextmanager
+def configured_fakes(home: Path) -> Iterator[tuple[Settings, FakeJira, FakeSlack]]:
+    """Settings with real Jira and Slack configured, pointing at loopback fakes."""
+    jira = FakeJira().start()
+    try:
+        with serve_slack() as slack:
+            yield (
+                Settings(
+                    home=home,
+                    prefect="external",
+                    jira_url=jira.url,
+                    jira_user=jira.user,
+                    jira_token=SecretStr(jira.token),
+                    slack_bot_token=SecretStr(slack.token),
+                    slack_api_url=slack.url,
+                ),
+                jira,
+                slack,
+            )
+    finally:
+        jira.stop()
 
 
 def settings_for(home: Path) -> Settings:
@@ -319,26 +344,13 @@ def test_report_shows_score_acks_and_later_notes(home: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_configured_jira_and_slack_are_never_called(home: Path, tmp_path: Path) -> None:
+def test_configured_jira_and_slack_are_never_called(home: Path) -> None:
     """With Jira and Slack configured, a drill sends neither a single request."""
-    jira = FakeJira().start()
-    try:
-        with serve_slack() as slack:
-            settings = Settings(
-                home=home,
-                prefect="external",
-                jira_url=jira.url,
-                jira_user=jira.user,
-                jira_token=SecretStr(jira.token),
-                slack_bot_token=SecretStr(slack.token),
-                slack_api_url=slack.url,
-            )
-            result = run_drill(settings, DRILLS / "credential-leak.yaml", speed=FAST)
-            assert result.outcome.status == "succeeded"
-            assert slack.requests == []
+    with configured_fakes(home) as (settings, jira, slack):
+        result = run_drill(settings, DRILLS / "credential-leak.yaml", speed=FAST)
+        assert result.outcome.status == "succeeded"
+        assert slack.requests == []
         assert jira.requests == []
-    finally:
-        jira.stop()
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -354,28 +366,15 @@ def test_a_waiting_drill_resumed_like_any_incident_stays_in_its_sandboxes(
         "## Done {#done}",
     )
     unanswered = SCENARIO.split("answers:")[0]
-    jira = FakeJira().start()
-    try:
-        with serve_slack() as slack:
-            settings = Settings(
-                home=home,
-                prefect="external",
-                jira_url=jira.url,
-                jira_user=jira.user,
-                jira_token=SecretStr(jira.token),
-                slack_bot_token=SecretStr(slack.token),
-                slack_api_url=slack.url,
-            )
-            first = run_drill(settings, write_drill(tmp_path, unanswered, gated), speed=FAST)
-            incident = first.outcome.incident
-            assert first.outcome.status == "waiting"
-            acknowledge_gate(settings, incident, "contain", "alice")
-            acknowledge_gate(settings, incident, "done", "alice")
-            resumed = resume_run(settings, incident)
-            assert slack.requests == []
+    with configured_fakes(home) as (settings, jira, slack):
+        first = run_drill(settings, write_drill(tmp_path, unanswered, gated), speed=FAST)
+        incident = first.outcome.incident
+        assert first.outcome.status == "waiting"
+        acknowledge_gate(settings, incident, "contain", "alice")
+        acknowledge_gate(settings, incident, "done", "alice")
+        resumed = resume_run(settings, incident)
+        assert slack.requests == []
         assert jira.requests == []
-    finally:
-        jira.stop()
     assert resumed.status == "succeeded"
     found = read_records(home / "incidents" / incident)
     outbox = (home / "drills" / "outbox.jsonl").read_text()

@@ -88,16 +88,37 @@ def slack() -> Iterator[FakeSlack]:
         yield fake
 
 
-@pytest.fixture
-def served(home: Path, slack: FakeSlack) -> Iterator[tuple[Server, httpx.Client]]:
-    """The trigger server with Slack configured, over real HTTP, workers running."""
-    settings = Settings(
+def slack_settings(home: Path, slack: FakeSlack, **extra: Any) -> Settings:
+    """Settings with Slack configured against the fake."""
+    return Settings(
         home=home,
         prefect="external",
         slack_signing_secret=SecretStr(SECRET),
         slack_bot_token=SecretStr(slack.token),
         slack_api_url=slack.url,
+        **extra,
     )
+
+
+def drill_library(folder: Path) -> Path:
+    """The disk-full runbook and a drill scenario of it, scripted to answer its gate."""
+    library = folder / "library"
+    (library / "drills").mkdir(parents=True)
+    (library / "disk-full.md").write_text((FIXTURES / "library" / "disk-full.md").read_text())
+    (library / "drills" / "disk.yaml").write_text(
+        "id: disk\ntitle: Disk drill\nrunbook: disk-full\n"
+        "trigger: {slack: {command: 'disk host=db-9'}}\n"
+        "participants: [{name: ops, role: responder}]\n"
+        "targets: {free-space: 10m}\n"
+        "answers: {free-space: {by: ops, after: 1s}}\n"
+    )
+    return library
+
+
+@pytest.fixture
+def served(home: Path, slack: FakeSlack) -> Iterator[tuple[Server, httpx.Client]]:
+    """The trigger server with Slack configured, over real HTTP, workers running."""
+    settings = slack_settings(home, slack)
     server = make_server(settings, load_library(FIXTURES / "library"), dev=False)
     server.workers.start()
     with serve_in_thread(build_app(server.state)) as url, httpx.Client(base_url=url) as client:
@@ -198,23 +219,8 @@ def test_drill_command_runs_a_scenario_in_the_sandboxes(
     home: Path, slack: FakeSlack, tmp_path: Path
 ) -> None:
     """`/runbook drill NAME` queues the scenario; it runs scripted, touching no real Slack."""
-    library = tmp_path / "library"
-    (library / "drills").mkdir(parents=True)
-    (library / "disk-full.md").write_text((FIXTURES / "library" / "disk-full.md").read_text())
-    (library / "drills" / "disk.yaml").write_text(
-        "id: disk\ntitle: Disk drill\nrunbook: disk-full\n"
-        "trigger: {slack: {command: 'disk host=db-9'}}\n"
-        "participants: [{name: ops, role: responder}]\n"
-        "answers: {free-space: {by: ops, after: 1s}}\n"
-    )
-    settings = Settings(
-        home=home,
-        prefect="external",
-        slack_signing_secret=SecretStr(SECRET),
-        slack_bot_token=SecretStr(slack.token),
-        slack_api_url=slack.url,
-    )
-    server = make_server(settings, load_library(library), dev=False)
+    library = drill_library(tmp_path)
+    server = make_server(slack_settings(home, slack), load_library(library), dev=False)
     server.workers.start()
     try:
         with serve_in_thread(build_app(server.state)) as url, httpx.Client(base_url=url) as client:
@@ -239,24 +245,8 @@ def test_server_drill_gates_are_answered_with_buttons_in_the_drill_channel(
     """With a drill channel set, a Slack-started drill posts its gate there with a button; the
     press continues the drill, and Slack hears from it in that channel only."""
     drill_room = slack.add_channel("drills")  # its id
-    library = tmp_path / "library"
-    (library / "drills").mkdir(parents=True)
-    (library / "disk-full.md").write_text((FIXTURES / "library" / "disk-full.md").read_text())
-    (library / "drills" / "disk.yaml").write_text(
-        "id: disk\ntitle: Disk drill\nrunbook: disk-full\n"
-        "trigger: {slack: {command: 'disk host=db-9'}}\n"
-        "participants: [{name: ops, role: responder}]\n"
-        "targets: {free-space: 10m}\n"
-        "answers: {free-space: {by: ops, after: 1s}}\n"
-    )
-    settings = Settings(
-        home=home,
-        prefect="external",
-        slack_signing_secret=SecretStr(SECRET),
-        slack_bot_token=SecretStr(slack.token),
-        slack_api_url=slack.url,
-        slack_drill_channel="#drills",
-    )
+    library = drill_library(tmp_path)
+    settings = slack_settings(home, slack, slack_drill_channel="#drills")
     server = make_server(settings, load_library(library), dev=False)
     server.workers.start()
     try:
