@@ -406,6 +406,10 @@ def doctor() -> int:
         except Exception as error:  # every failure is reported, then doctor exits 1
             healthy = False
             print(f"{label:<9} FAILED: {error}")
+    drills = f"sandboxes under {settings.home / 'drills'}"
+    if settings.slack() is not None and settings.slack_drill_channel:
+        drills += f"; drills run by the server talk in Slack {settings.slack_drill_channel}"
+    print(f"drills    {drills}")
     return EXIT_OK if healthy else EXIT_FAILED
 
 

@@ -375,9 +375,9 @@ AnswerMode = Literal["script", "slack", "participants"]
 def _sandbox(
     settings: Settings, echo: Echo | None, live_chat: ChatSystem | None
 ) -> tuple[DrillTickets, DrillChatSystem]:
-    return drill_backends(
-        settings.home, echo, live_chat=live_chat, drill_channel=settings.slack_drill_channel
-    )
+    # Only real Slack has buttons someone can press: without it the drill stays in the outbox.
+    channel = settings.slack_drill_channel if settings.slack() is not None else None
+    return drill_backends(settings.home, echo, live_chat=live_chat, drill_channel=channel)
 
 
 def _default_answers(sandbox: tuple[DrillTickets, DrillChatSystem]) -> AnswerMode:

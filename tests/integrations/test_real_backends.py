@@ -180,7 +180,7 @@ def test_cli_run_keeps_tokens_out_of_console(jira: FakeJira, slack: FakeSlack, h
     assert run.returncode == 3, run.stderr
     doctor = subprocess.run(
         [*RUNBOOK_CLI, "doctor"],
-        env=env,
+        env={**env, "RUNBOOK_SLACK_DRILL_CHANNEL": "#ir-drills"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -188,4 +188,5 @@ def test_cli_run_keeps_tokens_out_of_console(jira: FakeJira, slack: FakeSlack, h
     )
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert "tickets   ok: Jira" in doctor.stdout and "chat      ok: Slack" in doctor.stdout
+    assert "drills run by the server talk in Slack #ir-drills" in doctor.stdout
     assert_no_tokens(home, run.stdout, run.stderr, doctor.stdout, doctor.stderr)
