@@ -50,7 +50,7 @@ class Workers:
         """Requeue what a previous server left unfinished, then start the threads."""
         recovered = self.intake.recover()
         if recovered:
-            LOG.warning("picking up %d job(s) left by the previous server", recovered)
+            LOG.info("starting with %d queued job(s), any a stopped server left", recovered)
         for thread in self._threads:
             thread.start()
 

@@ -125,9 +125,10 @@ def test_alertmanager_pair_opens_one_incident(
         for _, manager in managers:
             fire(manager, "db-7")
         registry = built.state.metrics.registry
-        labels = {"source": "alertmanager"}
+        # Answered, not just received: the histogram is observed once the intake committed.
+        answered = {"endpoint": "alerts/alertmanager"}
         wait_for(
-            lambda: (registry.get_sample_value("runbook_alerts_received_total", labels) or 0) >= 2
+            lambda: (registry.get_sample_value("runbook_webhook_seconds_count", answered) or 0) >= 2
         )
         [(_, incident, runbook)] = built.state.intake.incidents()
         assert runbook == "disk-full"
