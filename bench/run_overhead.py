@@ -4,7 +4,7 @@ Both run in this process against the same warm local Prefect server. The hand-wr
 calls the same local ticket store and outbox from one task per step; the engine adds parsing,
 templating, argument validation and the fsynced evidence ledger. Prints the ratio.
 
-    .venv/bin/python bench/run_overhead.py --steps 20 --rounds 5
+    .venv/bin/python bench/run_overhead.py --steps 25 --rounds 11
 """
 
 from __future__ import annotations
@@ -89,7 +89,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--small", type=int, default=5, help="steps of the short run (slope)")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument(
+        "--settle", type=float, default=1.0, help="seconds the server gets between runs"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="runbook-bench-"))
@@ -108,10 +111,14 @@ def main() -> None:
         run_bare(bares[n], f"warm-bare-{n}")
     for r in range(args.rounds):  # interleaved, so machine noise hits both alike
         for n in sizes:
+            # The Prefect server persists each run's events after the run returns; left no time
+            # to, that backlog lands on whichever run comes next, engine or bare.
+            time.sleep(args.settle)
             started = time.perf_counter()
             outcome = start_run(settings, runbooks[n], {}, incident_id=f"engine-{n}-{r}")
             engine[n].append(time.perf_counter() - started)
             assert outcome.status == "succeeded", outcome
+            time.sleep(args.settle)
             started = time.perf_counter()
             run_bare(bares[n], f"bare-{n}-{r}")
             bare[n].append(time.perf_counter() - started)
@@ -131,6 +138,20 @@ def main() -> None:
     print(
         f"per step, marginal ({small}->{big} steps): engine {engine_step * 1000:.1f} ms,"
         f" bare {bare_step * 1000:.1f} ms, ratio {engine_step / bare_step:.3f}"
+    )
+    # Rounds run engine and bare back to back, so a slow phase of the machine or of the Prefect
+    # server hits both alike: the ratio per round, then its median, is the steadier figure.
+    paired_whole = [e / b for e, b in zip(engine[big], bare[big], strict=True)]
+    paired_step = [
+        (e_big - e_small) / (b_big - b_small)
+        for e_big, e_small, b_big, b_small in zip(
+            engine[big], engine[small], bare[big], bare[small], strict=True
+        )
+        if b_big > b_small
+    ]
+    print(
+        f"paired by round (median of {len(paired_whole)}): whole {big}-step run ratio"
+        f" {median(paired_whole):.3f}, marginal per step ratio {median(paired_step):.3f}"
     )
     fixed_engine = median(engine[small]) - small * engine_step
     fixed_bare = median(bare[small]) - small * bare_step
