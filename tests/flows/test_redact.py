@@ -214,3 +214,35 @@ def test_incident_ids_containing_secret_words_are_not_taken_for_keys() -> None:
     redacted, count = Redactor().redact(text)
     assert redacted == "credential-leak-20261126-1a2b: rotated, token=[REDACTED]"
     assert count == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PASSWORD=hunter2",
+        "X-API-KEY: 0123456789abcdef",
+        "Api.Key='k-123456'",
+        "clientSecret: s3cr3tvalue",
+        "AccessToken=abc.def.ghi",
+        "Cookie: session=abcdef123",
+        "BEARER abcDEF123456789",
+        "Basic dXNlcjpwYXNzd29yZA==",
+        "PRIVATE-KEY=abc123",
+        "aws_credentials: AKIAABCDEFGHIJKLMNOP",
+        "xoxb-1234-5678-abcdefghij",
+        "xapp-1-A0123-456-abc",
+        "ghs_abcdefghijklmnopqrstuvwxyz0123",
+        "github_pat_11ABCDEFG0123456789_abcdefghij",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
+        "db_pwd: 12345678",
+        "PASSWD=letmein99",
+    ],
+)
+def test_the_prefilter_never_skips_text_the_scan_would_redact(text: str) -> None:
+    """Text is passed over unscanned only when no secret pattern could match in it."""
+    from flows.redact import _SCAN, _may_hold_secret
+
+    for variant in (text, text.upper(), text.lower(), f"log line: {text} (end)"):
+        if _SCAN.search(variant):
+            assert _may_hold_secret(variant), variant
+    assert Redactor().redact(f"at 10:02 {text}")[1] >= 1
