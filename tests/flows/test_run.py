@@ -273,21 +273,30 @@ def test_secret_input_never_reaches_ledger_outbox_or_prefect(home: Path, tmp_pat
 def test_run_publishes_steps_and_evidence_link_as_prefect_artifacts(home: Path) -> None:
     """The flow run carries a table of its steps and a link to its evidence on Prefect."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterName,
+    )
 
     start_run(settings_for(home), GATED, {"service": "api"}, incident_id="Inc_Art.1")
 
-    async def artifacts() -> dict[str, object]:
+    async def artifacts() -> tuple[dict[str, object], set[object], list[object]]:
         async with get_client() as client:
             found = await client.read_artifacts(
                 artifact_filter=ArtifactFilter(
                     key=ArtifactFilterKey(any_=["inc-art-1-steps", "inc-art-1-evidence"])
                 )
             )
-            return {a.key: a.data for a in found}
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["Inc_Art.1"]))
+            )
+            return {a.key: a.data for a in found}, {a.flow_run_id for a in found}, runs
 
-    data = asyncio.run(artifacts())
+    data, attached_to, runs = asyncio.run(artifacts())
     assert set(data) == {"inc-art-1-steps", "inc-art-1-evidence"}
+    assert attached_to == {runs[0].id}  # both on the incident's flow run
     assert "contain" in str(data["inc-art-1-steps"])
     assert "(file:///" in str(data["inc-art-1-evidence"])
 
