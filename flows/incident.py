@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ from flows.model import Runbook
 INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 INCIDENT_FILE = "incident.json"
 DOCUMENT_FILE = "runbook.md"
+RUN_LOCK_FILE = "run.lock"
 
 
 class RunbookInfo(BaseModel):
@@ -101,6 +106,32 @@ def open_incident(incidents_dir: Path, incident: Incident, document: str) -> Pat
         write_atomically(copy, document.encode())
         copy.chmod(0o444)
     return folder
+
+
+@contextmanager
+def running(folder: Path) -> Iterator[None]:
+    """Hold the incident's run lock: one process runs an incident's steps at a time.
+
+    Two runs of one incident at once (a `runbook resume` while the server resumes it after a
+    button) could both find a step unfinished and both act; Jira and Slack offer no lock to
+    stop the second ticket or message. The kernel drops the lock when its process dies, so a
+    killed run never blocks the resume that follows it.
+    """
+    fd = os.open(folder / RUN_LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            raise RunbookError(
+                f"incident {folder.name!r} is being run by {holder} right now; wait for that "
+                f"run to stop at a gate or finish, then `runbook resume {folder.name}`"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def load_incident(incidents_dir: Path, incident_id: str) -> Incident:

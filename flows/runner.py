@@ -19,6 +19,7 @@ from flows.incident import (
     new_incident_id,
     open_incident,
     runbook_info,
+    running,
 )
 from flows.inputs import resolve_inputs, secret_values
 from flows.ledger import Ledger, RunbookRef, read_records
@@ -84,7 +85,8 @@ def _run(execution: Execution, resumed: bool) -> RunOutcome:
     from flows.compile import run_flow  # Prefect is imported only when something runs
 
     try:
-        return run_flow(execution, resumed=resumed)
+        with running(execution.evidence):
+            return run_flow(execution, resumed=resumed)
     finally:
         execution.ledger.close()
 

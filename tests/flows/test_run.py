@@ -81,6 +81,46 @@ def test_gated_run_waits_then_resumes_without_repeating(home: Path) -> None:
     assert verify_ledger(home / "incidents" / "inc-gate-1").ok
 
 
+def test_an_incident_already_running_is_not_run_twice(home: Path, tmp_path: Path) -> None:
+    """While one process runs an incident, a second resume is refused and changes nothing."""
+    import subprocess
+    import sys
+    import textwrap
+
+    settings = settings_for(home)
+    start_run(settings, GATED, {"service": "api"}, incident_id="inc-busy-1")
+    acknowledge_gate(settings, "inc-busy-1", "contain", "alice")
+    folder = home / "incidents" / "inc-busy-1"
+    before = (folder / "ledger.jsonl").read_bytes()
+    holder = subprocess.Popen(  # another process in the middle of running it
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys
+                from pathlib import Path
+                from flows.incident import running
+                with running(Path({str(folder)!r})):
+                    print("holding", flush=True)
+                    sys.stdin.readline()
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        with pytest.raises(RunbookError, match=rf"being run by process {holder.pid}"):
+            resume_run(settings, "inc-busy-1")
+        assert (folder / "ledger.jsonl").read_bytes() == before
+    finally:
+        holder.communicate("\n", timeout=30)
+    assert resume_run(settings, "inc-busy-1").status == "succeeded"  # free once it stopped
+
+
 def test_gate_ack_records_who_and_note(home: Path) -> None:
     """An acknowledgement puts the responder as actor and their note in the evidence."""
     settings = settings_for(home)
