@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import threading
@@ -98,9 +99,26 @@ def add_timestamp(logger: Any, method_name: str, event_dict: dict[str, Any]) -> 
 
 def to_json_types(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """Turn `data` into plain JSON values, before redaction, so every string in it is checked."""
-    text = json.dumps(dict(event_dict["data"]), default=_jsonable, ensure_ascii=False)
+    data = event_dict["data"]
+    if type(data) is dict and _plain(data):
+        return event_dict  # already plain; redaction copies it, so the caller's dict is safe
+    text = json.dumps(dict(data), default=_jsonable, ensure_ascii=False)
     event_dict["data"] = json.loads(text)
     return event_dict
+
+
+def _plain(value: Any) -> bool:
+    """True when `value` is already what a JSON round trip would give back."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        return all(type(key) is str and _plain(item) for key, item in value.items())
+    if kind is list:
+        return all(_plain(item) for item in value)
+    return False
 
 
 def _jsonable(value: Any) -> Any:
@@ -147,7 +165,8 @@ class ChainRecords:
             **{key: event_dict[key] for key in RECORD_KEYS[1:-1]},
             "prev": self.prev,
         }
-        record["hash"] = record_hash(record)
+        # The record has no hash yet, so its canonical form is the one `record_hash` checks.
+        record["hash"] = hashlib.sha256(canonical_json(record).encode()).hexdigest()
         self.last = record
         return record
 

@@ -537,3 +537,24 @@ def test_processes_appending_at_once_keep_one_chain(tmp_path: Path) -> None:
     result = verify_ledger(tmp_path)
     assert (result.ok, result.count) == (True, 200)
     assert len({r["actor"] for r in read_records(tmp_path)}) == 2
+
+
+def test_recording_leaves_the_callers_data_as_it_was(tmp_path: Path) -> None:
+    """Redaction and chaining work on a copy: the dict a step handed over is not changed."""
+    data = {"headers": {"Authorization": "Bearer abcdef0123456789"}, "codes": [200, 1.5]}
+    before = json.loads(json.dumps(data))
+    with Ledger(tmp_path, "INC-1", RUNBOOK, Redactor()) as ledger:
+        written = ledger.record(NOTE, data=data)
+    assert data == before
+    assert written["data"]["headers"]["Authorization"] == REDACTED
+    assert written["data"]["redactions"] == 1
+
+
+def test_values_json_cannot_hold_are_recorded_as_json(tmp_path: Path) -> None:
+    """Tuples, sets, datetimes and non-text keys reach the ledger as plain JSON values."""
+    moment = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+    with Ledger(tmp_path, "INC-1", RUNBOOK) as ledger:
+        written = ledger.record(NOTE, data={"at": moment, "ids": (1, 2), "tags": {"b", "a"}, 7: 1})
+    assert written["data"] == {"at": moment.isoformat(), "ids": [1, 2], "tags": ["a", "b"], "7": 1}
+    assert read_records(tmp_path)[0]["data"] == written["data"]
+    assert verify_ledger(tmp_path).ok
