@@ -188,7 +188,11 @@ def serve(
     print(f"serving {len(runbooks)} runbook(s) on http://{host}:{port}", file=sys.stderr)
     freeze_startup_objects()
     try:
-        uvicorn.run(build_app(server.state), host=host, port=port, log_level="warning")
+        # No lifespan: the app has no start-up or shutdown hooks, and a lifespan task cut off by
+        # Ctrl-C is logged as an error with a traceback.
+        uvicorn.run(
+            build_app(server.state), host=host, port=port, log_level="warning", lifespan="off"
+        )
     finally:
         if bridge is not None:
             bridge.close()

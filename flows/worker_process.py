@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import signal
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -20,6 +21,9 @@ from flows.settings import Settings
 
 
 def _main(settings: Settings, library: Path, threads: int, nudges: Connection) -> None:
+    # Ctrl-C at the terminal reaches the whole process group. The server answers it by closing
+    # the pipe, which lets running jobs finish here; the signal itself would only cut them off.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from flows.serve import load_library, make_server
 
     server = make_server(settings, load_library(library), dev=False, threads=threads)
