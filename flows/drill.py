@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from flows.actions import Action, ActionRegistry, default_registry
 from flows.errors import RunbookError
 from flows.execute import GateAnswer, GateResponder, NoResponder, RunOutcome, Simulator
-from flows.incident import incident_folder, load_incident, new_incident_id
+from flows.incident import DOCUMENT_FILE, incident_folder, load_incident, new_incident_id
 from flows.ledger import Ledger, RunbookRef, read_records
 from flows.model import Gate, Step
 from flows.redact import Redactor
@@ -338,7 +338,7 @@ def resume_drill(
     speed = float(started["data"]["speed"])
     answers: AnswerMode = started["data"].get("answers", "script")
     sandbox = _sandbox(settings, None, live_chat if answers == "slack" else None)
-    plan = load_plan(loaded.runbook_path, registry)
+    plan = load_plan(folder / DOCUMENT_FILE, registry)  # the document as the drill first ran it
     runbook = loaded.runbook
     ref = RunbookRef(id=runbook.id, version=runbook.meta.version, sha256=runbook.sha256)
     with Ledger(folder, incident, ref, Redactor()) as ledger:
