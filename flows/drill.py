@@ -31,6 +31,7 @@ from flows.scenario import (
     Inject,
     LoadedScenario,
     Participant,
+    Scenario,
     ScriptedAnswer,
     drill_alert,
     load_scenario,
@@ -400,7 +401,8 @@ def _answerer(
     return NoResponder()
 
 
-def _actor(spec: Any) -> str:
+def _actor(spec: Scenario) -> str:
+    """Who the drill's own records (start, injects, score) are by."""
     return spec.facilitator or "drill"
 
 
