@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import PROJECT, RUNBOOK_CLI, cli_env
 
@@ -20,6 +21,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.usefixtures("prefect_api")  # the session's server: serve starts none of its own
 def test_ctrl_c_stops_the_server_and_its_workers_without_a_traceback(home: Path) -> None:
     """Ctrl-C reaches the server and its worker process; both stop, and nothing is dumped."""
     port = free_port()
@@ -51,3 +53,4 @@ def test_ctrl_c_stops_the_server_and_its_workers_without_a_traceback(home: Path)
     assert server.returncode in (0, 130), stderr
     assert "Traceback" not in stderr, stderr
     assert "serving 3 runbook(s)" in stderr
+    assert not (home / "prefect").exists()  # no local Prefect server was left behind
