@@ -457,9 +457,16 @@ def deploy(*, pool: str = "runbooks", runbooks: Path = Path("runbooks")) -> int:
     return EXIT_OK
 
 
-def _drill(
-    scenario: Path, speed: float, facilitator: str | None, json_output: bool, no_input: bool
+@drill_app.default
+def drill(
+    scenario: Path,
+    *,
+    speed: float = 1.0,
+    facilitator: str | None = None,
+    json_output: JsonOption = False,
+    no_input: NoInputOption = False,
 ) -> int:
+    """Run a drill scenario: the same runbook, sandboxed, gates answered by participants."""
     settings = _settings()
     from flows.scenario import load_scenario
 
@@ -478,30 +485,9 @@ def _drill(
     return _report(result.outcome, json_output)
 
 
-@drill_app.default
-def drill(
-    scenario: Path,
-    *,
-    speed: float = 1.0,
-    facilitator: str | None = None,
-    json_output: JsonOption = False,
-    no_input: NoInputOption = False,
-) -> int:
-    """Run a drill scenario: the same runbook, sandboxed, gates answered by participants."""
-    return _drill(scenario, speed, facilitator, json_output, no_input)
-
-
-@drill_app.command(name="run")
-def drill_run(
-    scenario: Path,
-    *,
-    speed: float = 1.0,
-    facilitator: str | None = None,
-    json_output: JsonOption = False,
-    no_input: NoInputOption = False,
-) -> int:
-    """Run a drill scenario (the same as `runbook drill SCENARIO`)."""
-    return _drill(scenario, speed, facilitator, json_output, no_input)
+drill_app.command(
+    drill, name="run", help="Run a drill scenario (the same as `runbook drill SCENARIO`)."
+)
 
 
 @drill_app.command(name="validate")
