@@ -40,7 +40,7 @@ from flows.scenario import (
 from flows.settings import Settings
 from integrations.backends import Backends
 from integrations.protocols import ChatSystem
-from integrations.sandbox import DrillChannelChat, DrillChatSystem, DrillTickets, drill_backends
+from integrations.sandbox import DrillChat, DrillTickets, drill_backends
 from integrations.slack.local import Echo
 
 _DEFAULT_OUTPUTS: dict[str, Any] = {"exit_code": 0, "status": 200, "truncated": False}
@@ -100,7 +100,7 @@ class InjectClock:
         injects: list[Inject],
         speed: float,
         ledger: Ledger,
-        sandbox: tuple[DrillTickets, DrillChatSystem],
+        sandbox: tuple[DrillTickets, DrillChat],
         incident: str,
         actor: str,
         started: Mapping[str, Any] | None,
@@ -375,27 +375,27 @@ AnswerMode = Literal["script", "slack", "participants"]
 
 def _sandbox(
     settings: Settings, echo: Echo | None, live_chat: ChatSystem | None
-) -> tuple[DrillTickets, DrillChatSystem]:
+) -> tuple[DrillTickets, DrillChat]:
     # Only real Slack has buttons someone can press: without it the drill stays in the outbox.
     channel = settings.slack_drill_channel if settings.slack() is not None else None
     return drill_backends(settings.home, echo, live_chat=live_chat, drill_channel=channel)
 
 
-def _default_answers(sandbox: tuple[DrillTickets, DrillChatSystem]) -> AnswerMode:
-    return "slack" if isinstance(sandbox[1], DrillChannelChat) else "script"
+def _default_answers(sandbox: tuple[DrillTickets, DrillChat]) -> AnswerMode:
+    return "slack" if sandbox[1].pinned else "script"
 
 
 def _answerer(
     answers: AnswerMode,
     loaded: LoadedScenario,
     speed: float,
-    sandbox: tuple[DrillTickets, DrillChatSystem],
+    sandbox: tuple[DrillTickets, DrillChat],
 ) -> GateResponder:
     chat = sandbox[1]
-    if answers == "slack" and isinstance(chat, DrillChannelChat):
+    if answers == "slack" and chat.pinned:
         from integrations.slack.gates import ChatGateResponder
 
-        return ChatGateResponder(chat, loaded.scenario.title, lambda: chat.channel)
+        return ChatGateResponder(chat, loaded.scenario.title, lambda: chat.pinned)
     if answers == "script":
         return ScriptedResponder(loaded.scenario.answers, speed)
     return NoResponder()

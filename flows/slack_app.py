@@ -23,7 +23,7 @@ from flows.runner import acknowledge_gate
 from flows.settings import Settings
 from integrations.alerts import PayloadError
 from integrations.protocols import ChatSystem
-from integrations.sandbox import DrillChannelChat
+from integrations.sandbox import DrillChat
 from integrations.slack import commands as slack
 
 LOG = logging.getLogger("runbook.slack")
@@ -149,7 +149,7 @@ class SlackHandlers:
     def _mark_acknowledged(self, click: slack.GateClick, title: str, *, drill: bool) -> None:
         if self.chat is None or not click.channel_id or not click.message_ts:
             return
-        chat = DrillChannelChat(self.chat, click.channel_id) if drill else self.chat
+        chat = DrillChat(self.chat, pinned=click.channel_id) if drill else self.chat
         from flows.parse import parse_runbook
 
         runbook = parse_runbook(self.settings.incidents_dir / click.incident / "runbook.md")

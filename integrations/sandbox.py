@@ -86,78 +86,28 @@ class DrillTickets:
         return f"drill sandbox: {self.store.check()}"
 
 
-class DrillChat:
-    """A `ChatSystem` on the drill outbox: every text prefixed `[DRILL] `."""
-
-    name = "drill"
-
-    def __init__(self, outbox: LocalOutbox) -> None:
-        self.outbox = outbox
-        self.faults = _Faults(ChatError, "chat system")
-
-    def post(
-        self,
-        channel: str,
-        text: str,
-        dedupe_key: str,
-        blocks: list[dict[str, Any]] | None = None,
-        thread_ts: str | None = None,
-    ) -> ChatMessage:
-        """Post a prefixed message to the drill outbox."""
-        self.faults.check("post")
-        return self.outbox.post(channel, DRILL_PREFIX + text, dedupe_key, blocks, thread_ts)
-
-    def update(
-        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
-    ) -> ChatMessage:
-        """Replace a drill message, prefixed."""
-        self.faults.check("update")
-        return self.outbox.update(channel, ts, DRILL_PREFIX + text, blocks)
-
-    def incident_channel(self, incident: str) -> str | None:
-        """The drill channel opened for this incident."""
-        return self.outbox.incident_channel(incident)
-
-    def create_channel(
-        self,
-        name: str,
-        dedupe_key: str,
-        topic: str = "",
-        invite: tuple[str, ...] = (),
-        bookmark: tuple[str, str] | None = None,
-    ) -> str:
-        """Open a drill channel; its topic is prefixed."""
-        self.faults.check("create_channel")
-        return self.outbox.create_channel(name, dedupe_key, DRILL_PREFIX + topic, invite, bookmark)
-
-    def check(self) -> str:
-        """Say where drill messages go."""
-        return f"drill sandbox: {self.outbox.check()}"
-
-    def announce(self, text: str, dedupe_key: str) -> None:
-        """Show participants a drill event (an inject), once per `dedupe_key`."""
-        self.outbox.post("#drill", DRILL_PREFIX + text, dedupe_key)
-
-
 _DRILL_BANNER = {
     "type": "context",
     "elements": [{"type": "mrkdwn", "text": "*DRILL*: a rehearsal, not a real incident."}],
 }
 
 
-class DrillChannelChat:
-    """A `ChatSystem` that sends every drill message to one Slack channel set aside for drills.
+class DrillChat:
+    """A `ChatSystem` for drills over another one: every text prefixed `[DRILL] `.
 
-    Whatever channel a step names, its message goes to the drill channel, prefixed and with a
-    drill banner over any blocks. No channel is opened and nobody is invited: a drill run by the
-    server reaches its participants there and can never page an on-call channel.
+    Over the drill outbox, messages keep the channels steps name. With `pinned` (the Slack
+    channel set aside for drills the server runs), every message goes to that one channel with
+    a drill banner over any blocks, and no channel is opened nor anybody invited: the drill
+    reaches its participants there and can never page an on-call channel.
     """
 
-    name = "drill-channel"
-
-    def __init__(self, chat: ChatSystem, channel: str) -> None:
-        self.chat, self.channel = chat, channel
+    def __init__(self, chat: ChatSystem, pinned: str | None = None) -> None:
+        self.chat, self.pinned = chat, pinned
+        self.name = "drill-channel" if pinned else "drill"
         self.faults = _Faults(ChatError, "chat system")
+
+    def _marked(self, blocks: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        return [_DRILL_BANNER, *blocks] if blocks and self.pinned else blocks
 
     def post(
         self,
@@ -167,22 +117,24 @@ class DrillChannelChat:
         blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
     ) -> ChatMessage:
-        """Post a prefixed message to the drill channel, whichever channel was named."""
+        """Post a prefixed message (to the pinned channel, whichever channel was named)."""
         self.faults.check("post")
-        marked = [_DRILL_BANNER, *blocks] if blocks else None
-        return self.chat.post(self.channel, DRILL_PREFIX + text, dedupe_key, marked, thread_ts)
+        return self.chat.post(
+            self.pinned or channel, DRILL_PREFIX + text, dedupe_key, self._marked(blocks), thread_ts
+        )
 
     def update(
         self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> ChatMessage:
-        """Replace a message in the drill channel, prefixed."""
+        """Replace a drill message, prefixed."""
         self.faults.check("update")
-        marked = [_DRILL_BANNER, *blocks] if blocks else None
-        return self.chat.update(self.channel, ts, DRILL_PREFIX + text, marked)
+        return self.chat.update(
+            self.pinned or channel, ts, DRILL_PREFIX + text, self._marked(blocks)
+        )
 
     def incident_channel(self, incident: str) -> str | None:
-        """Every drill talks in the drill channel."""
-        return self.channel
+        """The pinned channel, or the drill channel opened for this incident."""
+        return self.pinned or self.chat.incident_channel(incident)
 
     def create_channel(
         self,
@@ -192,26 +144,30 @@ class DrillChannelChat:
         invite: tuple[str, ...] = (),
         bookmark: tuple[str, str] | None = None,
     ) -> str:
-        """Open nothing: say in the drill channel what would have been opened, and use it."""
+        """Open a drill channel, its topic prefixed; pinned, open nothing and say what would
+        have been opened."""
         self.faults.check("create_channel")
+        if self.pinned is None:
+            return self.chat.create_channel(
+                name, dedupe_key, DRILL_PREFIX + topic, invite, bookmark
+            )
         who = f", inviting {', '.join(invite)}" if invite else ""
         self.chat.post(
-            self.channel,
+            self.pinned,
             f"{DRILL_PREFIX}a real incident would open #{name} ({topic}){who}",
             dedupe_key,
         )
-        return self.channel
+        return self.pinned
 
     def check(self) -> str:
         """Say where drill messages go."""
-        return f"drill channel {self.channel} via {self.chat.check()}"
+        if self.pinned:
+            return f"drill channel {self.pinned} via {self.chat.check()}"
+        return f"drill sandbox: {self.chat.check()}"
 
     def announce(self, text: str, dedupe_key: str) -> None:
-        """Show participants a drill event (an inject) in the drill channel."""
-        self.chat.post(self.channel, DRILL_PREFIX + text, dedupe_key)
-
-
-DrillChatSystem = DrillChat | DrillChannelChat
+        """Show participants a drill event (an inject), once per `dedupe_key`."""
+        self.chat.post(self.pinned or "#drill", DRILL_PREFIX + text, dedupe_key)
 
 
 def drill_backends(
@@ -220,11 +176,11 @@ def drill_backends(
     *,
     live_chat: ChatSystem | None = None,
     drill_channel: str | None = None,
-) -> tuple[DrillTickets, DrillChatSystem]:
+) -> tuple[DrillTickets, DrillChat]:
     """The sandbox ticket store under `<home>/drills/`, and the drill channel of `live_chat`
     when both are given, the drill outbox there otherwise."""
     folder = home / "drills"
     tickets = DrillTickets(LocalTicketStore(folder / "tickets.db"))
     if live_chat is not None and drill_channel:
-        return tickets, DrillChannelChat(live_chat, drill_channel)
+        return tickets, DrillChat(live_chat, pinned=drill_channel)
     return tickets, DrillChat(LocalOutbox(folder / "outbox.jsonl", echo=echo))
