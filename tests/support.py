@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -21,6 +22,19 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env = {**os.environ, "RUNBOOK_HOME": str(home), **extra}
     env.setdefault("RUNBOOK_PREFECT", "external" if "PREFECT_API_URL" in env else "local-server")
     return env
+
+
+def run_cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the CLI non-interactively (stdin closed) with this test's home."""
+    return subprocess.run(
+        [*RUNBOOK_CLI, *args],
+        env=cli_env(home),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        cwd=PROJECT,
+    )
 
 
 @contextlib.contextmanager

@@ -12,22 +12,9 @@ from pathlib import Path
 import pytest
 
 from flows.ledger import read_records
-from tests.support import FIXTURES, PROJECT, RUNBOOK_CLI, cli_env
+from tests.support import FIXTURES, PROJECT, RUNBOOK_CLI, cli_env, run_cli
 
 GATED = FIXTURES / "runbooks" / "gated.md"
-
-
-def runbook(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the CLI non-interactively (stdin closed) with this test's home."""
-    return subprocess.run(
-        [*RUNBOOK_CLI, *args],
-        env=cli_env(home),
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        cwd=PROJECT,
-    )
 
 
 def test_validate_accepts_the_library_without_importing_prefect() -> None:
@@ -49,7 +36,7 @@ def test_validate_reports_path_line_and_exits_1(tmp_path: Path) -> None:
     """An invalid runbook makes validate exit 1 with `path:line: message` and no traceback."""
     bad = tmp_path / "bad.md"
     bad.write_text(GATED.read_text().replace("uses: slack.post", "uses: slack.pots"))
-    result = runbook(tmp_path, "validate", str(bad))
+    result = run_cli(tmp_path, "validate", str(bad))
     assert result.returncode == 1
     assert f"{bad}:28: unknown action 'slack.pots'" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
@@ -59,7 +46,7 @@ def test_run_of_invalid_runbook_exits_2_without_traceback(tmp_path: Path) -> Non
     """`runbook run` on an invalid runbook is a validation error: exit 2, located message."""
     bad = tmp_path / "bad.md"
     bad.write_text(GATED.read_text().replace("id: announce", "id: ticket"))
-    result = runbook(tmp_path, "run", str(bad), "--input", "service=api")
+    result = run_cli(tmp_path, "run", str(bad), "--input", "service=api")
     assert result.returncode == 2
     assert f"{bad}:" in result.stderr and "duplicate" in result.stderr
     assert "Traceback" not in result.stderr
@@ -68,7 +55,7 @@ def test_run_of_invalid_runbook_exits_2_without_traceback(tmp_path: Path) -> Non
 @pytest.mark.usefixtures("prefect_api")
 def test_run_waits_then_ack_and_resume_succeed(home: Path) -> None:
     """Run exits 3 at the gate with a JSON last line; ack then resume exits 0."""
-    result = runbook(
+    result = run_cli(
         home, "run", str(GATED), "--input", "service=api", "--json", "--incident", "cli-1"
     )
     assert result.returncode == 3, result.stderr
@@ -78,17 +65,17 @@ def test_run_waits_then_ack_and_resume_succeed(home: Path) -> None:
     assert outcome["steps"]["contain"] == "waiting"
     assert Path(outcome["evidence"]).is_dir()
 
-    acked = runbook(home, "ack", "cli-1", "contain", "--by", "alice", "--note", "done")
+    acked = run_cli(home, "ack", "cli-1", "contain", "--by", "alice", "--note", "done")
     assert acked.returncode == 0, acked.stderr
-    resumed = runbook(home, "resume", "cli-1", "--json")
+    resumed = run_cli(home, "resume", "cli-1", "--json")
     assert resumed.returncode == 0, resumed.stderr
     final = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert final["status"] == "succeeded"
     assert final["steps"]["record"] == "succeeded"
 
-    verified = runbook(home, "evidence", "verify", "cli-1")
+    verified = run_cli(home, "evidence", "verify", "cli-1")
     assert verified.returncode == 0 and verified.stdout.startswith("ok:")
-    tickets = runbook(home, "tickets")
+    tickets = run_cli(home, "tickets")
     assert "OPS-1" in tickets.stdout and "cli-1" in tickets.stdout
 
 
@@ -132,15 +119,15 @@ def test_killed_run_resumes_without_duplicate_ticket_or_message(home: Path, tmp_
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
 
-    resumed = runbook(home, "resume", "crash-1", "--json")
+    resumed = run_cli(home, "resume", "crash-1", "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout.strip().splitlines()[-1])["status"] == "succeeded"
     started = [r["step"] for r in read_records(folder) if r["event"] == "step.started"]
     assert started == ["ticket", "announce", "capture", "capture", "record"]
     messages = [json.loads(line) for line in (home / "outbox.jsonl").read_text().splitlines()]
     assert len([m for m in messages if m["kind"] == "message"]) == 1
-    assert runbook(home, "tickets").stdout.count("crash-1") == 1
-    assert runbook(home, "evidence", "verify", "crash-1").returncode == 0
+    assert run_cli(home, "tickets").stdout.count("crash-1") == 1
+    assert run_cli(home, "evidence", "verify", "crash-1").returncode == 0
 
 
 def test_evidence_verify_exits_1_on_tampering(home: Path) -> None:
@@ -153,14 +140,14 @@ def test_evidence_verify_exits_1_on_tampering(home: Path) -> None:
             ledger.record("note", data={"n": n})
     ledger_file = folder / "ledger.jsonl"
     ledger_file.write_text(ledger_file.read_text().replace('"n":1', '"n":7'))
-    result = runbook(home, "evidence", "verify", str(folder))
+    result = run_cli(home, "evidence", "verify", str(folder))
     assert result.returncode == 1
     assert "record 2" in result.stdout
 
 
 def test_list_shows_the_library(tmp_path: Path) -> None:
     """`runbook list` shows each library runbook with kind, severity and triggers."""
-    result = runbook(tmp_path, "list", "runbooks")
+    result = run_cli(tmp_path, "list", "runbooks")
     assert result.returncode == 0, result.stderr
     for expected in (
         "credential-leak",
@@ -173,7 +160,7 @@ def test_list_shows_the_library(tmp_path: Path) -> None:
 
 def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
     """A mistyped option exits 2."""
-    assert runbook(tmp_path, "run", str(GATED), "--bogus").returncode == 2
+    assert run_cli(tmp_path, "run", str(GATED), "--bogus").returncode == 2
 
 
 @pytest.mark.usefixtures("prefect_api")

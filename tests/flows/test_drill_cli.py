@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support import PROJECT, RUNBOOK_CLI, cli_env
-
-
-def runbook(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*RUNBOOK_CLI, *args],
-        env=cli_env(home),
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=180,
-        cwd=PROJECT,
-    )
+from tests.support import PROJECT, run_cli
 
 
 @pytest.mark.usefixtures("prefect_api")
 def test_drill_run_report_and_freshness(home: Path) -> None:
     """A scripted drill succeeds, its report shows the score, and freshness sees it."""
-    run = runbook(
+    run = run_cli(
         home,
         "drill",
         "runbooks/drills/service-outage.yaml",
@@ -35,25 +22,26 @@ def test_drill_run_report_and_freshness(home: Path) -> None:
         "--facilitator",
         "sam",
         "--json",
+        timeout=180,
     )
     assert run.returncode == 0, run.stderr
     outcome = json.loads(run.stdout.strip().splitlines()[-1])
     assert outcome["status"] == "succeeded" and outcome["runbook"] == "service-outage"
-    report = runbook(home, "drill", "report", outcome["incident"])
+    report = run_cli(home, "drill", "report", outcome["incident"])
     assert report.returncode == 0 and "facilitated by sam" in report.stdout
     bundle = home / "drill.zip"
     assert (
-        runbook(home, "evidence", "export", outcome["incident"], "--out", str(bundle)).returncode
+        run_cli(home, "evidence", "export", outcome["incident"], "--out", str(bundle)).returncode
         == 0
     )
-    verified = runbook(home, "evidence", "verify", str(bundle))
+    verified = run_cli(home, "evidence", "verify", str(bundle))
     assert verified.returncode == 0 and verified.stdout.startswith("ok: bundle intact")
-    fresh = runbook(home, "freshness", "runbooks", "--max-age", "90d")
+    fresh = run_cli(home, "freshness", "runbooks", "--max-age", "90d")
     assert fresh.returncode == 1  # the other two runbooks were never drilled
     lines = {line.split()[0]: line for line in fresh.stdout.splitlines()[1:]}
     assert lines["service-outage"].endswith("ok")
     assert lines["credential-leak"].endswith("STALE")
-    assert "never" not in runbook(home, "list").stdout.split("service-outage")[1].splitlines()[0]
+    assert "never" not in run_cli(home, "list").stdout.split("service-outage")[1].splitlines()[0]
 
 
 def test_drill_validate_reports_scenario_problems_at_their_line(tmp_path: Path) -> None:
@@ -65,12 +53,12 @@ def test_drill_validate_reports_scenario_problems_at_their_line(tmp_path: Path) 
     )
     scenario = tmp_path / "drills" / "bad.yaml"
     source = (PROJECT / "runbooks" / "drills" / "service-outage.yaml").read_text()
-    good = runbook(
+    good = run_cli(
         tmp_path, "drill", "validate", str(PROJECT / "runbooks/drills/service-outage.yaml")
     )
     assert good.returncode == 0, good.stdout + good.stderr
     bad_text = source.replace("answers:\n", "answers:\n  no-such-gate: {by: nobody}\n", 1)
     scenario.write_text(bad_text)  # its library is tmp_path
-    bad = runbook(tmp_path, "drill", "validate", str(scenario))
+    bad = run_cli(tmp_path, "drill", "validate", str(scenario))
     assert bad.returncode == 1
     assert f"{scenario}:33: scenario: answers: 'no-such-gate' is no gate" in bad.stdout
