@@ -105,10 +105,10 @@ def make_server(
 
     def responder_for(job: Job) -> GateResponder:
         runbook = by_path.get(job.runbook_path)
-        if job.kind == "drill" or (runbook is None and job.kind != "resume"):
-            return NoResponder()  # a drill answers its gates in its own sandboxes
-        if job.kind == "resume" and _is_drill(settings, job.incident):
+        if runbook is None and job.kind != "resume":
             return NoResponder()
+        if job.kind == "resume" and _is_drill(settings, job.incident):
+            return NoResponder()  # a drill answers its gates in its own sandboxes
         title = runbook.meta.title if runbook else job.incident
         owner = runbook.meta.owner if runbook else ""
         channel = owner if owner.startswith("#") else None
