@@ -94,6 +94,29 @@ def test_hash_is_sha256_of_the_canonical_json_without_hash(tmp_path: Path) -> No
     assert record["hash"] == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"note": 'tabs\t, quotes ", back\\slash, \x00\x1f\x7f, \u2028, 😀 \uffff'},
+        {"ratio": 1e-07, "small": 5e-05, "big": 1e16, "plain": 0.25},
+        {"nan": float("nan"), "inf": float("-inf")},
+        {"huge": 2**70, "negative": -(2**63)},
+        {"nested": [{"b": [1, None, True], "a": {"é": "中"}}]},
+    ],
+    ids=["escapes", "floats", "non-finite", "big-integers", "nested"],
+)
+def test_records_hash_and_verify_whatever_values_they_hold(tmp_path: Path, data: dict) -> None:
+    """Every value JSON can hold hashes as the reference encoder spells it and verifies."""
+    with Ledger(tmp_path, "INC-1", RUNBOOK) as ledger:
+        record = ledger.record(NOTE, data=data)
+    body = {key: value for key, value in record.items() if key != "hash"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert record["hash"] == hashlib.sha256(canonical.encode()).hexdigest()
+    # Compared as text: NaN is not equal to itself.
+    assert json.dumps(read_records(tmp_path)) == json.dumps([record])
+    assert verify_ledger(tmp_path).ok
+
+
 def test_record_returns_the_record_as_written(tmp_path: Path) -> None:
     """The returned record equals the one stored, data already redacted and JSON-typed."""
     with Ledger(tmp_path, "INC-1", RUNBOOK) as ledger:
