@@ -10,8 +10,10 @@ templating, argument validation and the fsynced evidence ledger. Prints the rati
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from _common import summary, warm_server
@@ -41,8 +43,11 @@ def write_runbook(folder: Path, steps: int) -> Path:
     return path
 
 
-def bare_flow(home: Path, steps: int):
-    """The same local actions as a hand-written Prefect flow with one task per step."""
+def bare_flow(home: Path, steps: int, marks: list[float]):
+    """The same local actions as a hand-written Prefect flow with one task per step.
+
+    `marks` gets the wall-clock time at which each step's task returned.
+    """
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
 
@@ -67,8 +72,10 @@ def bare_flow(home: Path, steps: int):
     @flow(name="bench-bare", persist_result=False)
     def bare(incident: str) -> None:
         key = open_ticket(incident)
+        marks.append(time.time())
         for n in range(1, steps):
             (post if n % 2 else comment)(incident, key, n)
+            marks.append(time.time())
 
     return bare
 
@@ -83,6 +90,22 @@ def run_bare(bare, incident: str) -> None:
 
 def median(samples: list[float]) -> float:
     return sorted(samples)[len(samples) // 2]
+
+
+def gaps(marks: list[float]) -> list[float]:
+    """Seconds from each step's end to the next one's: one step's whole cost, stalls apart."""
+    return [later - earlier for earlier, later in itertools.pairwise(marks)]
+
+
+def step_marks(evidence: Path) -> list[float]:
+    """When the engine recorded each step as succeeded, from the incident's ledger."""
+    from flows.ledger import read_records
+
+    return [
+        datetime.fromisoformat(record["ts"]).timestamp()
+        for record in read_records(evidence)
+        if record["event"] == "step.succeeded"
+    ]
 
 
 def main() -> None:
@@ -103,9 +126,12 @@ def main() -> None:
     settings = Settings(home=work / "engine", prefect="external")
     sizes = (args.small, args.steps)
     runbooks = {n: write_runbook(work / f"rb{n}", n) for n in sizes}
-    bares = {n: bare_flow(work / "bare", n) for n in sizes}
+    bare_marks: list[float] = []
+    bares = {n: bare_flow(work / "bare", n, bare_marks) for n in sizes}
     engine: dict[int, list[float]] = {n: [] for n in sizes}
     bare: dict[int, list[float]] = {n: [] for n in sizes}
+    engine_gaps: list[float] = []
+    bare_gaps: list[float] = []
     for n in sizes:  # warm both paths once: imports, flow and task registration
         start_run(settings, runbooks[n], {}, incident_id=f"warm-engine-{n}")
         run_bare(bares[n], f"warm-bare-{n}")
@@ -118,10 +144,13 @@ def main() -> None:
             outcome = start_run(settings, runbooks[n], {}, incident_id=f"engine-{n}-{r}")
             engine[n].append(time.perf_counter() - started)
             assert outcome.status == "succeeded", outcome
+            engine_gaps.extend(gaps(step_marks(outcome.evidence)))
             time.sleep(args.settle)
+            bare_marks.clear()
             started = time.perf_counter()
             run_bare(bares[n], f"bare-{n}-{r}")
             bare[n].append(time.perf_counter() - started)
+            bare_gaps.extend(gaps(bare_marks))
 
     big, small = args.steps, args.small
     print(f"rounds: {args.rounds}; runs of {small} and {big} steps")
@@ -152,6 +181,14 @@ def main() -> None:
     print(
         f"paired by round (median of {len(paired_whole)}): whole {big}-step run ratio"
         f" {median(paired_whole):.3f}, marginal per step ratio {median(paired_step):.3f}"
+    )
+    # Every step's own time, from the end of the one before: a stall of the Prefect server
+    # lands on a few steps and leaves the median alone, where it moves a whole run's time.
+    engine_gap, bare_gap = median(engine_gaps), median(bare_gaps)
+    print(
+        f"per step, median step-to-step time over {len(engine_gaps)} steps: engine"
+        f" {engine_gap * 1000:.2f} ms, bare {bare_gap * 1000:.2f} ms,"
+        f" ratio {engine_gap / bare_gap:.3f}"
     )
     fixed_engine = median(engine[small]) - small * engine_step
     fixed_bare = median(bare[small]) - small * bare_step

@@ -202,51 +202,75 @@ def _run_step(walk: _Walk, step: Step) -> bool:
     )
     walk.statuses[step.id] = "running"
     attempts = {"n": 0}
-    simulated: dict[str, bool] = {"yes": False}
+    # Filled by the attempt that succeeds: its outcome record, already written and on its way
+    # to disk while Prefect finishes the task, or the error that kept it from the ledger.
+    finished: dict[str, Any] = {}
 
     def act() -> Mapping[str, Any]:
+        if "outputs" in finished:
+            # Prefect ran the task again after an attempt already succeeded and was recorded
+            # (a timeout firing as it returned): the step is done, so doing it twice is wrong.
+            return finished["outputs"]
         attempts["n"] += 1
+        done: dict[str, Any] = {"attempts": attempts["n"]}
+        outputs: dict[str, Any] | None = None
         if run.simulate is not None:
             canned = run.simulate(step, action, args)
             if canned is not None:
-                simulated["yes"] = True
-                return dict(canned)
-        if attempts["n"] > 1:
-            walk.record("step.retried", step.id, {"attempt": attempts["n"]})
-        context = ActionContext(
-            incident=run.incident.id,
-            runbook=run.plan.runbook.id,
-            step=step.id,
-            tickets=run.tickets,
-            chat=run.chat,
-            evidence=run.ledger,
-            home=run.home,
-            drill=run.incident.drill,
-            attempt=attempts["n"],
-            redact=lambda text: run.redactor.redact(text)[0],
-            severity=run.plan.runbook.meta.severity,
-            brief=walk.brief,
-            evidence_dir=run.evidence,
-            timeline=lambda: timeline_text(read_records(run.evidence)),
-        )
+                outputs = dict(canned)
+                done["simulated"] = True
+        if outputs is None:
+            if attempts["n"] > 1:
+                walk.record("step.retried", step.id, {"attempt": attempts["n"]})
+            outputs = _act(walk, step, action, args, attempts["n"])
+        finished["outputs"] = outputs
         try:
-            return dict(action.run(args, context))
-        except Exception as error:
-            # What leaves this function is what Prefect logs and stores: redact it first.
-            message, _ = run.redactor.redact(_describe(error))
-            raise StepError(message) from None
+            finished["record"] = run.ledger.record_soon(
+                "step.succeeded", step=step.id, data={"outputs": outputs, **done}
+            )
+        except Exception as error:  # raised after the task, where a ledger failure belongs
+            finished["error"] = error
+        return outputs
 
     try:
         outputs = dict(run.call_step(step, act))
     except Exception as error:
-        return _fail(walk, step, _describe(error), attempts=attempts["n"])
-    done: dict[str, Any] = {"outputs": outputs, "attempts": attempts["n"]}
-    if simulated["yes"]:
-        done["simulated"] = True
-    walk.record("step.succeeded", step.id, done)
+        if "outputs" not in finished:
+            return _fail(walk, step, _describe(error), attempts=attempts["n"])
+        outputs = finished["outputs"]  # Prefect failed after the step had succeeded
+    if "error" in finished:
+        raise finished["error"]
+    finished["record"].wait()  # the step counts as done only once its record is on disk
     walk.statuses[step.id] = "succeeded"
     walk.outputs[step.id] = outputs
     return True
+
+
+def _act(walk: _Walk, step: Step, action: Action, args: BaseModel, attempt: int) -> dict[str, Any]:
+    """One attempt of a step's action, for real; a failure leaves as a redacted StepError."""
+    run = walk.run
+    context = ActionContext(
+        incident=run.incident.id,
+        runbook=run.plan.runbook.id,
+        step=step.id,
+        tickets=run.tickets,
+        chat=run.chat,
+        evidence=run.ledger,
+        home=run.home,
+        drill=run.incident.drill,
+        attempt=attempt,
+        redact=lambda text: run.redactor.redact(text)[0],
+        severity=run.plan.runbook.meta.severity,
+        brief=walk.brief,
+        evidence_dir=run.evidence,
+        timeline=lambda: timeline_text(read_records(run.evidence)),
+    )
+    try:
+        return dict(action.run(args, context))
+    except Exception as error:
+        # What leaves this function is what Prefect logs and stores: redact it first.
+        message, _ = run.redactor.redact(_describe(error))
+        raise StepError(message) from None
 
 
 class StepError(Exception):

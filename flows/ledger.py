@@ -29,6 +29,7 @@ import structlog
 
 from flows.errors import Problem, RunbookError
 from flows.files import write_atomically
+from flows.fsync import PendingFsync, begin_fsync
 from flows.redact import Redactor
 
 LEDGER_FILE = "ledger.jsonl"
@@ -226,6 +227,27 @@ class FsyncSink:
 # -- the ledger ------------------------------------------------------------------------------
 
 
+class PendingRecord:
+    """A record already in the ledger file whose fsync is under way (`Ledger.record_soon`)."""
+
+    def __init__(
+        self, record: dict[str, Any], ledger: Ledger, fsync: PendingFsync, base: _Head, after: _Head
+    ) -> None:
+        self.record = record
+        self._ledger = ledger
+        self._fsync = fsync
+        self._span = (base, after)
+        self._done = False
+
+    def wait(self) -> dict[str, Any]:
+        """Block until the record is on disk and counted by the head; return it."""
+        if not self._done:
+            self._fsync.wait()
+            self._done = True
+            self._ledger._flushed(*self._span)
+        return self.record
+
+
 @dataclass(frozen=True)
 class _Head:
     count: int
@@ -259,6 +281,7 @@ class Ledger:
         # does not count yet: used while nobody else has appended, so they are not re-read.
         self._unheaded: tuple[_Head, _Head] | None = None  # (head on disk, head after them)
         self._fds: list[int] = []
+        self._pending: PendingRecord | None = None
         try:
             self._lock_fd = self._open(LOCK_FILE, os.O_RDWR | os.O_CREAT)
             with self._locked():
@@ -300,36 +323,76 @@ class Ledger:
         starting): the next durable record's fsync carries them to disk too, and until then
         the head does not count them, so a power loss can only drop them, never fake a cut.
         """
+        self._check_open(event)
+        with self._locked():
+            return self._append(event, step, actor, data, durable)[0]
+
+    def record_soon(
+        self,
+        event: str,
+        *,
+        step: str | None = None,
+        actor: str = "engine",
+        data: Mapping[str, Any] = _NO_DATA,
+    ) -> PendingRecord:
+        """Append one record and start its fsync; `wait()` on the result returns once it is on disk.
+
+        The caller does other work in between and must not act on the record before `wait()`
+        returns. Until then the record stands as a non-durable one: the head does not count it.
+        """
+        self._check_open(event)
+        with self._locked():
+            record, base, after = self._append(event, step, actor, data, durable=False)
+            self._pending = PendingRecord(record, self, begin_fsync(self._ledger_fd), base, after)
+        return self._pending
+
+    def _append(
+        self, event: str, step: str | None, actor: str, data: Mapping[str, Any], durable: bool
+    ) -> tuple[dict[str, Any], _Head, _Head]:
+        """Write one record, under the lock: the record, the head before it and after it."""
+        # Another process may have appended since our last record: the head on disk, read
+        # under the lock, is the only truth about where the chain continues.
+        on_disk = self._read_head()
+        head = self._settle(on_disk)
+        self._chain.seq, self._chain.prev = head.count + 1, head.hash
+        self._sink.durable = durable
+        self._log.msg(event, step=step, actor=actor, data=data)
+        record = self._chain.last
+        after = _Head(record["seq"], record["hash"], head.size + self._sink.written)
+        if not durable:
+            self._unheaded = (on_disk, after)
+            return record, on_disk, after
+        self._unheaded = None
+        # The line is fsynced, the head only written to the page cache: a second fsync would
+        # halve throughput, and the head may safely lag. After a power loss a lagging head
+        # means the records past it are accepted when they chain (verify_ledger and `_settle`
+        # do so); only a head AHEAD of the ledger, or not matching the record at its count,
+        # means records were cut off or rewritten. The head is fsynced on close.
+        self._write_head(after)
+        return record, on_disk, after
+
+    def _check_open(self, event: str) -> None:
         if self._closed:
             raise ValueError(f"the ledger in {self.folder} is closed")
         if not _EVENT_NAME.match(event):
             raise ValueError(f"event {event!r} is not a dotted lowercase name like 'step.started'")
+
+    def _flushed(self, base: _Head, after: _Head) -> None:
+        """Records up to `after` are on disk: let the head count them, unless it moved on."""
         with self._locked():
-            # Another process may have appended since our last record: the head on disk, read
-            # under the lock, is the only truth about where the chain continues.
-            on_disk = self._read_head()
-            head = self._settle(on_disk)
-            self._chain.seq, self._chain.prev = head.count + 1, head.hash
-            self._sink.durable = durable
-            self._log.msg(event, step=step, actor=actor, data=data)
-            record = self._chain.last
-            if not durable:
-                after = _Head(record["seq"], record["hash"], head.size + self._sink.written)
-                self._unheaded = (on_disk, after)
-                return record
-            self._unheaded = None
-            # The line is fsynced, the head only written to the page cache: a second fsync would
-            # halve throughput, and the head may safely lag. After a power loss a lagging head
-            # means the records past it are accepted when they chain (verify_ledger and `_settle`
-            # do so); only a head AHEAD of the ledger, or not matching the record at its count,
-            # means records were cut off or rewritten. The head is fsynced on close.
-            self._write_head(_Head(record["seq"], record["hash"], head.size + self._sink.written))
-        return record
+            if self._closed or self._read_head() != base:
+                return  # a later durable record, ours or another writer's, already counts them
+            self._write_head(after)
+            if self._unheaded is not None and self._unheaded[0] == base:
+                newest = self._unheaded[1]
+                self._unheaded = None if newest == after else (after, newest)
 
     def close(self) -> None:
         """Flush the head to disk and release the files; further records are refused."""
         if self._closed:
             return
+        if self._pending is not None:
+            self._pending.wait()  # its fsync still names our file descriptor
         self._closed = True
         try:
             os.fsync(self._head_fd)
