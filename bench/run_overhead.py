@@ -82,9 +82,9 @@ def bare_flow(home: Path, steps: int, marks: list[float]):
 
 def run_bare(bare, incident: str) -> None:
     """Run the baseline the way the engine runs its flows: sync, flow heartbeat off."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from flows.compile import heartbeat_off
 
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with heartbeat_off():
         bare(incident)
 
 
