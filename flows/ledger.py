@@ -240,7 +240,7 @@ class PendingRecord:
         self._done = False
 
     def wait(self) -> dict[str, Any]:
-        """Block until the record is on disk and counted by the head; return it."""
+        """Block until the record is on disk; return it. The next append moves the head."""
         if not self._done:
             self._fsync.wait()
             self._done = True
@@ -282,6 +282,7 @@ class Ledger:
         self._unheaded: tuple[_Head, _Head] | None = None  # (head on disk, head after them)
         self._fds: list[int] = []
         self._pending: PendingRecord | None = None
+        self._durable: tuple[_Head, _Head] | None = None  # flushed, not yet counted by the head
         try:
             self._lock_fd = self._open(LOCK_FILE, os.O_RDWR | os.O_CREAT)
             with self._locked():
@@ -352,7 +353,7 @@ class Ledger:
         """Write one record, under the lock: the record, the head before it and after it."""
         # Another process may have appended since our last record: the head on disk, read
         # under the lock, is the only truth about where the chain continues.
-        on_disk = self._read_head()
+        on_disk = self._count_durable(self._read_head())
         head = self._settle(on_disk)
         self._chain.seq, self._chain.prev = head.count + 1, head.hash
         self._sink.durable = durable
@@ -378,14 +379,27 @@ class Ledger:
             raise ValueError(f"event {event!r} is not a dotted lowercase name like 'step.started'")
 
     def _flushed(self, base: _Head, after: _Head) -> None:
-        """Records up to `after` are on disk: let the head count them, unless it moved on."""
-        with self._locked():
-            if self._closed or self._read_head() != base:
-                return  # a later durable record, ours or another writer's, already counts them
-            self._write_head(after)
-            if self._unheaded is not None and self._unheaded[0] == base:
-                newest = self._unheaded[1]
-                self._unheaded = None if newest == after else (after, newest)
+        """Records up to `after` are on disk: the next append or close lets the head count them."""
+        # Moving the head here would take the file lock and three more system calls; the
+        # append that follows holds the lock anyway. Until then the head lags behind these
+        # records as it does behind a non-durable one.
+        with self._threads:
+            if self._durable is None or after.count > self._durable[1].count:
+                self._durable = (base, after)
+
+    def _count_durable(self, on_disk: _Head) -> _Head:
+        """Under the lock: move the head over records flushed since; return the head on disk."""
+        if self._durable is None:
+            return on_disk
+        base, after = self._durable
+        self._durable = None
+        if on_disk != base:
+            return on_disk  # a later durable record, ours or another writer's, counts them
+        self._write_head(after)
+        if self._unheaded is not None and self._unheaded[0] == base:
+            newest = self._unheaded[1]
+            self._unheaded = None if newest == after else (after, newest)
+        return after
 
     def close(self) -> None:
         """Flush the head to disk and release the files; further records are refused."""
@@ -393,6 +407,9 @@ class Ledger:
             return
         if self._pending is not None:
             self._pending.wait()  # its fsync still names our file descriptor
+        if self._durable is not None:
+            with self._locked():
+                self._count_durable(self._read_head())
         self._closed = True
         try:
             os.fsync(self._head_fd)

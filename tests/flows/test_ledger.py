@@ -583,16 +583,33 @@ def test_values_json_cannot_hold_are_recorded_as_json(tmp_path: Path) -> None:
     assert verify_ledger(tmp_path).ok
 
 
-def test_a_record_begun_soon_counts_only_once_it_is_on_disk(tmp_path: Path) -> None:
-    """record_soon writes the line at once; the head counts it after wait(), then it verifies."""
+def head_count(folder: Path) -> int:
+    return json.loads((folder / HEAD_FILE).read_text())["count"]
+
+
+def test_a_record_begun_soon_is_counted_after_it_is_on_disk(tmp_path: Path) -> None:
+    """record_soon writes the line at once; once flushed, the next append moves the head."""
     with Ledger(tmp_path, "INC-1", RUNBOOK) as ledger:
         ledger.record(RUN_STARTED)
         pending = ledger.record_soon(STEP_SUCCEEDED, step="s", data={"outputs": {"k": 1}})
         assert [r["event"] for r in read_records(tmp_path)] == [RUN_STARTED, STEP_SUCCEEDED]
-        assert json.loads((tmp_path / HEAD_FILE).read_text())["count"] == 1
         assert pending.wait() == read_records(tmp_path)[-1]
-        assert json.loads((tmp_path / HEAD_FILE).read_text())["count"] == 2
-    assert verify_ledger(tmp_path) == Verification(True, 2, pending.record["hash"], None, None)
+        assert head_count(tmp_path) == 1  # counted by the next append, not by the wait
+        ledger.record(STEP_STARTED, step="t", durable=False)
+        assert head_count(tmp_path) == 2
+    assert verify_ledger(tmp_path).ok
+    assert head_count(tmp_path) == 2
+
+
+def test_a_record_not_yet_flushed_is_never_counted(tmp_path: Path) -> None:
+    """Appends before the wait leave the pending record out of the head."""
+    with Ledger(tmp_path, "INC-1", RUNBOOK) as ledger:
+        pending = ledger.record_soon(NOTE, data={"n": 1})
+        ledger.record(STEP_STARTED, step="s", durable=False)
+        assert head_count(tmp_path) == 0
+        pending.wait()
+        ledger.record(STEP_STARTED, step="t", durable=False)
+        assert head_count(tmp_path) == 1
 
 
 def test_a_later_record_before_the_wait_keeps_one_chain(tmp_path: Path) -> None:
@@ -601,12 +618,12 @@ def test_a_later_record_before_the_wait_keeps_one_chain(tmp_path: Path) -> None:
         first = ledger.record_soon(NOTE, data={"n": 1})
         ledger.record(STEP_STARTED, step="s", durable=False)
         first.wait()
-        assert json.loads((tmp_path / HEAD_FILE).read_text())["count"] == 1
         second = ledger.record_soon(NOTE, data={"n": 2})
+        assert head_count(tmp_path) == 1
         other.record(NOTE, data={"n": 3})  # durable: the head moves past the pending record
-        second.wait()  # must not move the head back
-        assert json.loads((tmp_path / HEAD_FILE).read_text())["count"] == 4
-        ledger.record(NOTE, data={"n": 4})
+        second.wait()
+        ledger.record(NOTE, data={"n": 4}, durable=False)  # must not move the head back
+        assert head_count(tmp_path) == 4
     assert [r["seq"] for r in read_records(tmp_path)] == [1, 2, 3, 4, 5]
     assert verify_ledger(tmp_path).ok
 
@@ -615,5 +632,5 @@ def test_closing_waits_for_a_pending_record(tmp_path: Path) -> None:
     """A ledger closed before wait() still ends with the record counted by the head."""
     with Ledger(tmp_path, "INC-1", RUNBOOK) as ledger:
         ledger.record_soon(NOTE, data={"n": 1})
-    assert json.loads((tmp_path / HEAD_FILE).read_text())["count"] == 1
+    assert head_count(tmp_path) == 1
     assert verify_ledger(tmp_path).ok
