@@ -43,11 +43,12 @@ def write_runbook(folder: Path, steps: int) -> Path:
     return path
 
 
-def bare_flow(home: Path, steps: int, marks: list[float]):
+def bare_flow(home: Path, steps: int, marks: list[float] | None = None):
     """The same local actions as a hand-written Prefect flow with one task per step.
 
-    `marks` gets the wall-clock time at which each step's task returned.
+    `marks`, when given, gets the wall-clock time at which each step's task returned.
     """
+    marks = [] if marks is None else marks
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
 
