@@ -136,22 +136,31 @@ def main() -> None:
     for n in sizes:  # warm both paths once: imports, flow and task registration
         start_run(settings, runbooks[n], {}, incident_id=f"warm-engine-{n}")
         run_bare(bares[n], f"warm-bare-{n}")
+
+    def run_engine(n: int, r: int) -> None:
+        started = time.perf_counter()
+        outcome = start_run(settings, runbooks[n], {}, incident_id=f"engine-{n}-{r}")
+        engine[n].append(time.perf_counter() - started)
+        assert outcome.status == "succeeded", outcome
+        engine_gaps.extend(gaps(step_marks(outcome.evidence)))
+
+    def run_baseline(n: int, r: int) -> None:
+        bare_marks.clear()
+        started = time.perf_counter()
+        run_bare(bares[n], f"bare-{n}-{r}")
+        bare[n].append(time.perf_counter() - started)
+        bare_gaps.extend(gaps(bare_marks))
+
     for r in range(args.rounds):  # interleaved, so machine noise hits both alike
+        # Every other round the baseline goes first: whatever a run leaves behind (the server
+        # still persisting its events) falls on engine and bare alike.
+        order = (run_engine, run_baseline) if r % 2 == 0 else (run_baseline, run_engine)
         for n in sizes:
-            # The Prefect server persists each run's events after the run returns; left no time
-            # to, that backlog lands on whichever run comes next, engine or bare.
-            time.sleep(args.settle)
-            started = time.perf_counter()
-            outcome = start_run(settings, runbooks[n], {}, incident_id=f"engine-{n}-{r}")
-            engine[n].append(time.perf_counter() - started)
-            assert outcome.status == "succeeded", outcome
-            engine_gaps.extend(gaps(step_marks(outcome.evidence)))
-            time.sleep(args.settle)
-            bare_marks.clear()
-            started = time.perf_counter()
-            run_bare(bares[n], f"bare-{n}-{r}")
-            bare[n].append(time.perf_counter() - started)
-            bare_gaps.extend(gaps(bare_marks))
+            for run in order:
+                # The Prefect server persists each run's events after the run returns; left no
+                # time to, that backlog lands on whichever run comes next.
+                time.sleep(args.settle)
+                run(n, r)
 
     big, small = args.steps, args.small
     print(f"rounds: {args.rounds}; runs of {small} and {big} steps")

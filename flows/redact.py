@@ -126,8 +126,8 @@ _SCAN_MARKERS = (
 
 
 def _may_hold_secret(text: str) -> bool:
-    lowered = text.lower()
-    return any(marker in lowered for marker in _SCAN_MARKERS)
+    # map over a bound method runs the whole search in C: no Python frame per marker.
+    return any(map(text.lower().__contains__, _SCAN_MARKERS))
 
 
 def _scan(text: str) -> tuple[str, int]:
@@ -176,8 +176,9 @@ class Redactor:
         known = sorted(self._secrets, key=len, reverse=True)
         self._known = re.compile("|".join(map(re.escape, known))) if known else None
         self._extra = tuple(re.compile(p) for p in self._patterns)
-        # Mapping keys repeat from record to record ("status", "url"): redact each name once.
-        self._keys: dict[str, tuple[str, int]] = {}
+        # Mapping keys repeat from record to record ("status", "url"): redact each name once,
+        # and decide once whether it names a secret.
+        self._keys: dict[str, tuple[str, int, bool]] = {}
 
     def with_secrets(self, secrets: Iterable[str]) -> Redactor:
         """A new redactor that also knows these secret values; this one is unchanged."""
@@ -187,7 +188,7 @@ class Redactor:
         """A deep copy of `value` with secrets replaced, and how many replacements were made."""
         if isinstance(value, str):
             return self._redact_text(value)
-        if isinstance(value, Mapping):
+        if type(value) is dict or isinstance(value, Mapping):
             return self._redact_mapping(value)
         if isinstance(value, list | tuple):
             pairs = [self.redact(item) for item in value]
@@ -200,23 +201,25 @@ class Redactor:
         total = 0
         for key, item in value.items():
             if isinstance(key, str):
-                key, n = self._redact_key(key)
+                key, n, secret = self._redact_key(key)
                 total += n
-            if isinstance(key, str) and is_secret_key(key) and _worth_hiding(item):
-                out[key] = REDACTED
-                total += 1
-                continue
+                if secret and _worth_hiding(item):
+                    out[key] = REDACTED
+                    total += 1
+                    continue
             out[key], n = self.redact(item)
             total += n
         return out, total
 
-    def _redact_key(self, key: str) -> tuple[str, int]:
-        redacted = self._keys.get(key)
-        if redacted is None:
-            redacted = self._redact_text(key)
+    def _redact_key(self, key: str) -> tuple[str, int, bool]:
+        """The key with secrets replaced, how many, and whether (so replaced) it names a secret."""
+        known = self._keys.get(key)
+        if known is None:
+            redacted, n = self._redact_text(key)
+            known = (redacted, n, is_secret_key(redacted))
             if len(self._keys) < _KEY_CACHE_SIZE:
-                self._keys[key] = redacted
-        return redacted
+                self._keys[key] = known
+        return known
 
     def _redact_text(self, text: str) -> tuple[str, int]:
         total = 0
