@@ -6,6 +6,10 @@ A Python thread cannot do that well: it needs the interpreter lock to start the 
 return from it, so it waits behind the very work it should overlap. glibc's POSIX AIO runs
 the fsync on its own native thread, which never touches the interpreter. Elsewhere (macOS,
 musl) `begin_fsync` flushes at once and `wait` has nothing left to do.
+
+A pending fsync belongs to the process that began it: glibc's AIO thread does not survive a
+fork, so nothing may fork between `begin_fsync` and `wait` (the engine waits before its next
+step, and actions start processes only inside a step).
 """
 
 from __future__ import annotations

@@ -405,15 +405,15 @@ class Ledger:
         """Flush the head to disk and release the files; further records are refused."""
         if self._closed:
             return
-        if self._pending is not None:
-            self._pending.wait()  # its fsync still names our file descriptor
-        if self._durable is not None:
-            with self._locked():
-                self._count_durable(self._read_head())
-        self._closed = True
         try:
+            if self._pending is not None:
+                self._pending.wait()  # its fsync still names our file descriptor
+            if self._durable is not None:
+                with self._locked():
+                    self._count_durable(self._read_head())
             os.fsync(self._head_fd)
         finally:
+            self._closed = True
             self._close_fds()
 
     def __enter__(self) -> Ledger:
