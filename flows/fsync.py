@@ -19,7 +19,7 @@ import errno
 import os
 import platform
 import sys
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 _SIGEV_NONE = 1  # no signal or thread callback when the request completes
 
@@ -67,35 +67,47 @@ class _AioControlBlock(ctypes.Structure):
     )
 
 
-def _glibc_aio() -> ctypes.CDLL | None:
+class _Aio(NamedTuple):
+    """glibc's AIO calls. Only `suspend` blocks, so only it lets go of the interpreter lock:
+    handing the lock over costs more than the others' few instructions."""
+
+    fsync: Any
+    error: Any
+    result: Any
+    suspend: Any
+
+
+def _glibc_aio() -> _Aio | None:
     if sys.platform != "linux" or ctypes.sizeof(ctypes.c_void_p) != 8:
         return None
     if platform.libc_ver()[0] != "glibc" or ctypes.sizeof(_AioControlBlock) != 168:
         return None
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        functions = (libc.aio_fsync, libc.aio_error, libc.aio_return, libc.aio_suspend)
+        quick, blocking = ctypes.PyDLL(None), ctypes.CDLL(None)
+        aio = _Aio(quick.aio_fsync, quick.aio_error, quick.aio_return, blocking.aio_suspend)
     except (OSError, AttributeError):
         return None
     pointer = ctypes.POINTER(_AioControlBlock)
-    for function in functions:
+    for function, argtypes in (
+        (aio.fsync, (ctypes.c_int, pointer)),
+        (aio.error, (pointer,)),
+        (aio.result, (pointer,)),
+        (aio.suspend, (ctypes.POINTER(pointer), ctypes.c_int, ctypes.c_void_p)),
+    ):
         function.restype = ctypes.c_int
-    libc.aio_fsync.argtypes = (ctypes.c_int, pointer)
-    libc.aio_error.argtypes = (pointer,)
-    libc.aio_return.restype = ctypes.c_ssize_t
-    libc.aio_return.argtypes = (pointer,)
-    libc.aio_suspend.argtypes = (ctypes.POINTER(pointer), ctypes.c_int, ctypes.c_void_p)
-    return libc
+        function.argtypes = argtypes
+    aio.result.restype = ctypes.c_ssize_t
+    return aio
 
 
-_LIBC = _glibc_aio()
+_AIO = _glibc_aio()
 
 
 class _AioFsync:
     """An fsync queued to glibc's AIO thread; its control block lives until `wait` is done."""
 
-    def __init__(self, libc: ctypes.CDLL, block: _AioControlBlock) -> None:
-        self._libc = libc
+    def __init__(self, aio: _Aio, block: _AioControlBlock) -> None:
+        self._aio = aio
         self._block = block
         self._finished = False
 
@@ -104,10 +116,9 @@ class _AioFsync:
             return
         block = ctypes.pointer(self._block)
         waiting = (ctypes.POINTER(_AioControlBlock) * 1)(block)
-        # aio_suspend is a foreign call: ctypes lets other threads run while it blocks.
-        while (code := self._libc.aio_error(block)) == errno.EINPROGRESS:
-            self._libc.aio_suspend(waiting, 1, None)
-        self._libc.aio_return(block)
+        while (code := self._aio.error(block)) == errno.EINPROGRESS:
+            self._aio.suspend(waiting, 1, None)
+        self._aio.result(block)
         self._finished = True
         if code != 0:
             raise OSError(code, f"fsync of the ledger failed: {os.strerror(code)}")
@@ -115,18 +126,18 @@ class _AioFsync:
 
 def begin_fsync(fd: int) -> PendingFsync:
     """Start flushing `fd`'s written data and metadata to disk; `wait()` for it to be there."""
-    if _LIBC is None:
+    if _AIO is None:
         os.fsync(fd)
         return _Done()
     block = _AioControlBlock(aio_fildes=fd)
     block.aio_sigevent.sigev_notify = _SIGEV_NONE
-    if _LIBC.aio_fsync(os.O_SYNC, ctypes.byref(block)) != 0:
+    if _AIO.fsync(os.O_SYNC, ctypes.byref(block)) != 0:
         # Out of AIO resources (EAGAIN) or an fd AIO refuses: flush here instead.
         os.fsync(fd)
         return _Done()
-    return _AioFsync(_LIBC, block)
+    return _AioFsync(_AIO, block)
 
 
 def background_available() -> bool:
     """True when `begin_fsync` returns before the flush is done (glibc AIO)."""
-    return _LIBC is not None
+    return _AIO is not None

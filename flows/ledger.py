@@ -283,6 +283,7 @@ class Ledger:
         self._fds: list[int] = []
         self._pending: PendingRecord | None = None
         self._durable: tuple[_Head, _Head] | None = None  # flushed, not yet counted by the head
+        self._left: tuple[int, _Head] | None = None  # ledger size and head after our last append
         try:
             self._lock_fd = self._open(LOCK_FILE, os.O_RDWR | os.O_CREAT)
             with self._locked():
@@ -352,9 +353,15 @@ class Ledger:
     ) -> tuple[dict[str, Any], _Head, _Head]:
         """Write one record, under the lock: the record, the head before it and after it."""
         # Another process may have appended since our last record: the head on disk, read
-        # under the lock, is the only truth about where the chain continues.
-        on_disk = self._count_durable(self._read_head())
-        head = self._settle(on_disk)
+        # under the lock, is the only truth about where the chain continues. Nobody appends
+        # without growing the ledger, so while it is the size this object left it, the head
+        # on disk is the one this object last saw or wrote, and reading it again is skipped.
+        size = os.fstat(self._ledger_fd).st_size
+        left = self._left
+        on_disk = self._count_durable(
+            left[1] if left is not None and left[0] == size else self._read_head()
+        )
+        head = self._settle(on_disk, size)
         self._chain.seq, self._chain.prev = head.count + 1, head.hash
         self._sink.durable = durable
         self._log.msg(event, step=step, actor=actor, data=data)
@@ -362,8 +369,10 @@ class Ledger:
         after = _Head(record["seq"], record["hash"], head.size + self._sink.written)
         if not durable:
             self._unheaded = (on_disk, after)
+            self._left = (after.size, on_disk)
             return record, on_disk, after
         self._unheaded = None
+        self._left = (after.size, after)
         # The line is fsynced, the head only written to the page cache: a second fsync would
         # halve throughput, and the head may safely lag. After a power loss a lagging head
         # means the records past it are accepted when they chain (verify_ledger and `_settle`
@@ -485,9 +494,10 @@ class Ledger:
         self._head = head
         os.pwrite(self._head_fd, self._head_bytes, 0)
 
-    def _settle(self, head: _Head) -> _Head:
-        """The head to continue from: as read, or advanced over records a crash left unheaded."""
-        size = os.fstat(self._ledger_fd).st_size
+    def _settle(self, head: _Head, size: int) -> _Head:
+        """The head to continue from: as read, or advanced over records a crash left unheaded.
+
+        `size` is the ledger's size now, read under the lock."""
         if size == head.size:
             return head
         if self._unheaded is not None:
