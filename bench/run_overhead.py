@@ -2,7 +2,15 @@
 
 Both run in this process against the same warm local Prefect server. The hand-written flow
 calls the same local ticket store and outbox from one task per step; the engine adds parsing,
-templating, argument validation and the fsynced evidence ledger. Prints the ratio.
+templating, argument validation and the fsynced evidence ledger.
+
+Prints three per-step ratios, engine over bare:
+- the median step-to-step time: each step's own cost, from the end of the step before; a stall
+  of the Prefect server falls on a few steps and leaves the median alone;
+- the marginal cost per step, from the short run to the long one (a difference of medians, so
+  the noisiest), also paired round by round;
+- the whole long run over its steps, which also carries what each run costs once: the incident
+  folder and plan check, the incident-named flow run, the two artifacts.
 
     .venv/bin/python bench/run_overhead.py --steps 25 --rounds 11
 """
