@@ -83,12 +83,14 @@ def canonical_json(record: Mapping[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def canonical_bytes(record: Mapping[str, Any]) -> bytes:
-    """`canonical_json` as UTF-8, by orjson wherever the two give the same bytes."""
+def canonical_bytes(record: Mapping[str, Any], *, floats: bool | None = None) -> bytes:
+    """`canonical_json` as UTF-8, by orjson wherever the two give the same bytes.
+
+    `floats` says whether the record holds a float, when the caller already knows."""
     # orjson writes the same sorted, compact UTF-8 for strings, integers, booleans and null, at
     # a tenth of the cost; floats it spells differently (1e-7 for 1e-07, null for NaN), and it
     # refuses integers past 64 bits, so those records take the reference encoder.
-    if not _holds_float(record):
+    if not (_holds_float(record) if floats is None else floats):
         try:
             return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:
@@ -175,13 +177,14 @@ class ChainRecords:
     """Give the record its place in the chain: `seq`, `prev` and its own `hash`.
 
     The ledger sets `seq` and `prev` from the head it read under the lock; `last` is the record
-    as it will be written.
+    as it will be written, and `render` (the pipeline's last step) writes it as one line.
     """
 
     def __init__(self) -> None:
         self.seq = 1
         self.prev = GENESIS
         self.last: dict[str, Any] = {}
+        self._floats = False  # whether `last` holds a float: hashing and rendering both ask
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         record = {
@@ -189,22 +192,23 @@ class ChainRecords:
             **{key: event_dict[key] for key in RECORD_KEYS[1:-1]},
             "prev": self.prev,
         }
+        self._floats = _holds_float(record)
         # The record has no hash yet, so its canonical form is the one `record_hash` checks.
-        record["hash"] = hashlib.sha256(canonical_bytes(record)).hexdigest()
+        record["hash"] = hashlib.sha256(canonical_bytes(record, floats=self._floats)).hexdigest()
         self.last = record
         return record
 
-
-def render_line(logger: Any, method_name: str, event_dict: dict[str, Any]) -> bytes:
-    """One compact JSON line; JSON escapes newlines, so a record can never span two lines."""
-    # The line is read back with json.loads and hashed canonically again, so it only has to
-    # parse to the same values: orjson's spelling of a float would too, but NaN would not.
-    if not _holds_float(event_dict["data"]):
-        try:
-            return orjson.dumps(event_dict, option=orjson.OPT_APPEND_NEWLINE)
-        except orjson.JSONEncodeError:
-            pass
-    return (json.dumps(event_dict, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+    def render(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> bytes:
+        """One compact JSON line; JSON escapes newlines, so a record can never span two lines."""
+        # The line is read back with json.loads and hashed canonically again, so it only has to
+        # parse to the same values: orjson's spelling of a float would too, but NaN would not.
+        if not self._floats:
+            try:
+                return orjson.dumps(event_dict, option=orjson.OPT_APPEND_NEWLINE)
+            except orjson.JSONEncodeError:
+                pass
+        line = json.dumps(event_dict, separators=(",", ":"), ensure_ascii=False)
+        return (line + "\n").encode()
 
 
 class FsyncSink:
@@ -300,7 +304,7 @@ class Ledger:
             to_json_types,
             RedactData(redactor or Redactor()),
             self._chain,
-            render_line,
+            self._chain.render,
         ]
         self._log = structlog.wrap_logger(
             self._sink,
