@@ -287,7 +287,6 @@ class Ledger:
         self._fds: list[int] = []
         self._pending: PendingRecord | None = None
         self._durable: tuple[_Head, _Head] | None = None  # flushed, not yet counted by the head
-        self._left: tuple[int, _Head] | None = None  # ledger size and head after our last append
         try:
             self._lock_fd = self._open(LOCK_FILE, os.O_RDWR | os.O_CREAT)
             with self._locked():
@@ -361,10 +360,7 @@ class Ledger:
         # without growing the ledger, so while it is the size this object left it, the head
         # on disk is the one this object last saw or wrote, and reading it again is skipped.
         size = os.fstat(self._ledger_fd).st_size
-        left = self._left
-        on_disk = self._count_durable(
-            left[1] if left is not None and left[0] == size else self._read_head()
-        )
+        on_disk = self._count_durable(self._head_as_left(size) or self._read_head())
         head = self._settle(on_disk, size)
         self._chain.seq, self._chain.prev = head.count + 1, head.hash
         self._sink.durable = durable
@@ -373,10 +369,8 @@ class Ledger:
         after = _Head(record["seq"], record["hash"], head.size + self._sink.written)
         if not durable:
             self._unheaded = (on_disk, after)
-            self._left = (after.size, on_disk)
             return record, on_disk, after
         self._unheaded = None
-        self._left = (after.size, after)
         # The line is fsynced, the head only written to the page cache: a second fsync would
         # halve throughput, and the head may safely lag. After a power loss a lagging head
         # means the records past it are accepted when they chain (verify_ledger and `_settle`
@@ -384,6 +378,17 @@ class Ledger:
         # means records were cut off or rewritten. The head is fsynced on close.
         self._write_head(after)
         return record, on_disk, after
+
+    def _head_as_left(self, size: int) -> _Head | None:
+        """The head on disk as this object last left it, if the ledger is still `size` bytes then.
+
+        After its own non-durable records that is the head they did not move; otherwise the
+        head it wrote last. None when the ledger has grown since, or nothing was written yet.
+        """
+        if self._unheaded is not None:
+            seen, after = self._unheaded
+            return seen if after.size == size else None
+        return self._head if self._head_bytes and self._head.size == size else None
 
     def _check_open(self, event: str) -> None:
         if self._closed:
