@@ -10,7 +10,7 @@ from pathlib import Path
 
 def warm_server(home: Path) -> str:
     """Start (or reuse) the engine's local Prefect server and point this process at it."""
-    from flows.prefect_server import start_server, stop_server
+    from flows.prefect.local_server import start_server, stop_server
 
     info = start_server(home)
     atexit.register(stop_server, home)  # an idle server still costs CPU: never leave one behind

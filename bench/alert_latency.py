@@ -102,10 +102,10 @@ def main() -> None:
     warm_server(work / "server-home")
     from pydantic import SecretStr
 
-    from flows.serve import load_library, make_server
-    from flows.server import build_app
-    from flows.settings import Settings
-    from flows.worker_process import start_worker_process
+    from flows.engine.settings import Settings
+    from flows.triggers.app import build_app
+    from flows.triggers.server import load_library, make_server
+    from flows.triggers.worker_process import start_worker_process
     from tests.fakes.slack_server import FakeSlack, serve_slack
     from tests.support import serve_in_thread
 

@@ -49,7 +49,7 @@ def main() -> None:
     cli = [sys.executable, "-m", "flows.cli"]
 
     cold, _ = timed([*cli, "run", str(runbook), "--incident", "cold"], env)
-    from flows.prefect_server import read_server
+    from flows.prefect.local_server import read_server
 
     server = read_server(home)
     assert server is not None
@@ -84,7 +84,7 @@ def main() -> None:
     print(f"bare Prefect process, 5 tasks    : {summary(bare)}")
     print(f"ratio engine/bare (median)       : {median(engine) / median(bare):.3f}")
     print(f"`runbook run` outage runbook, warm: {summary(outage)}")
-    from flows.prefect_server import stop_server
+    from flows.prefect.local_server import stop_server
 
     stop_server(home)
 

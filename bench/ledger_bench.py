@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from flows.ledger import LEDGER_FILE, STEP_STARTED, STEP_SUCCEEDED, Ledger, RunbookRef
-from flows.redact import Redactor
+from flows.evidence.ledger import LEDGER_FILE, STEP_STARTED, STEP_SUCCEEDED, Ledger, RunbookRef
+from flows.evidence.redact import Redactor
 
 RUNBOOK = RunbookRef(id="credential-leak", version=3, sha256="0" * 64)
 

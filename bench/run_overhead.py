@@ -60,8 +60,8 @@ def bare_flow(home: Path, steps: int, marks: list[float] | None = None):
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
 
+    from flows.contract.ports import NewTicket
     from integrations.backends import local_backends
-    from integrations.protocols import NewTicket
 
     backends = local_backends(home, echo=lambda _text: None)
 
@@ -91,7 +91,7 @@ def bare_flow(home: Path, steps: int, marks: list[float] | None = None):
 
 def run_bare(bare, incident: str) -> None:
     """Run the baseline the way the engine runs its flows: sync, flow heartbeat off."""
-    from flows.compile import heartbeat_off
+    from flows.engine.compile import heartbeat_off
 
     with heartbeat_off():
         bare(incident)
@@ -108,7 +108,7 @@ def gaps(marks: list[float]) -> list[float]:
 
 def step_marks(evidence: Path) -> list[float]:
     """When the engine recorded each step as succeeded, from the incident's ledger."""
-    from flows.ledger import read_records
+    from flows.evidence.ledger import read_records
 
     return [
         datetime.fromisoformat(record["ts"]).timestamp()
@@ -129,8 +129,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="runbook-bench-"))
     warm_server(work / "server-home")
-    from flows.runner import start_run
-    from flows.settings import Settings
+    from flows.engine.runner import start_run
+    from flows.engine.settings import Settings
 
     settings = Settings(home=work / "engine", prefect="external")
     sizes = (args.small, args.steps)

@@ -41,9 +41,9 @@ def write_log(path: Path, megabytes: int) -> None:
 
 def run_case(evidence: Path, spec: dict[str, object]) -> dict[str, float]:
     """Snapshot one collector spec in this process; seconds and ru_maxrss growth in MiB."""
-    from flows.actions import ActionContext
-    from flows.ledger import Ledger, RunbookRef
-    from flows.redact import Redactor
+    from flows.contract.actions import ActionContext
+    from flows.evidence.ledger import Ledger, RunbookRef
+    from flows.evidence.redact import Redactor
     from integrations.backends import local_backends
     from integrations.forensics.actions import SnapshotArgs, snapshot
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from flows.contract.ports import ChatSystem, TicketSystem
 from integrations.config import JiraConfig, SlackConfig
 from integrations.jira.local import LocalTicketStore
-from integrations.protocols import ChatSystem, TicketSystem
 from integrations.slack.local import Echo, LocalOutbox, echo_to_stderr
 
 IDEMPOTENCY_DB = "idempotency.db"

@@ -5,7 +5,7 @@ Cheap to import: the action modules load SDKs and HTTP clients inside the functi
 
 from __future__ import annotations
 
-from flows.actions import Action
+from flows.contract.actions import Action
 from integrations import evidence, http, shell
 from integrations.forensics import actions as forensics_actions
 from integrations.jira import actions as jira_actions

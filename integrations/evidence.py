@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.actions import Action, ActionContext
+from flows.contract.actions import Action, ActionContext
 
 
 class NoteArgs(BaseModel):

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.actions import Action, ActionContext
+from flows.contract.actions import Action, ActionContext
 from flows.errors import StepFailed
 
 BODY_CAP = 64 * 1024

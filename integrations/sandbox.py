@@ -12,9 +12,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from flows.contract.ports import ChatMessage, ChatSystem, NewTicket, Ticket
 from integrations.jira import TicketSystemError
 from integrations.jira.local import LocalTicketStore
-from integrations.protocols import ChatMessage, ChatSystem, NewTicket, Ticket
 from integrations.slack import ChatError
 from integrations.slack.local import Echo, LocalOutbox
 

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.actions import Action, ActionContext
+from flows.contract.actions import Action, ActionContext
 from flows.errors import StepFailed
 
 OUTPUT_CAP = 64 * 1024

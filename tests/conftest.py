@@ -19,7 +19,7 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prefect API server (the engine's own local-server mode) shared by the session."""
-    from flows.prefect_server import start_server, stop_server
+    from flows.prefect.local_server import start_server, stop_server
 
     home = tmp_path_factory.mktemp("prefect-server")
     info = start_server(home)
@@ -49,3 +49,10 @@ def drain_prefect_workers() -> None:
     with contextlib.suppress(RuntimeError):  # never started
         APILogWorker.drain_all()
     EventsWorker.drain_all()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the Prefect server `prefect`, so `-m "not prefect"` skips them."""
+    for item in items:
+        if "prefect_api" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.prefect)

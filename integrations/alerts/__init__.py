@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.model import AlertSource
+from flows.runbook.model import AlertSource
 
 
 class PayloadError(ValueError):

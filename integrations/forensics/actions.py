@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.actions import Action, ActionContext
+from flows.contract.actions import Action, ActionContext
 from flows.errors import StepFailed
 from integrations.forensics.collectors import command, files, host, model, web
 from integrations.forensics.collectors.base import Kit, Missed, Piece

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from flows.redact import REDACTED, is_secret_key
+from flows.evidence.redact import REDACTED, is_secret_key
 
 TextRedactor = Callable[[str], str]
 

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.actions import Action, ActionContext
+from flows.contract.actions import Action, ActionContext
+from flows.contract.ports import NewTicket
 from flows.errors import StepFailed
 from integrations.jira import TicketNotFound
-from integrations.protocols import NewTicket
 
 PROJECT_KEY = r"^[A-Z][A-Z0-9_]*$"
 ISSUE_KEY = r"^[A-Z][A-Z0-9_]*-[0-9]+$"

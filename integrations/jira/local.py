@@ -19,9 +19,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from flows.contract.ports import NewTicket, Ticket
 from flows.sqlite import transaction
 from integrations.jira import TicketNotFound, TicketSystemError
-from integrations.protocols import NewTicket, Ticket
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tickets (

@@ -24,11 +24,11 @@ from typing import Any, TypeVar
 import requests
 from jira import JIRA, JIRAError
 
+from flows.contract.ports import NewTicket, Ticket
 from integrations.config import JiraConfig
 from integrations.idempotency import IdempotencyMap
 from integrations.jira import TicketNotFound, TicketSystemError
 from integrations.jira.retry import NoAnswer, RetryPolicy, call_with_retries
-from integrations.protocols import NewTicket, Ticket
 
 SYSTEM = "jira"
 LOG = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flows.actions import Action, ActionContext
+from flows.contract.actions import Action, ActionContext
 from integrations.slack import ChatError
 
 CHANNEL_NAME = re.compile(r"[a-z0-9_-]{1,80}")

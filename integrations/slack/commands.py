@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from flows.incident import INCIDENT_ID
-from flows.model import IDENTIFIER, Gate
+from flows.evidence.incident import INCIDENT_ID
+from flows.runbook.model import IDENTIFIER, Gate
 from integrations.alerts import PayloadError
 
 ACK_GATE = "runbook_ack_gate"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flows.execute import GateAnswer
-from flows.model import Gate
-from integrations.protocols import ChatSystem
+from flows.contract.ports import ChatSystem, GateAnswer
+from flows.runbook.model import Gate
 from integrations.slack.commands import gate_blocks
 
 

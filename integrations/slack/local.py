@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from integrations.protocols import ChatMessage
+from flows.contract.ports import ChatMessage
 from integrations.slack import ChatError
 
 Echo = Callable[[str], None]

@@ -27,9 +27,9 @@ from slack_sdk.http_retry import (
 )
 from slack_sdk.web import SlackResponse
 
+from flows.contract.ports import ChatMessage
 from integrations.config import SlackConfig
 from integrations.idempotency import IdempotencyMap
-from integrations.protocols import ChatMessage
 from integrations.slack import ChatError
 
 SYSTEM = "slack"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from flows.actions import ActionContext
+from flows.contract.actions import ActionContext
 from integrations.backends import Backends, local_backends
 from integrations.catalog import builtin_actions
 from integrations.jira.local import LocalTicketStore

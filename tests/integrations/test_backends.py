@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flows.contract.ports import NewTicket
 from integrations.backends import local_backends
-from integrations.protocols import NewTicket
 
 
 def test_local_backends_write_under_home(tmp_path: Path) -> None:

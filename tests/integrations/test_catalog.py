@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from flows.actions import Action, ActionRegistry
+from flows.contract.actions import Action, ActionRegistry
 from integrations.catalog import builtin_actions
 
 ACTIONS = builtin_actions()

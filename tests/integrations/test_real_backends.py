@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from flows.execute import GateAnswer
-from flows.ledger import read_records, verify_ledger
-from flows.model import Gate
-from flows.runner import resume_run, start_run
-from flows.settings import Settings
+from flows.contract.ports import GateAnswer
+from flows.engine.runner import resume_run, start_run
+from flows.engine.settings import Settings
+from flows.evidence.ledger import read_records, verify_ledger
+from flows.runbook.model import Gate
 from tests.fakes.jira_server import FakeJira
 from tests.fakes.slack_server import FakeSlack, serve_slack
 from tests.support import PROJECT, RUNBOOK_CLI, cli_env

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from flows.actions import default_registry
-from flows.execute import GateAnswer
-from flows.ledger import verify_ledger
-from flows.model import Gate
-from flows.runner import start_run
-from flows.settings import Settings
-from flows.validate import validate_paths
+from flows.contract.ports import GateAnswer
+from flows.engine.registry import default_registry
+from flows.engine.runner import start_run
+from flows.engine.settings import Settings
+from flows.evidence.ledger import verify_ledger
+from flows.runbook.model import Gate
+from flows.runbook.validate import validate_paths
 from integrations.jira.local import LocalTicketStore
 from tests.support import PROJECT
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from flows.redact import REDACTED, is_secret_key
+from flows.evidence.redact import REDACTED, is_secret_key
 from integrations.forensics.collectors.base import SPEC_CONFIG, Collected, Kit, Pieces
 
 

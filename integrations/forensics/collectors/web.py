@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from flows.errors import StepFailed
-from flows.redact import REDACTED, Redactor, is_secret_key
+from flows.evidence.redact import REDACTED, Redactor, is_secret_key
 from integrations.forensics.collectors.base import SPEC_CONFIG, Collected, Kit, MiB, Pieces
 
 MASKED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})

@@ -13,7 +13,7 @@ from typing import Any, get_args
 import pytest
 from pydantic import BaseModel
 
-from flows.redact import Redactor
+from flows.evidence.redact import Redactor
 from integrations.forensics.actions import COLLECTORS, SnapshotArgs
 from integrations.forensics.collectors.base import Collected, Kit, Missed, Piece
 from integrations.forensics.store import ArtifactStore

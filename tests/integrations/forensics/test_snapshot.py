@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from flows.actions import ActionContext
+from flows.contract.actions import ActionContext
 from flows.errors import StepFailed
-from flows.ledger import Ledger, RunbookRef, read_records
-from flows.redact import Redactor
+from flows.evidence.ledger import Ledger, RunbookRef, read_records
+from flows.evidence.redact import Redactor
 from integrations.backends import local_backends
 from integrations.forensics.actions import SnapshotArgs, snapshot
 

@@ -6,7 +6,7 @@ import hashlib
 import stat
 from pathlib import Path
 
-from flows.redact import Redactor
+from flows.evidence.redact import Redactor
 from integrations.forensics.store import ArtifactStore
 
 CANARY = "canary-7f3a9c1e"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from flows.actions import ActionContext
+from flows.contract.actions import ActionContext
 from integrations.config import JiraConfig
 from integrations.idempotency import IdempotencyMap
 from integrations.jira.rest import JiraTickets

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from flows.contract.ports import NewTicket
 from integrations.jira import TicketNotFound
 from integrations.jira.local import LocalTicketStore
-from integrations.protocols import NewTicket
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from flows.contract.ports import NewTicket
 from integrations.config import JiraConfig
 from integrations.idempotency import IdempotencyMap
 from integrations.jira import TicketNotFound, TicketSystemError
 from integrations.jira.rest import JiraTickets, OutcomeUnknown, dedupe_tag
 from integrations.jira.retry import RetryPolicy
-from integrations.protocols import NewTicket
 from tests.fakes.jira_server import FakeJira
 
 MakeJira = Callable[..., JiraTickets]

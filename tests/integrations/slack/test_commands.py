@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from flows.model import Gate
+from flows.runbook.model import Gate
 from integrations.alerts import PayloadError
 from integrations.slack.commands import (
     ACK_GATE,

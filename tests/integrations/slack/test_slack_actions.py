@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from flows.actions import ActionContext
+from flows.contract.actions import ActionContext
 from flows.errors import StepFailed
 from integrations.slack.actions import CreateChannelArgs
 from integrations.slack.web import SlackChat

@@ -1,0 +1,1 @@
+"""The `runbook` command line, one module per command group."""

@@ -1,0 +1,100 @@
+"""The action registry: `uses:` names mapped to integration code, each with a typed argument model.
+
+The engine never imports a backend by name. It looks actions up here, validates `with:` against
+the action's pydantic model, and calls `run(args, context)`. Backends arrive in the context, so
+the same action runs against Jira, the local ticket store or a drill sandbox unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from flows.contract.ports import ChatSystem, TicketSystem
+
+
+class EvidenceLog(Protocol):
+    """Where actions write evidence of their own (notes, artifacts) beside the engine's records."""
+
+    def record(
+        self, event: str, *, step: str | None = None, actor: str = "engine", data: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        """Append one record, on disk before returning; return it as written."""
+        ...
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """Everything an action may touch while it runs one step of one incident."""
+
+    incident: str
+    runbook: str
+    step: str
+    tickets: TicketSystem
+    chat: ChatSystem
+    evidence: EvidenceLog
+    home: Path
+    drill: bool = False
+    attempt: int = 1
+    redact: Callable[[str], str] = field(default=lambda text: text)
+    """Masks the run's known secrets; actions apply it to anything people will read (chat)."""
+    severity: str = ""
+    brief: str = ""
+    """Markdown: the runbook's title, severity, inputs and opening prose, for ticket bodies."""
+    evidence_dir: Path | None = None
+    timeline: Callable[[], str] = field(default=lambda: "")
+    """Plain text: the incident's steps and gates so far, from the ledger (for comments)."""
+
+    @property
+    def dedupe_key(self) -> str:
+        """The idempotency key of this step's side effect: the same on every retry and resume."""
+        return f"{self.incident}:{self.step}"
+
+
+ActionFn = Callable[[Any, ActionContext], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One `uses:` name: its argument model, what it returns, and the function that acts."""
+
+    name: str
+    args: type[BaseModel]
+    run: ActionFn
+    outputs: tuple[str, ...] = ()
+    description: str = ""
+    side_effects: bool = True
+    secret_outputs: tuple[str, ...] = field(default=())
+
+
+class ActionRegistry:
+    """A name -> Action map; the engine's only way to reach integration code."""
+
+    def __init__(self, actions: Iterable[Action] = ()) -> None:
+        self._actions: dict[str, Action] = {}
+        for action in actions:
+            self.add(action)
+
+    def add(self, action: Action) -> None:
+        """Register an action; a name can be registered once."""
+        if action.name in self._actions:
+            raise ValueError(f"action {action.name!r} is registered twice")
+        self._actions[action.name] = action
+
+    def get(self, name: str) -> Action | None:
+        """The action with this name, or None."""
+        return self._actions.get(name)
+
+    def names(self) -> list[str]:
+        """All registered action names, sorted."""
+        return sorted(self._actions)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._actions[name] for name in self.names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._actions

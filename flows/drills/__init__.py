@@ -1,0 +1,1 @@
+"""Tabletop drills: scenarios, drill runs against sandboxes, scoring, freshness."""

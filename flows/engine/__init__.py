@@ -1,0 +1,1 @@
+"""The engine: settings, the action registry, plan execution, Prefect compilation, the runner."""

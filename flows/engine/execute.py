@@ -1,0 +1,317 @@
+"""Walk a checked plan for one incident: gates, conditions, templates, failures, evidence.
+
+This module knows nothing of Prefect. `compile.py` hands it a `StepCall` that runs each step as a
+Prefect task; tests of the walking rules can hand it a plain function. Every state change is written
+to the ledger before the walk moves on, so the ledger always tells where a resume must start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from flows.contract.actions import Action, ActionContext, ActionRegistry
+from flows.contract.ports import ChatSystem, GateResponder, NoResponder, TicketSystem
+from flows.engine.brief import incident_brief, timeline_text
+from flows.evidence.incident import Incident
+from flows.evidence.ledger import Ledger, read_records
+from flows.evidence.progress import DONE, progress_from_records
+from flows.evidence.redact import Redactor
+from flows.runbook.model import Gate, Step
+from flows.runbook.plan import Plan
+from flows.runbook.templates import TemplateFailure, evaluate, render_value
+
+Simulator = Callable[[Step, Action, BaseModel], Mapping[str, Any] | None]
+"""Given a step, its action and rendered arguments: canned outputs, or None to act for real."""
+
+StepCall = Callable[[Step, Callable[[], Mapping[str, Any]]], Mapping[str, Any]]
+"""Runs one step's action thunk (with retries and timeout) and returns its outputs."""
+
+
+def call_directly(step: Step, act: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
+    """A StepCall without an orchestrator: call once, no retries."""
+    return act()
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended, in the shape `runbook run --json` prints."""
+
+    incident: str
+    runbook: str
+    status: str
+    steps: dict[str, str]
+    evidence: Path
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object printed by the CLI."""
+        body: dict[str, Any] = {
+            "incident": self.incident,
+            "runbook": self.runbook,
+            "status": self.status,
+            "evidence": str(self.evidence),
+            "steps": self.steps,
+        }
+        if self.error:
+            body["error"] = self.error
+        return body
+
+
+@dataclass
+class Execution:
+    """Everything one run of one incident needs; built by the runner, walked by `execute`."""
+
+    plan: Plan
+    incident: Incident
+    inputs: dict[str, Any]
+    registry: ActionRegistry
+    tickets: TicketSystem
+    chat: ChatSystem
+    ledger: Ledger
+    redactor: Redactor
+    home: Path
+    evidence: Path
+    responder: GateResponder = field(default_factory=NoResponder)
+    call_step: StepCall = call_directly
+    simulate: Simulator | None = None
+    """Drills: outputs to use instead of running a step's action (None runs it for real)."""
+
+
+class _Walk:
+    """The mutable state of one walk over the plan."""
+
+    def __init__(self, run: Execution) -> None:
+        self.run = run
+        progress = progress_from_records(read_records(run.evidence))
+        self.statuses: dict[str, str] = dict(progress.statuses)
+        self.outputs: dict[str, Any] = {k: dict(v) for k, v in progress.outputs.items()}
+        self.error: str | None = None
+        shown_inputs, _ = run.redactor.redact(run.inputs)
+        self.brief = incident_brief(run.plan.runbook, run.incident.id, shown_inputs)
+
+    def template_context(self) -> dict[str, Any]:
+        run = self.run
+        return {
+            "inputs": run.inputs,
+            "alert": run.incident.alert or {},
+            "incident": run.incident.template_context(),
+            "steps": self.outputs,
+        }
+
+    def satisfied(self, item_id: str) -> bool:
+        status = self.statuses.get(item_id)
+        if status in DONE:
+            return True
+        item = self.run.plan.runbook.item(item_id)
+        return status == "failed" and isinstance(item, Step) and item.spec.on_failure == "continue"
+
+    def record(
+        self,
+        event: str,
+        item: str | None,
+        data: Mapping[str, Any],
+        actor: str = "engine",
+        durable: bool = True,
+    ) -> Mapping[str, Any]:
+        return self.run.ledger.record(event, step=item, actor=actor, data=data, durable=durable)
+
+
+def _open_gate(walk: _Walk, gate: Gate) -> None:
+    run = walk.run
+    if walk.statuses.get(gate.id) == "acknowledged":
+        return
+    answer = run.responder.ask(gate, run.incident.id)
+    if answer is None:
+        walk.record("gate.waiting", gate.id, {"title": gate.title, "checklist": list(gate.items)})
+        walk.statuses[gate.id] = "waiting"
+        return
+    walk.record(
+        "gate.acknowledged", gate.id, {"note": answer.note, "via": answer.via}, actor=answer.by
+    )
+    walk.statuses[gate.id] = "acknowledged"
+
+
+def _prepare(walk: _Walk, step: Step, action: Action) -> BaseModel:
+    rendered = render_value(step.spec.with_, walk.template_context(), where=f"step '{step.id}'")
+    return action.args.model_validate(rendered)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, ValidationError):
+        parts = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'with'}: {e['msg']}" for e in error.errors()
+        ]
+        return "bad arguments after templating: " + "; ".join(parts)
+    text = str(error) or type(error).__name__
+    if isinstance(error, TimeoutError):
+        return f"timed out: {text}"
+    return text
+
+
+def _run_step(walk: _Walk, step: Step) -> bool:
+    """Run one step; True when it succeeded or was skipped."""
+    run = walk.run
+    spec = step.spec
+    action = run.registry.get(spec.uses)
+    if action is None:  # validation prevents this; kept as a clear failure, not a KeyError
+        return _fail(walk, step, f"unknown action {spec.uses!r}")
+    try:
+        where = f"step '{step.id}'"
+        if spec.if_ is not None and not evaluate(spec.if_, walk.template_context(), where=where):
+            walk.record("step.skipped", step.id, {"reason": f"if: {spec.if_}"})
+            walk.statuses[step.id] = "skipped"
+            return True
+        args = _prepare(walk, step, action)
+    except (TemplateFailure, ValidationError) as error:
+        return _fail(walk, step, _describe(error))
+
+    # Not fsynced on its own: the step's outcome record, fsynced, carries it to disk.
+    walk.record(
+        "step.started",
+        step.id,
+        {"uses": spec.uses, "title": step.title, "with": args.model_dump(mode="json")},
+        durable=False,
+    )
+    walk.statuses[step.id] = "running"
+    attempts = {"n": 0}
+    # Filled by the attempt that succeeds: its outcome record, already written and on its way
+    # to disk while Prefect finishes the task, or the error that kept it from the ledger.
+    finished: dict[str, Any] = {}
+
+    def act() -> Mapping[str, Any]:
+        if "outputs" in finished:
+            # Prefect ran the task again after an attempt already succeeded and was recorded
+            # (a timeout firing as it returned): the step is done, so doing it twice is wrong.
+            return finished["outputs"]
+        attempts["n"] += 1
+        done: dict[str, Any] = {"attempts": attempts["n"]}
+        outputs: dict[str, Any] | None = None
+        if run.simulate is not None:
+            canned = run.simulate(step, action, args)
+            if canned is not None:
+                outputs = dict(canned)
+                done["simulated"] = True
+        if outputs is None:
+            if attempts["n"] > 1:
+                walk.record("step.retried", step.id, {"attempt": attempts["n"]})
+            outputs = _act(walk, step, action, args, attempts["n"])
+        finished["outputs"] = outputs
+        try:
+            finished["record"] = run.ledger.record_soon(
+                "step.succeeded", step=step.id, data={"outputs": outputs, **done}
+            )
+        except Exception as error:  # raised after the task, where a ledger failure belongs
+            finished["error"] = error
+        return outputs
+
+    try:
+        outputs = dict(run.call_step(step, act))
+    except Exception as error:
+        if "outputs" not in finished:
+            return _fail(walk, step, _describe(error), attempts=attempts["n"])
+        outputs = finished["outputs"]  # Prefect failed after the step had succeeded
+    if "error" in finished:
+        raise finished["error"]
+    finished["record"].wait()  # the step counts as done only once its record is on disk
+    walk.statuses[step.id] = "succeeded"
+    walk.outputs[step.id] = outputs
+    return True
+
+
+def _act(walk: _Walk, step: Step, action: Action, args: BaseModel, attempt: int) -> dict[str, Any]:
+    """One attempt of a step's action, for real; a failure leaves as a redacted StepError."""
+    run = walk.run
+    context = ActionContext(
+        incident=run.incident.id,
+        runbook=run.plan.runbook.id,
+        step=step.id,
+        tickets=run.tickets,
+        chat=run.chat,
+        evidence=run.ledger,
+        home=run.home,
+        drill=run.incident.drill,
+        attempt=attempt,
+        redact=lambda text: run.redactor.redact(text)[0],
+        severity=run.plan.runbook.meta.severity,
+        brief=walk.brief,
+        evidence_dir=run.evidence,
+        timeline=lambda: timeline_text(read_records(run.evidence)),
+    )
+    try:
+        return dict(action.run(args, context))
+    except Exception as error:
+        # What leaves this function is what Prefect logs and stores: redact it first.
+        message, _ = run.redactor.redact(_describe(error))
+        raise StepError(message) from None
+
+
+class StepError(Exception):
+    """An action failed; the message is already redacted."""
+
+
+def _fail(walk: _Walk, step: Step, reason: str, attempts: int = 0) -> bool:
+    walk.record(
+        "step.failed",
+        step.id,
+        {"error": reason, "attempts": attempts, "on_failure": step.spec.on_failure},
+    )
+    walk.statuses[step.id] = "failed"
+    walk.error = walk.error or f"step {step.id!r} failed: {reason}"
+    return False
+
+
+def execute(run: Execution, *, resumed: bool = False) -> RunOutcome:
+    """Walk the plan from the first unfinished item; return how the run ended."""
+    walk = _Walk(run)
+    plan = run.plan
+    inputs, _ = run.redactor.redact(run.inputs)
+    walk.record(
+        "run.resumed" if resumed else "run.started",
+        None,
+        {"inputs": inputs, "drill": run.incident.drill, "title": plan.runbook.meta.title},
+    )
+    stopped = False
+    for item_id in plan.order:
+        if walk.statuses.get(item_id) in DONE:
+            continue
+        if not all(walk.satisfied(dep) for dep in plan.needs.get(item_id, ())):
+            continue
+        item = plan.runbook.item(item_id)
+        if isinstance(item, Gate):
+            _open_gate(walk, item)
+            continue
+        if _run_step(walk, item):
+            continue
+        target = item.spec.on_failure
+        if target == "continue":
+            continue
+        if target != "stop":
+            rollback = plan.runbook.item(target)
+            if isinstance(rollback, Step):
+                _run_step(walk, rollback)
+        stopped = True
+        break
+
+    steps = {item_id: walk.statuses.get(item_id, "pending") for item_id in plan.order}
+    steps.update({r: walk.statuses[r] for r in sorted(plan.rollbacks) if r in walk.statuses})
+    if stopped:
+        status = "failed"
+    elif all(walk.satisfied(item_id) for item_id in plan.order):
+        status = "succeeded"
+    else:
+        status = "waiting"
+    waiting = [i for i, s in steps.items() if s == "waiting"]
+    walk.record("run.finished", None, {"status": status, "steps": steps, "waiting": waiting})
+    return RunOutcome(
+        incident=run.incident.id,
+        runbook=plan.runbook.id,
+        status=status,
+        steps=steps,
+        evidence=run.evidence,
+        error=walk.error if status == "failed" else None,
+    )

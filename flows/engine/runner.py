@@ -1,0 +1,279 @@
+"""Start, resume and acknowledge incidents: glue between the CLI or server and the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flows.contract.actions import ActionRegistry
+from flows.contract.ports import GateResponder, NoResponder
+from flows.engine.execute import Execution, RunOutcome, Simulator
+from flows.engine.registry import default_registry
+from flows.engine.settings import Settings
+from flows.errors import RunbookError
+from flows.evidence.incident import (
+    DOCUMENT_FILE,
+    Incident,
+    check_incident_id,
+    incident_folder,
+    load_incident,
+    new_incident_id,
+    open_incident,
+    runbook_info,
+    running,
+)
+from flows.evidence.ledger import Ledger, RunbookRef, read_records
+from flows.evidence.progress import progress_from_records
+from flows.runbook.inputs import resolve_inputs, secret_values
+from flows.runbook.model import Runbook
+from flows.runbook.parse import parse_runbook
+from flows.runbook.plan import Plan, build_plan
+from flows.runbook.validate import check_runbook
+from integrations.backends import Backends, select_backends
+
+BackendFactory = Callable[[Settings], Backends]
+
+
+def default_backends(settings: Settings) -> Backends:
+    """The backends for this install: Jira and Slack where configured, local ones otherwise."""
+    return select_backends(settings.home, settings.jira(), settings.slack())
+
+
+def load_plan(path: Path, registry: ActionRegistry) -> Plan:
+    """Parse and check a runbook; any problem stops here with every message at its line."""
+    runbook = parse_runbook(path)
+    problems = check_runbook(runbook, registry)
+    if problems:
+        raise RunbookError(problems)
+    return build_plan(runbook)
+
+
+def _runbook_ref(runbook: Runbook) -> RunbookRef:
+    return RunbookRef(id=runbook.id, version=runbook.meta.version, sha256=runbook.sha256)
+
+
+def _execution(
+    settings: Settings,
+    plan: Plan,
+    incident: Incident,
+    inputs: dict[str, Any],
+    registry: ActionRegistry,
+    backends: Backends,
+    responder: GateResponder,
+    simulate: Simulator | None = None,
+) -> Execution:
+    redactor = settings.redactor(secret_values(plan.runbook, inputs))
+    evidence = incident_folder(settings.incidents_dir, incident.id)
+    ledger = Ledger(evidence, incident.id, _runbook_ref(plan.runbook), redactor)
+    return Execution(
+        plan=plan,
+        incident=incident,
+        inputs=inputs,
+        registry=registry,
+        tickets=backends.tickets,
+        chat=backends.chat,
+        ledger=ledger,
+        redactor=redactor,
+        home=settings.home,
+        evidence=evidence,
+        responder=responder,
+        simulate=simulate,
+    )
+
+
+def _run(execution: Execution, resumed: bool) -> RunOutcome:
+    from flows.engine.compile import run_flow  # Prefect is imported only when something runs
+
+    try:
+        with running(execution.evidence):
+            return run_flow(execution, resumed=resumed)
+    finally:
+        execution.ledger.close()
+
+
+def start_run(
+    settings: Settings,
+    path: Path,
+    given: Mapping[str, Any],
+    *,
+    incident_id: str | None = None,
+    alert: dict[str, Any] | None = None,
+    drill: bool = False,
+    responder: GateResponder | None = None,
+    registry: ActionRegistry | None = None,
+    backends: BackendFactory = default_backends,
+    simulate: Simulator | None = None,
+    plan: Plan | None = None,
+) -> RunOutcome:
+    """Run a runbook for a new incident (or continue an existing one given the same id).
+
+    `plan` is the checked plan of `path` when the caller already has it.
+    """
+    registry = registry or default_registry()
+    plan = plan or load_plan(path, registry)
+    runbook = plan.runbook
+    inputs = resolve_inputs(runbook, given)
+    incident_id = check_incident_id(incident_id) if incident_id else new_incident_id(runbook.id)
+    folder = incident_folder(settings.incidents_dir, incident_id)
+    if (folder / "incident.json").exists():
+        existing = load_incident(settings.incidents_dir, incident_id)
+        if existing.runbook.id != runbook.id:
+            raise RunbookError(
+                f"incident {incident_id!r} runs runbook {existing.runbook.id!r}, "
+                f"not {runbook.id!r}; pick another --incident"
+            )
+        return resume_run(
+            settings,
+            incident_id,
+            given,
+            responder=responder,
+            registry=registry,
+            backends=backends,
+            simulate=simulate,
+        )
+    redactor = settings.redactor(secret_values(runbook, inputs))
+    stored_inputs, _ = redactor.redact(inputs)
+    incident = Incident(
+        id=incident_id,
+        runbook=runbook_info(runbook, path),
+        inputs=stored_inputs,
+        secret_inputs=tuple(n for n, s in runbook.meta.inputs.items() if s.secret),
+        alert=alert,
+        started_at=datetime.now(UTC).isoformat(),
+        drill=drill,
+    )
+    open_incident(settings.incidents_dir, incident, runbook.text)
+    execution = _execution(
+        settings,
+        plan,
+        incident,
+        inputs,
+        registry,
+        backends(settings),
+        responder or NoResponder(),
+        simulate,
+    )
+    return _run(execution, resumed=False)
+
+
+def _incident_plan(settings: Settings, incident: Incident, registry: ActionRegistry) -> Plan:
+    """The plan of the document exactly as the incident first ran it."""
+    document = incident_folder(settings.incidents_dir, incident.id) / DOCUMENT_FILE
+    plan = load_plan(document, registry)
+    if plan.runbook.sha256 != incident.runbook.sha256:
+        raise RunbookError(
+            f"{document} no longer matches the hash recorded when incident {incident.id!r} "
+            "started; the copy of the document as run must not be edited"
+        )
+    return plan
+
+
+def resume_run(
+    settings: Settings,
+    incident_id: str,
+    given: Mapping[str, Any] | None = None,
+    *,
+    responder: GateResponder | None = None,
+    registry: ActionRegistry | None = None,
+    backends: BackendFactory = default_backends,
+    simulate: Simulator | None = None,
+) -> RunOutcome:
+    """Continue an incident from its first unfinished step; finished steps never run again."""
+    registry = registry or default_registry()
+    incident = load_incident(settings.incidents_dir, incident_id)
+    if incident.drill and simulate is None:
+        # A drill never continues against real backends: flows.drills resumes it in its sandboxes.
+        raise RunbookError(
+            f"incident {incident_id!r} is a drill; it continues in its sandboxes: "
+            f"runbook resume {incident_id}"
+        )
+    plan = _incident_plan(settings, incident, registry)
+    given = dict(given or {})
+    missing = [name for name in incident.secret_inputs if name not in given]
+    stored = {k: v for k, v in incident.inputs.items() if k not in incident.secret_inputs}
+    if missing:
+        declared = plan.runbook.meta.inputs
+        required = [n for n in missing if declared[n].required and declared[n].default is None]
+        if required:
+            raise RunbookError(
+                f"incident {incident_id!r} has secret inputs that are never stored: "
+                + ", ".join(f"--input {n}=..." for n in required)
+            )
+    inputs = resolve_inputs(plan.runbook, {**stored, **given})
+    execution = _execution(
+        settings,
+        plan,
+        incident,
+        inputs,
+        registry,
+        backends(settings),
+        responder or NoResponder(),
+        simulate,
+    )
+    return _run(execution, resumed=True)
+
+
+def acknowledge_gate(
+    settings: Settings, incident_id: str, gate_id: str, by: str, note: str = ""
+) -> bool:
+    """Record a responder's acknowledgement of a gate; False when it was already acknowledged."""
+    if not by.strip():
+        raise RunbookError("--by must name who acknowledges the gate")
+    incident = load_incident(settings.incidents_dir, incident_id)
+    folder = incident_folder(settings.incidents_dir, incident_id)
+    runbook = parse_runbook(folder / DOCUMENT_FILE)
+    gates = {gate.id: gate for gate in runbook.gates}
+    if gate_id not in gates:
+        known = ", ".join(gates) or "none"
+        raise RunbookError(f"runbook {runbook.id!r} has no gate {gate_id!r}; its gates: {known}")
+    progress = progress_from_records(read_records(folder))
+    if gate_id in progress.acks:
+        return False
+    redactor = settings.redactor()
+    with Ledger(folder, incident.id, _runbook_ref(runbook), redactor) as ledger:
+        ledger.record(
+            "gate.acknowledged", step=gate_id, actor=by, data={"note": note, "via": "cli"}
+        )
+    return True
+
+
+def record_resolution(
+    settings: Settings,
+    incident_id: str,
+    alert: Mapping[str, Any],
+    *,
+    backends: BackendFactory = default_backends,
+) -> list[str]:
+    """Record a resolved alert in the incident's evidence and comment on its tickets.
+
+    Nothing new starts: the responders decide when the incident is over. Returns the ticket
+    keys commented on.
+    """
+    incident = load_incident(settings.incidents_dir, incident_id)
+    folder = incident_folder(settings.incidents_dir, incident_id)
+    runbook = parse_runbook(folder / DOCUMENT_FILE)
+    records = read_records(folder)
+    uses = {r["step"]: r["data"].get("uses") for r in records if r["event"] == "step.started"}
+    keys = [
+        str(r["data"]["outputs"]["key"])
+        for r in records
+        if r["event"] == "step.succeeded"
+        and uses.get(r["step"]) == "jira.create_issue"
+        and "key" in r["data"].get("outputs", {})
+    ]
+    source = str(alert.get("source", "alert"))
+    with Ledger(folder, incident.id, _runbook_ref(runbook), settings.redactor()) as ledger:
+        ledger.record("alert.resolved", actor=f"alert:{source}", data={"alert": dict(alert)})
+    tickets = backends(settings).tickets
+    identity = str(alert.get("identity", ""))
+    for key in keys:
+        tickets.comment(
+            key,
+            f"The {source} alert that opened this incident has resolved"
+            f" ({alert.get('labels', {}).get('alertname', identity)}). Nothing was started;"
+            " close the incident when the runbook's gates are done.",
+            f"{incident.id}:resolved:{identity}",
+        )
+    return keys

@@ -1,0 +1,1 @@
+"""Evidence: typed records, the hash-chained ledger, redaction, seals, bundles and the report."""

@@ -1,0 +1,283 @@
+"""The evidence bundle: one zip an auditor verifies offline, with a manifest of every file's hash.
+
+The manifest also records the ledger's count and head hash at export: a copy of the head kept
+off the machine, so a later rewrite of the incident folder no longer matches the bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import zipfile
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from flows.errors import Problem, RunbookError
+from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE
+from flows.evidence.ledger import HEAD_FILE, LEDGER_FILE, Verification, read_records, verify_ledger
+from flows.evidence.seal import SEAL_FILE, SealCheck, verify_seal
+
+MANIFEST_FILE = "manifest.json"
+REPORT_FILE = "report.html"
+ARTIFACTS_DIR = "artifacts"
+ARTIFACT_COLLECTED = "artifact.collected"
+BUNDLE_VERSION = 1
+_CHUNK = 1024 * 1024
+
+
+class BundleCheck(BaseModel):
+    """The outcome of `verify_bundle`: intact or not, every problem, what the bundle holds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    problems: list[str]
+    records: int = 0
+    artifacts: int = 0
+
+
+class _Entry(BaseModel):
+    path: str
+    sha256: str
+    size: int
+
+
+class _Head(BaseModel):
+    count: int
+    head_hash: str
+
+
+class _Manifest(BaseModel):
+    """The parts of manifest.json verification relies on."""
+
+    ledger: _Head
+    files: list[_Entry]
+
+
+def export_bundle(folder: Path, out: Path) -> Path:
+    """Write the incident's evidence bundle (a zip) to `out` and return its path.
+
+    Refuses a ledger that does not verify: copy such a folder as it is instead.
+    """
+    folder, out = Path(folder), Path(out)
+    with tempfile.TemporaryDirectory() as staging:
+        # One snapshot of the small files, so a run appending meanwhile cannot split them: the
+        # head is read before the ledger, since a head behind its ledger verifies, one ahead not.
+        snapshot = Path(staging)
+        for name in (HEAD_FILE, LEDGER_FILE, INCIDENT_FILE, DOCUMENT_FILE, SEAL_FILE):
+            if (folder / name).exists():
+                (snapshot / name).write_bytes((folder / name).read_bytes())
+        verification = verify_ledger(snapshot)
+        if not verification.ok or verification.head_hash is None:
+            raise RunbookError(
+                Problem(
+                    folder / LEDGER_FILE,
+                    verification.bad_seq or 0,
+                    f"cannot export: {verification.problem or 'the ledger has no records'}",
+                    hint="run `runbook evidence verify`; copy the folder as it is for forensics",
+                )
+            )
+        report = snapshot / REPORT_FILE
+        report.write_text(_report(snapshot, _verification_summary(verification, snapshot)))
+        sources = {path.name: path for path in snapshot.iterdir()}
+        sources |= dict(_artifact_files(folder))
+        manifest = {
+            "version": BUNDLE_VERSION,
+            "incident": folder.name,
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "ledger": {"count": verification.count, "head_hash": verification.head_hash},
+            "files": [
+                {"path": name, "sha256": _sha256_file(path), "size": path.stat().st_size}
+                for name, path in sorted(sources.items())
+            ],
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        temporary = out.with_suffix(out.suffix + ".tmp")
+        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            bundle.writestr(MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
+            for name, path in sorted(sources.items()):
+                bundle.write(path, name)
+        temporary.replace(out)
+    return out
+
+
+def _artifact_files(folder: Path) -> Iterator[tuple[str, Path]]:
+    root = folder / ARTIFACTS_DIR
+    if not root.is_dir():
+        return
+    for path in sorted(root.rglob("*")):
+        # Dot-files are the store's half-written incoming copies, not artifacts.
+        if path.is_file() and not path.name.startswith("."):
+            yield path.relative_to(folder).as_posix(), path
+
+
+def _verification_summary(verification: Verification, folder: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "ledger": {
+            "ok": verification.ok,
+            "count": verification.count,
+            "head": verification.head_hash,
+            "problem": verification.problem,
+        }
+    }
+    if (folder / SEAL_FILE).exists():
+        seal = verify_seal(folder)
+        summary["seal"] = _seal_summary(seal)
+    return summary
+
+
+def _seal_summary(seal: SealCheck) -> dict[str, Any]:
+    return {
+        "ok": seal.ok,
+        "count": seal.count,
+        "root": seal.root,
+        "timestamp": seal.gen_time,
+        "problems": "; ".join(seal.problems) or None,
+    }
+
+
+def _report(folder: Path, verification: Mapping[str, Any]) -> str:
+    from flows.evidence.report import render_report
+
+    return render_report(folder, verification)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- verifying ----------------------------------------------------------------------------------
+
+
+def verify_bundle(zip_path: Path, trusted_roots: list[bytes] | None = None) -> BundleCheck:
+    """Check a bundle offline: manifest hashes, no extra files, the ledger, artifacts, the seal.
+
+    `trusted_roots` (PEM) also checks the seal's timestamp signature.
+    """
+    try:
+        bundle = zipfile.ZipFile(zip_path)
+    except (OSError, zipfile.BadZipFile) as error:
+        return BundleCheck(ok=False, problems=[f"{zip_path}: not a readable zip ({error})"])
+    with bundle, tempfile.TemporaryDirectory() as scratch:
+        return _verify_open(bundle, Path(scratch), trusted_roots)
+
+
+def _verify_open(
+    bundle: zipfile.ZipFile, scratch: Path, trusted_roots: list[bytes] | None
+) -> BundleCheck:
+    names = bundle.namelist()
+    problems = [f"{name}: appears more than once" for name in sorted(_duplicates(names))]
+    problems += [f"{name}: unsafe path in the bundle" for name in names if not _safe(name)]
+    if problems:
+        return BundleCheck(ok=False, problems=problems)
+    manifest, problem = _read_manifest(bundle, names)
+    if manifest is None:
+        return BundleCheck(ok=False, problems=[problem or MANIFEST_FILE])
+    listed = {entry["path"]: entry for entry in manifest["files"]}
+    hashes: dict[str, str] = {}
+    for name in names:
+        if name.endswith("/"):
+            continue
+        try:
+            hashes[name] = _sha256_member(bundle, name)
+        except zipfile.BadZipFile:
+            # A member changed in place without its zip checksum: unreadable is tampered too.
+            problems.append(f"{name}: damaged in the zip (checksum mismatch)")
+    for name, entry in sorted(listed.items()):
+        if name not in names:
+            problems.append(f"{name}: listed in {MANIFEST_FILE} but missing")
+        elif name not in hashes:
+            continue
+        elif hashes[name] != entry["sha256"] or bundle.getinfo(name).file_size != entry["size"]:
+            problems.append(f"{name}: content differs from {MANIFEST_FILE} (changed?)")
+    problems += [
+        f"{name}: not listed in {MANIFEST_FILE} (added?)"
+        for name in sorted(hashes)
+        if name not in listed and name != MANIFEST_FILE
+    ]
+    for name in (LEDGER_FILE, HEAD_FILE, SEAL_FILE):
+        if name in hashes:
+            (scratch / name).write_bytes(bundle.read(name))
+    verification = verify_ledger(scratch)
+    if not verification.ok:
+        problems.append(f"{LEDGER_FILE}: {verification.problem}")
+    problems += _head_problems(manifest["ledger"], verification)
+    records = read_records(scratch)[: verification.count] if LEDGER_FILE in hashes else []
+    artifacts = [r for r in records if r.get("event") == ARTIFACT_COLLECTED]
+    problems += _artifact_problems(artifacts, hashes)
+    if SEAL_FILE in hashes:
+        problems += verify_seal(scratch, trusted_roots).problems
+    return BundleCheck(
+        ok=not problems,
+        problems=problems,
+        records=verification.count,
+        artifacts=sum(1 for name in hashes if name.startswith(ARTIFACTS_DIR + "/")),
+    )
+
+
+def _duplicates(names: list[str]) -> set[str]:
+    return {name for name, times in Counter(names).items() if times > 1}
+
+
+def _safe(name: str) -> bool:
+    path = PurePosixPath(name)
+    return not path.is_absolute() and ".." not in path.parts and "\\" not in name
+
+
+def _read_manifest(
+    bundle: zipfile.ZipFile, names: list[str]
+) -> tuple[dict[str, Any] | None, str | None]:
+    if MANIFEST_FILE not in names:
+        return None, f"{MANIFEST_FILE}: missing (not an evidence bundle?)"
+    try:
+        manifest = json.loads(bundle.read(MANIFEST_FILE))
+        shape = _Manifest.model_validate(manifest)
+    except ValueError as error:
+        return None, f"{MANIFEST_FILE}: not a valid manifest ({error})"
+    return shape.model_dump(), None
+
+
+def _sha256_member(bundle: zipfile.ZipFile, name: str) -> str:
+    digest = hashlib.sha256()
+    with bundle.open(name) as member:
+        while chunk := member.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _head_problems(claimed: Mapping[str, Any], verification: Verification) -> list[str]:
+    if claimed["count"] != verification.count:
+        return [
+            f"{MANIFEST_FILE}: records {claimed['count']} records but {LEDGER_FILE} holds "
+            f"{verification.count}"
+        ]
+    if claimed["head_hash"] != verification.head_hash:
+        return [
+            f"record {verification.count}: hash differs from the head hash in {MANIFEST_FILE} "
+            "(rewritten?)"
+        ]
+    return []
+
+
+def _artifact_problems(records: list[dict[str, Any]], hashes: Mapping[str, str]) -> list[str]:
+    problems = []
+    for record in records:
+        data = record.get("data") or {}
+        sha256 = str(data.get("sha256", ""))
+        path = f"{ARTIFACTS_DIR}/{sha256[:2]}/{sha256}"
+        where = f"record {record['seq']} ({data.get('collector', 'artifact')})"
+        if path not in hashes:
+            problems.append(f"{where}: artifact {path} is missing")
+        elif hashes[path] != sha256:
+            problems.append(f"{where}: artifact {path} does not hash to {sha256}")
+    return problems

@@ -1,0 +1,1 @@
+"""Prefect around the engine: the local server the engine reuses, deployments for scale-out."""

@@ -1,0 +1,82 @@
+"""The scale-out path: runbooks as Prefect deployments run by Prefect workers on other machines.
+
+One importable flow, `run_runbook`, is deployed once per runbook (the deployment is named after
+the runbook and carries its path as a default parameter). Workers re-import it from this file's
+entrypoint and run the engine there. Submissions carry an idempotency key built from the
+incident and the job, which Prefect's database enforces: a retried submission never starts a
+second flow run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+FLOW_NAME = "run-runbook"
+ENTRYPOINT = "flows/prefect/deployments.py:run_runbook"
+
+
+@flow(name=FLOW_NAME, persist_result=False, validate_parameters=False)
+def run_runbook(
+    runbook: str,
+    incident: str,
+    inputs: dict[str, Any] | None = None,
+    alert: dict[str, Any] | None = None,
+    kind: str = "start",
+) -> dict[str, Any]:
+    """Start (or resume) one incident of one runbook on this worker; return the outcome."""
+    from flows.drills.drill import resume_incident
+    from flows.engine.runner import start_run
+    from flows.engine.settings import load_settings
+
+    settings = load_settings()
+    if kind == "resume":
+        outcome = resume_incident(settings, incident)
+    else:
+        outcome = start_run(
+            settings, Path(runbook), inputs or {}, incident_id=incident, alert=alert
+        )
+    return outcome.to_json()
+
+
+def ensure_process_pool(name: str) -> None:
+    """Create a process work pool with this name unless it exists."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+
+
+def deploy_runbook(runbook_id: str, path: Path, sha256: str, pool: str, root: Path) -> str:
+    """Create or update the deployment of one runbook; return its `flow/deployment` name."""
+    source = flow.from_source(source=str(root.resolve()), entrypoint=ENTRYPOINT)
+    source.deploy(
+        name=runbook_id,
+        work_pool_name=pool,
+        build=False,
+        push=False,
+        parameters={"runbook": str(path.resolve().relative_to(root.resolve()))},
+        version=sha256[:12],
+        tags=[f"runbook:{runbook_id}"],
+        print_next_steps=False,
+    )
+    return f"{FLOW_NAME}/{runbook_id}"
+
+
+def submit(runbook_id: str, incident: str, key: str, parameters: dict[str, Any]) -> str:
+    """Queue a run of the runbook's deployment (once per `key`); return the flow run id."""
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(
+        name=f"{FLOW_NAME}/{runbook_id}",
+        parameters={"incident": incident, **parameters},
+        idempotency_key=key,
+        timeout=0,
+        as_subflow=False,
+    )
+    return str(run.id)

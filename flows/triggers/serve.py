@@ -1,0 +1,88 @@
+"""`runbook serve`: load and check the library, recover the intake, start workers, serve HTTP."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from pathlib import Path
+
+from flows.engine.settings import Settings
+from flows.errors import RunbookError
+from flows.triggers.app import build_app
+from flows.triggers.server import Server, is_loopback, load_library, make_server
+from flows.triggers.worker_process import start_worker_process
+
+
+def freeze_startup_objects() -> None:
+    """Hide what start-up made (modules, the app, the library) from the garbage collector.
+
+    It lives as long as the server; left in view, every full collection walks all of it, a pause
+    of tens of milliseconds on whichever webhook is being answered during an alert storm.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    runbooks_dir: Path,
+    dev: bool,
+    socket_mode: bool = False,
+    via_deployments: bool = False,
+) -> int:
+    """Run the trigger server until interrupted."""
+    import uvicorn
+
+    if dev and not is_loopback(host):
+        raise RunbookError("--dev accepts unauthenticated requests: bind it to 127.0.0.1 only")
+    runbooks = load_library(runbooks_dir)
+    server = make_server(settings, runbooks, dev=dev, via_deployments=via_deployments)
+    for note in server.state.notes:
+        print(f"note: {note}", file=sys.stderr)
+    bridge = _socket_mode(settings, server) if socket_mode else None
+    if via_deployments:
+        server.workers.start()  # submitting to Prefect is light: it stays in this process
+        stop_workers = server.workers.stop
+    else:
+        pending = server.state.intake.recover()
+        if pending:
+            print(f"note: {pending} job(s) left by the previous server will run", file=sys.stderr)
+        worker = start_worker_process(settings, runbooks_dir, server.state.intake, settings.workers)
+        stop_workers = worker.stop
+    print(f"serving {len(runbooks)} runbook(s) on http://{host}:{port}", file=sys.stderr)
+    freeze_startup_objects()
+    try:
+        # No lifespan: the app has no start-up or shutdown hooks, and a lifespan task cut off by
+        # Ctrl-C is logged as an error with a traceback.
+        uvicorn.run(
+            build_app(server.state), host=host, port=port, log_level="warning", lifespan="off"
+        )
+    finally:
+        if bridge is not None:
+            bridge.close()
+        stop_workers()
+    return 0
+
+
+def _socket_mode(settings: Settings, server: Server):  # type: ignore[no-untyped-def]
+    from slack_sdk import WebClient
+
+    from integrations.slack.socket import SocketModeBridge
+
+    if settings.slack_app_token is None or settings.slack_bot_token is None:
+        raise RunbookError(
+            "--slack-socket-mode needs RUNBOOK_SLACK_APP_TOKEN (xapp-...) and "
+            "RUNBOOK_SLACK_BOT_TOKEN"
+        )
+    web = WebClient(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+    )
+    handlers = server.state.slack
+    bridge = SocketModeBridge(
+        settings.slack_app_token.get_secret_value(), web, handlers.command, handlers.interaction
+    )
+    bridge.start()
+    return bridge

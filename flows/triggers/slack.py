@@ -1,0 +1,177 @@
+"""Slack requests as engine actions: `/runbook` commands and gate buttons, answered in time.
+
+Both handlers only validate, record and queue: a command queues a start job, a button records
+the acknowledgement in the evidence and queues a resume. Slack gets its answer at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flows.contract.ports import ChatSystem
+from flows.engine.runner import acknowledge_gate
+from flows.engine.settings import Settings
+from flows.errors import RunbookError
+from flows.evidence.incident import new_incident_id
+from flows.evidence.ledger import read_records
+from flows.evidence.progress import progress_from_records
+from flows.runbook.inputs import resolve_inputs
+from flows.runbook.model import Runbook
+from flows.triggers.intake import Intake
+from integrations.alerts import PayloadError
+from integrations.sandbox import DrillChat
+from integrations.slack import commands as slack
+
+LOG = logging.getLogger("runbook.slack")
+
+
+@dataclass
+class SlackHandlers:
+    """Handles verified Slack request bodies; returns the JSON body Slack shows the user."""
+
+    settings: Settings
+    runbooks: list[Runbook]
+    intake: Intake
+    chat: ChatSystem | None = None
+    user_groups_of: Callable[[str], set[str]] | None = None
+
+    def _by_command(self) -> dict[str, Runbook]:
+        return {r.meta.triggers.slack.command: r for r in self.runbooks if r.meta.triggers.slack}
+
+    def command(self, body: bytes) -> dict[str, Any]:
+        """Answer one `/runbook ...` slash command."""
+        command = slack.parse_command(body)
+        try:
+            request = slack.parse_command_text(command.text)
+        except PayloadError as error:  # the user's typo: Slack shows a 4xx only as "failed"
+            return slack.ephemeral(error.reason)
+        startable = self._by_command()
+        if request.kind == "list":
+            mine = [
+                (name, f"{r.meta.title} ({r.meta.severity})")
+                for name, r in sorted(startable.items())
+                if self._allowed(r, command)
+            ]
+            if not mine:
+                return slack.ephemeral("There is no runbook you may start from here.")
+            lines = [f"`/runbook {name}`: {what}" for name, what in mine]
+            return slack.ephemeral("Runbooks you can start:\n" + "\n".join(lines))
+        if request.kind == "drill" and request.name:
+            return self._drill(request.name, command)
+        if request.kind == "status" and request.incident:
+            return slack.ephemeral(self._status(request.incident))
+        if request.kind == "run" and request.name:
+            runbook = startable.get(request.name)
+            if runbook is None:
+                return slack.ephemeral(
+                    f"No runbook answers `/runbook {request.name}`. Try `/runbook list`."
+                )
+            if not self._allowed(runbook, command):
+                return slack.ephemeral(
+                    f"You may not start `{runbook.id}` from here (allowed: "
+                    f"{', '.join(runbook.meta.triggers.slack.allowed)})."  # type: ignore[union-attr]
+                )
+            try:
+                inputs = resolve_inputs(runbook, request.inputs)
+            except RunbookError as error:
+                problems = "; ".join(
+                    p.message + (f" ({p.hint})" if p.hint else "") for p in error.problems
+                )
+                return slack.ephemeral(f"Not started: {problems}")
+            incident = new_incident_id(runbook.id)
+            self.intake.enqueue(
+                "start",
+                incident,
+                str(runbook.path),
+                {"inputs": inputs, "started_by": f"slack:{command.user_name}"},
+            )
+            LOG.info("%s started %s as %s", command.user_name, runbook.id, incident)
+            return slack.in_channel(
+                f"Starting *{runbook.meta.title}* as incident `{incident}`"
+                f" (requested by <@{command.user_id}>)."
+            )
+        return slack.ephemeral(
+            slack.help_text([(name, r.meta.title) for name, r in sorted(startable.items())])
+        )
+
+    def _drill(self, name: str, command: slack.SlashCommand) -> dict[str, Any]:
+        """Queue a drill of a scenario in the library's drills/ folder.
+
+        Its gates are answered with buttons in the drill channel when one is set, from the
+        scenario's script otherwise."""
+        from flows.drills.scenario import load_scenario
+
+        folders = {r.path.parent.parent for r in self.runbooks}
+        folders |= {r.path.parent for r in self.runbooks}
+        found = [
+            path
+            for folder in sorted(folders)
+            for path in sorted((folder / "drills").glob("*.yaml"))
+            if path.stem == name
+        ]
+        if not found:
+            return slack.ephemeral(f"No drill scenario `{name}` in the library's drills/ folder.")
+        loaded = load_scenario(found[0])
+        incident = new_incident_id(f"drill-{name}")  # the job's key; the drill names its own
+        self.intake.enqueue(
+            "drill", incident, str(found[0]), {"started_by": f"slack:{command.user_name}"}
+        )
+        return slack.in_channel(
+            f"Starting drill *{loaded.scenario.title}* of `{loaded.runbook.id}`"
+            f" (requested by <@{command.user_id}>). Everything goes to the drill sandboxes."
+        )
+
+    def interaction(self, body: bytes) -> dict[str, Any] | None:
+        """Handle a button press: acknowledge the gate, queue the resume, update the message."""
+        click = slack.parse_interaction(body)
+        if click is None:
+            return None
+        fresh = acknowledge_gate(
+            self.settings,
+            click.incident,
+            click.gate,
+            f"slack:{click.user_name}",
+            note=f"acknowledged in Slack by <@{click.user_id}>",
+        )
+        if fresh:
+            folder = self.settings.incidents_dir / click.incident
+            from flows.evidence.incident import load_incident
+
+            incident = load_incident(self.settings.incidents_dir, click.incident)
+            self.intake.enqueue("resume", click.incident, str(folder / "runbook.md"), {})
+            self._mark_acknowledged(click, incident.runbook.title, drill=incident.drill)
+        return None
+
+    def _mark_acknowledged(self, click: slack.GateClick, title: str, *, drill: bool) -> None:
+        if self.chat is None or not click.channel_id or not click.message_ts:
+            return
+        chat = DrillChat(self.chat, pinned=click.channel_id) if drill else self.chat
+        from flows.runbook.parse import parse_runbook
+
+        runbook = parse_runbook(self.settings.incidents_dir / click.incident / "runbook.md")
+        gate = next((g for g in runbook.gates if g.id == click.gate), None)
+        if gate is None:
+            return
+        blocks = slack.gate_acknowledged_blocks(click.incident, gate, title, click.user_name)
+        try:
+            chat.update(click.channel_id, click.message_ts, f"{gate.title}: acknowledged", blocks)
+        except Exception as error:  # the ack is recorded; a stale button is only cosmetic
+            LOG.warning("could not update the gate message: %s", error)
+
+    def _allowed(self, runbook: Runbook, command: slack.SlashCommand) -> bool:
+        trigger = runbook.meta.triggers.slack
+        return trigger is not None and slack.is_allowed(
+            trigger.allowed, command, self.user_groups_of
+        )
+
+    def _status(self, incident: str) -> str:
+        folder: Path = self.settings.incidents_dir / incident
+        if not (folder / "incident.json").exists():
+            return f"No incident `{incident}` here."
+        progress = progress_from_records(read_records(folder))
+        lines = [f"`{item}`: {status}" for item, status in progress.statuses.items()]
+        return f"Incident `{incident}`:\n" + ("\n".join(lines) or "not started yet")
