@@ -1,0 +1,85 @@
+"""Commands on incidents: run, resume, ack, and the local ticket store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flows.cli.common import (
+    EXIT_OK,
+    InputOption,
+    JsonOption,
+    NoInputOption,
+    prepare_prefect,
+    report,
+    settings,
+)
+from flows.cli.terminal import terminal_responder
+from flows.drills.drill import resume_incident
+from flows.engine.registry import default_registry
+from flows.engine.runner import acknowledge_gate, load_plan, start_run
+from flows.runbook.inputs import parse_assignments
+from integrations.jira.local import LocalTicketStore
+
+
+def run(
+    runbook: Path,
+    *,
+    input: InputOption = None,
+    incident: str | None = None,
+    json_output: JsonOption = False,
+    no_input: NoInputOption = False,
+) -> int:
+    """Run a runbook for a new incident (or the given --incident); waits at manual gates."""
+    current = settings()
+    given = parse_assignments(input or [])
+    registry = default_registry()
+    plan = load_plan(runbook, registry)  # an invalid runbook stops here, before Prefect starts
+    prepare_prefect(current)
+    outcome = start_run(
+        current,
+        runbook,
+        given,
+        incident_id=incident,
+        responder=terminal_responder(no_input),
+        registry=registry,
+        plan=plan,
+    )
+    return report(outcome, json_output)
+
+
+def resume(
+    incident: str,
+    *,
+    input: InputOption = None,
+    json_output: JsonOption = False,
+    no_input: NoInputOption = False,
+) -> int:
+    """Continue an incident from its first unfinished step."""
+    current = settings()
+    given = parse_assignments(input or [])
+    prepare_prefect(current)
+    outcome = resume_incident(current, incident, given, responder=terminal_responder(no_input))
+    return report(outcome, json_output)
+
+
+def ack(incident: str, gate: str, *, by: str, note: str = "") -> int:
+    """Acknowledge a manual gate of an incident (who and any note go into the evidence)."""
+    if acknowledge_gate(settings(), incident, gate, by, note):
+        print(
+            f"gate {gate!r} of {incident} acknowledged by {by}; continue with: "
+            f"runbook resume {incident}"
+        )
+    else:
+        print(f"gate {gate!r} of {incident} was already acknowledged")
+    return EXIT_OK
+
+
+def tickets() -> int:
+    """List tickets in the local ticket store: key, summary, status and incident."""
+    store = LocalTicketStore(settings().home / "tickets.db")
+    rows = [("KEY", "STATUS", "INCIDENT", "SUMMARY")]
+    rows += [(t.key, t.status, t.incident, t.summary) for t in store.list_tickets()]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[3])
+    return EXIT_OK
