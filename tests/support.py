@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from flows.triggers.intake import JobState
+
 FIXTURES = Path(__file__).parent / "fixtures"
 PROJECT = Path(__file__).parent.parent
 RUNBOOK_CLI = [sys.executable, "-m", "flows.cli"]
@@ -67,7 +69,7 @@ def wait_idle(server: object, timeout: float = 60) -> None:
     intake = server.state.intake  # type: ignore[attr-defined]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if intake.count_jobs("pending") == 0 and intake.count_jobs("running") == 0:
+        if intake.count_jobs(JobState.PENDING) == 0 and intake.count_jobs(JobState.RUNNING) == 0:
             return
         time.sleep(0.1)
     raise AssertionError("jobs still queued")

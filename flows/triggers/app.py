@@ -23,7 +23,7 @@ from flows.engine.routing import route_alert
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.runbook.model import Runbook
-from flows.triggers.intake import Intake
+from flows.triggers.intake import Intake, JobState
 from flows.triggers.metrics import Metrics
 from integrations.alerts import Alert, AuthError, PayloadError
 from integrations.alerts import auth as verify
@@ -218,7 +218,7 @@ def build_app(state: ServerState) -> FastAPI:
         return {
             "status": "ok",
             "runbooks": len(state.runbooks),
-            "pending_jobs": state.intake.count_jobs("pending"),
+            "pending_jobs": state.intake.count_jobs(JobState.PENDING),
         }
 
     @app.get("/metrics")

@@ -16,13 +16,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 from flows.engine.routing import Route, Unroutable
 from flows.evidence.incident import new_incident_id
 from flows.sqlite import connection, open_durable, transaction
+from flows.times import utc_stamp
 from integrations.alerts import Alert
 
 _SCHEMA = """
@@ -67,12 +68,34 @@ T = TypeVar("T")
 GROUP_COMMIT_MAX = 256
 
 
+class JobKind(StrEnum):
+    """What a job does to its incident."""
+
+    START = "start"
+    """Run the runbook for a new incident (or continue it, when it already exists)."""
+    RESUME = "resume"
+    """Continue the incident from its first unfinished step (after a gate is acknowledged)."""
+    DRILL = "drill"
+    """Run a drill scenario in its sandboxes."""
+    RESOLVED = "resolved"
+    """Record that the alert resolved and comment on the incident's tickets."""
+
+
+class JobState(StrEnum):
+    """Where a job is in its life; a job left `running` by a stopped server is rerun."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class Job:
     """One unit of work for a worker: start, resume or record a resolution for an incident."""
 
     id: int
-    kind: str
+    kind: JobKind
     incident: str
     runbook_path: str
     payload: dict[str, Any]
@@ -102,7 +125,7 @@ class Accepted:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat()
+    return utc_stamp()
 
 
 class Intake:
@@ -262,7 +285,9 @@ class Intake:
                     "UPDATE incidents SET resolved_at = ? WHERE key = ? AND resolved_at IS NULL",
                     (now, key),
                 )
-                self._queue(conn, "resolved", row[0], found, {"alert": alert.template_context()})
+                self._queue(
+                    conn, JobKind.RESOLVED, row[0], found, {"alert": alert.template_context()}
+                )
                 accepted.resolved.append(row[0])
                 log("resolved", row[0], found.runbook.id)
             elif row is not None:
@@ -276,13 +301,17 @@ class Intake:
                     (key, incident, found.runbook.id, now),
                 )
                 payload = {"inputs": found.inputs, "alert": alert.template_context()}
-                self._queue(conn, "start", incident, found, payload)
+                self._queue(conn, JobKind.START, incident, found, payload)
                 accepted.started.append(incident)
                 log("started", incident, found.runbook.id)
 
     @staticmethod
     def _queue(
-        conn: sqlite3.Connection, kind: str, incident: str, route: Route, payload: dict[str, Any]
+        conn: sqlite3.Connection,
+        kind: JobKind,
+        incident: str,
+        route: Route,
+        payload: dict[str, Any],
     ) -> None:
         conn.execute(
             "INSERT INTO jobs (kind, incident, runbook_path, payload, created_at)"
@@ -290,7 +319,9 @@ class Intake:
             (kind, incident, str(route.runbook.path), json.dumps(payload), _now()),
         )
 
-    def enqueue(self, kind: str, incident: str, runbook_path: str, payload: dict[str, Any]) -> int:
+    def enqueue(
+        self, kind: JobKind, incident: str, runbook_path: str, payload: dict[str, Any]
+    ) -> int:
         """Queue a job that did not come from an alert (a Slack command, a gate button)."""
         with self._transaction() as conn:
             cursor = conn.execute(
@@ -312,36 +343,39 @@ class Intake:
         with self._transaction() as conn:
             row = conn.execute(
                 "SELECT id, kind, incident, runbook_path, payload FROM jobs"
-                " WHERE state = 'pending' AND incident NOT IN"
-                " (SELECT incident FROM jobs WHERE state = 'running')"
-                " ORDER BY id LIMIT 1"
+                " WHERE state = ? AND incident NOT IN"
+                " (SELECT incident FROM jobs WHERE state = ?)"
+                " ORDER BY id LIMIT 1",
+                (JobState.PENDING, JobState.RUNNING),
             ).fetchone()
             if row is None:
                 return None
             conn.execute(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1 WHERE id = ?",
-                (row[0],),
+                "UPDATE jobs SET state = ?, attempts = attempts + 1 WHERE id = ?",
+                (JobState.RUNNING, row[0]),
             )
-        return Job(row[0], row[1], row[2], row[3], json.loads(row[4]))
+        return Job(row[0], JobKind(row[1]), row[2], row[3], json.loads(row[4]))
 
     def finish(self, job_id: int, error: str | None = None) -> None:
         """Mark a job done (or failed, with the reason)."""
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?",
-                ("failed" if error else "done", error, _now(), job_id),
+                (JobState.FAILED if error else JobState.DONE, error, _now(), job_id),
             )
 
     def recover(self) -> int:
         """Put jobs a stopped server left running back in the queue; return how many are queued."""
         with self._transaction() as conn:
-            conn.execute("UPDATE jobs SET state = 'pending' WHERE state = 'running'")
-        pending = self.count_jobs("pending")
+            conn.execute(
+                "UPDATE jobs SET state = ? WHERE state = ?", (JobState.PENDING, JobState.RUNNING)
+            )
+        pending = self.count_jobs(JobState.PENDING)
         if pending:
             self.wakeup.set()
         return pending
 
-    def count_jobs(self, state: str) -> int:
+    def count_jobs(self, state: JobState) -> int:
         """How many jobs are in this state."""
         with self._connect() as conn:
             return int(

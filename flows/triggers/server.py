@@ -21,7 +21,7 @@ from flows.prefect.deployments import submit
 from flows.runbook.model import Runbook
 from flows.runbook.validate import validate_paths
 from flows.triggers.app import ServerState, build_verifiers
-from flows.triggers.intake import Intake, Job
+from flows.triggers.intake import Intake, Job, JobKind
 from flows.triggers.metrics import Metrics
 from flows.triggers.slack import SlackHandlers
 from flows.triggers.workers import Workers
@@ -71,17 +71,18 @@ def deployment_runner(settings: Settings, runbooks: list[Runbook]) -> Callable[[
 
     def run(job: Job) -> None:
         key = f"{job.incident}:{job.kind}:{job.id}"
-        if job.kind == "start":
-            parameters = {
-                "inputs": job.payload.get("inputs", {}),
-                "alert": job.payload.get("alert"),
-            }
-            submit(ids[job.runbook_path], job.incident, key, parameters)
-        elif job.kind == "resume":
-            incident = load_incident(settings.incidents_dir, job.incident)
-            submit(incident.runbook.id, job.incident, key, {"kind": "resume"})
-        else:
-            raise ValueError(f"{job.kind} jobs run in the server, not on workers")
+        match job.kind:
+            case JobKind.START:
+                parameters = {
+                    "inputs": job.payload.get("inputs", {}),
+                    "alert": job.payload.get("alert"),
+                }
+                submit(ids[job.runbook_path], job.incident, key, parameters)
+            case JobKind.RESUME:
+                incident = load_incident(settings.incidents_dir, job.incident)
+                submit(incident.runbook.id, job.incident, key, {"kind": "resume"})
+            case JobKind.DRILL | JobKind.RESOLVED:
+                raise ValueError(f"{job.kind} jobs run in the server, not on workers")
 
     return run
 
@@ -103,9 +104,9 @@ def make_server(
 
     def responder_for(job: Job) -> GateResponder:
         runbook = by_path.get(job.runbook_path)
-        if runbook is None and job.kind != "resume":
+        if runbook is None and job.kind != JobKind.RESUME:
             return NoResponder()
-        if job.kind == "resume" and _is_drill(settings, job.incident):
+        if job.kind == JobKind.RESUME and _is_drill(settings, job.incident):
             return NoResponder()  # a drill answers its gates in its own sandboxes
         title = runbook.meta.title if runbook else job.incident
         owner = runbook.meta.owner if runbook else ""
@@ -125,7 +126,7 @@ def make_server(
 
     def run_job(job: Job) -> None:
         # Resolutions only touch evidence and tickets, drills only sandboxes: they stay here.
-        if submit_job is not None and job.kind not in ("resolved", "drill"):
+        if submit_job is not None and job.kind in (JobKind.START, JobKind.RESUME):
             submit_job(job)
         else:
             workers.run_job(job)

@@ -21,7 +21,7 @@ from flows.evidence.ledger import read_records
 from flows.evidence.progress import progress_from_records
 from flows.runbook.inputs import resolve_inputs
 from flows.runbook.model import Runbook
-from flows.triggers.intake import Intake
+from flows.triggers.intake import Intake, JobKind
 from integrations.alerts import PayloadError
 from integrations.sandbox import DrillChat
 from integrations.slack import commands as slack
@@ -84,7 +84,7 @@ class SlackHandlers:
                 return slack.ephemeral(f"Not started: {problems}")
             incident = new_incident_id(runbook.id)
             self.intake.enqueue(
-                "start",
+                JobKind.START,
                 incident,
                 str(runbook.path),
                 {"inputs": inputs, "started_by": f"slack:{command.user_name}"},
@@ -118,7 +118,7 @@ class SlackHandlers:
         loaded = load_scenario(found[0])
         incident = new_incident_id(f"drill-{name}")  # the job's key; the drill names its own
         self.intake.enqueue(
-            "drill", incident, str(found[0]), {"started_by": f"slack:{command.user_name}"}
+            JobKind.DRILL, incident, str(found[0]), {"started_by": f"slack:{command.user_name}"}
         )
         return slack.in_channel(
             f"Starting drill *{loaded.scenario.title}* of `{loaded.runbook.id}`"
@@ -142,7 +142,7 @@ class SlackHandlers:
             from flows.evidence.incident import load_incident
 
             incident = load_incident(self.settings.incidents_dir, click.incident)
-            self.intake.enqueue("resume", click.incident, str(folder / "runbook.md"), {})
+            self.intake.enqueue(JobKind.RESUME, click.incident, str(folder / "runbook.md"), {})
             self._mark_acknowledged(click, incident.runbook.title, drill=incident.drill)
         return None
 

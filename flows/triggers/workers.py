@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flows.contract.ports import GateResponder, NoResponder
-from flows.drills.drill import resume_incident
+from flows.drills.drill import resume_incident, run_drill
 from flows.engine.execute import RunOutcome
 from flows.engine.runner import BackendFactory, default_backends, record_resolution, start_run
 from flows.engine.settings import Settings
-from flows.triggers.intake import Intake, Job
+from flows.triggers.intake import Intake, Job, JobKind
 from flows.triggers.metrics import Metrics
 
 LOG = logging.getLogger(__name__)
@@ -82,38 +82,37 @@ class Workers:
 
     def run_job(self, job: Job) -> None:
         """Run one job through the engine."""
-        responder = self.responder_for(job)
-        if job.kind == "start":
-            runbook = Path(job.runbook_path)
-            self.metrics.runs_started.labels(runbook=runbook.stem).inc()
-            outcome = start_run(
-                self.settings,
-                runbook,
-                job.payload.get("inputs", {}),
-                incident_id=job.incident,
-                alert=job.payload.get("alert"),
-                responder=responder,
-                backends=self.backends,
-            )
-            self._finished(outcome)
-        elif job.kind == "resume":
-            self._finished(
-                resume_incident(
-                    self.settings, job.incident, responder=responder, backends=self.backends
+        match job.kind:
+            case JobKind.START:
+                self._finished(self._start(job))
+            case JobKind.RESUME:
+                outcome = resume_incident(
+                    self.settings,
+                    job.incident,
+                    responder=self.responder_for(job),
+                    backends=self.backends,
                 )
-            )
-        elif job.kind == "drill":
-            from flows.drills.drill import run_drill
+                self._finished(outcome)
+            case JobKind.DRILL:
+                live_chat = self.backends(self.settings).chat
+                result = run_drill(self.settings, Path(job.runbook_path), live_chat=live_chat)
+                self._finished(result.outcome)
+            case JobKind.RESOLVED:
+                alert = job.payload.get("alert", {})
+                record_resolution(self.settings, job.incident, alert, backends=self.backends)
 
-            live_chat = self.backends(self.settings).chat
-            result = run_drill(self.settings, Path(job.runbook_path), live_chat=live_chat)
-            self._finished(result.outcome)
-        elif job.kind == "resolved":
-            record_resolution(
-                self.settings, job.incident, job.payload.get("alert", {}), backends=self.backends
-            )
-        else:
-            raise ValueError(f"unknown job kind {job.kind!r}")
+    def _start(self, job: Job) -> RunOutcome:
+        runbook = Path(job.runbook_path)
+        self.metrics.runs_started.labels(runbook=runbook.stem).inc()
+        return start_run(
+            self.settings,
+            runbook,
+            job.payload.get("inputs", {}),
+            incident_id=job.incident,
+            alert=job.payload.get("alert"),
+            responder=self.responder_for(job),
+            backends=self.backends,
+        )
 
     def _finished(self, outcome: RunOutcome) -> None:
         self.metrics.runs_finished.labels(runbook=outcome.runbook, status=outcome.status).inc()

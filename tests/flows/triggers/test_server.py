@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from flows.engine.settings import Settings
 from flows.evidence.ledger import read_records
 from flows.triggers.app import build_app
+from flows.triggers.intake import JobState
 from flows.triggers.server import Server, load_library, make_server
 from integrations.jira.local import LocalTicketStore
 from tests.support import FIXTURES, serve_in_thread, wait_idle
@@ -140,7 +141,7 @@ def test_unmatched_alert_is_counted_not_dropped(client: httpx.Client, server: Se
     body["alerts"][0]["labels"]["alertname"] = "CpuHot"
     answer = post_alert(client, body)
     assert answer.status_code == 202 and answer.json()["unmatched"] == 1
-    assert server.state.intake.count_jobs("pending") == 0
+    assert server.state.intake.count_jobs(JobState.PENDING) == 0
     assert (
         'runbook_alerts_unmatched_total{source="alertmanager"} 1.0' in client.get("/metrics").text
     )
@@ -156,7 +157,7 @@ def test_unauthenticated_webhook_changes_nothing(
     answer = post_alert(client, alertmanager_payload(), headers=headers)
     assert answer.status_code == 401
     assert server.state.intake.incidents() == []
-    assert server.state.intake.count_jobs("pending") == 0
+    assert server.state.intake.count_jobs(JobState.PENDING) == 0
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"alerts": "x"}', b"{}"])

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from flows.engine.settings import Settings
 from flows.evidence.ledger import read_records, verify_ledger
 from flows.triggers.app import build_app
+from flows.triggers.intake import JobState
 from flows.triggers.server import Server, load_library, make_server
 from tests.fakes.slack_server import FakeSlack, serve_slack
 from tests.support import FIXTURES, serve_in_thread, wait_idle
@@ -185,7 +186,7 @@ def test_command_from_a_channel_not_allowed_starts_nothing(
     body = command_body("disk host=db-1", channel="random", channel_id="C0RANDOM")
     answer = client.post("/slack/commands", content=body, headers=signed(body))
     assert answer.status_code == 200 and "may not start" in answer.json()["text"]
-    assert server.state.intake.count_jobs("pending") == 0
+    assert server.state.intake.count_jobs(JobState.PENDING) == 0
 
 
 @pytest.mark.parametrize(
@@ -211,7 +212,7 @@ def test_bad_slack_signatures_are_401_and_change_nothing(
     payload = command_body("disk host=db-1")
     answer = client.post("/slack/commands", content=payload, headers=headers(payload))
     assert answer.status_code == 401
-    assert server.state.intake.count_jobs("pending") == 0
+    assert server.state.intake.count_jobs(JobState.PENDING) == 0
 
 
 @pytest.mark.usefixtures("prefect_api")
