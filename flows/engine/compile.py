@@ -17,11 +17,12 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import Flow, Task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.context import SettingsContext, get_settings_context
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, Settings
 
@@ -85,7 +86,8 @@ def step_task(runbook_id: str, step: Step) -> Task:
 
 def _call_as_task(runbook_id: str) -> Callable[[Step, Callable[[], Mapping[str, Any]]], Any]:
     def call(step: Step, act: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
-        return step_task(runbook_id, step)(act)
+        # A sync task called in a sync flow returns its result, not a coroutine.
+        return cast(Mapping[str, Any], step_task(runbook_id, step)(act))
 
     return call
 
@@ -156,7 +158,7 @@ def run_flow(run: Execution, *, resumed: bool = False) -> RunOutcome:
     flow = compile_runbook(run, resumed=resumed)
     redacted, _ = run.redactor.redact(run.inputs)
     with heartbeat_off():
-        state = flow(incident=run.incident.id, inputs=redacted, return_state=True)
+        state = cast(State, flow(incident=run.incident.id, inputs=redacted, return_state=True))
     result = state.result(raise_on_failure=False)
     if isinstance(result, dict) and "status" in result:
         return RunOutcome(

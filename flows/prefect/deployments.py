@@ -13,7 +13,8 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import Flow, flow
+from prefect.client.schemas.objects import FlowRun
 
 FLOW_NAME = "run-runbook"
 ENTRYPOINT = "flows/prefect/deployments.py:run_runbook"
@@ -55,6 +56,7 @@ def ensure_process_pool(name: str) -> None:
 def deploy_runbook(runbook_id: str, path: Path, sha256: str, pool: str, root: Path) -> str:
     """Create or update the deployment of one runbook; return its `flow/deployment` name."""
     source = flow.from_source(source=str(root.resolve()), entrypoint=ENTRYPOINT)
+    assert isinstance(source, Flow)  # called outside an event loop, Prefect answers in kind
     source.deploy(
         name=runbook_id,
         work_pool_name=pool,
@@ -79,4 +81,5 @@ def submit(runbook_id: str, incident: str, key: str, parameters: dict[str, Any])
         timeout=0,
         as_subflow=False,
     )
+    assert isinstance(run, FlowRun)  # called outside an event loop, Prefect answers in kind
     return str(run.id)

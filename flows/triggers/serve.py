@@ -6,11 +6,14 @@ import gc
 import sys
 from pathlib import Path
 
+from slack_sdk import WebClient
+
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.triggers.app import build_app
 from flows.triggers.server import Server, is_loopback, load_library, make_server
 from flows.triggers.worker_process import start_worker_process
+from integrations.slack.socket import SocketModeBridge
 
 
 def freeze_startup_objects() -> None:
@@ -67,11 +70,7 @@ def serve(
     return 0
 
 
-def _socket_mode(settings: Settings, server: Server):  # type: ignore[no-untyped-def]
-    from slack_sdk import WebClient
-
-    from integrations.slack.socket import SocketModeBridge
-
+def _socket_mode(settings: Settings, server: Server) -> SocketModeBridge:
     if settings.slack_app_token is None or settings.slack_bot_token is None:
         raise RunbookError(
             "--slack-socket-mode needs RUNBOOK_SLACK_APP_TOKEN (xapp-...) and "
