@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Flow, flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectAlreadyExists
+
+from flows.drills.drill import resume_incident
+from flows.engine.runner import start_run
+from flows.engine.settings import load_settings
 
 FLOW_NAME = "run-runbook"
 ENTRYPOINT = "flows/prefect/deployments.py:run_runbook"
@@ -29,10 +37,6 @@ def run_runbook(
     kind: str = "start",
 ) -> dict[str, Any]:
     """Start (or resume) one incident of one runbook on this worker; return the outcome."""
-    from flows.drills.drill import resume_incident
-    from flows.engine.runner import start_run
-    from flows.engine.settings import load_settings
-
     settings = load_settings()
     if kind == "resume":
         outcome = resume_incident(settings, incident)
@@ -45,9 +49,6 @@ def run_runbook(
 
 def ensure_process_pool(name: str) -> None:
     """Create a process work pool with this name unless it exists."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
 
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
         client.create_work_pool(WorkPoolCreate(name=name, type="process"))
@@ -72,8 +73,6 @@ def deploy_runbook(runbook_id: str, path: Path, sha256: str, pool: str, root: Pa
 
 def submit(runbook_id: str, incident: str, key: str, parameters: dict[str, Any]) -> str:
     """Queue a run of the runbook's deployment (once per `key`); return the flow run id."""
-    from prefect.deployments import run_deployment
-
     run = run_deployment(
         name=f"{FLOW_NAME}/{runbook_id}",
         parameters={"incident": incident, **parameters},

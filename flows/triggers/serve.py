@@ -6,6 +6,7 @@ import gc
 import sys
 from pathlib import Path
 
+import uvicorn
 from slack_sdk import WebClient
 
 from flows.engine.settings import Settings
@@ -37,8 +38,6 @@ def serve(
     via_deployments: bool = False,
 ) -> int:
     """Run the trigger server until interrupted."""
-    import uvicorn
-
     if dev and not is_loopback(host):
         raise RunbookError("--dev accepts unauthenticated requests: bind it to 127.0.0.1 only")
     runbooks = load_library(runbooks_dir)

@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from flows.contract.ports import ChatSystem
+from flows.drills.scenario import load_scenario
 from flows.engine.runner import acknowledge_gate
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
-from flows.evidence.incident import new_incident_id
+from flows.evidence.incident import DOCUMENT_FILE, incident_folder, load_incident, new_incident_id
 from flows.evidence.ledger import read_records
 from flows.evidence.progress import progress_from_records
 from flows.runbook.inputs import resolve_inputs
 from flows.runbook.model import Runbook
+from flows.runbook.parse import parse_runbook
 from flows.triggers.intake import Intake, JobKind
 from integrations.alerts import PayloadError
 from integrations.sandbox import DrillChat
@@ -103,8 +105,6 @@ class SlackHandlers:
 
         Its gates are answered with buttons in the drill channel when one is set, from the
         scenario's script otherwise."""
-        from flows.drills.scenario import load_scenario
-
         folders = {r.path.parent.parent for r in self.runbooks}
         folders |= {r.path.parent for r in self.runbooks}
         found = [
@@ -138,11 +138,9 @@ class SlackHandlers:
             note=f"acknowledged in Slack by <@{click.user_id}>",
         )
         if fresh:
-            folder = self.settings.incidents_dir / click.incident
-            from flows.evidence.incident import load_incident
-
+            folder = incident_folder(self.settings.incidents_dir, click.incident)
             incident = load_incident(self.settings.incidents_dir, click.incident)
-            self.intake.enqueue(JobKind.RESUME, click.incident, str(folder / "runbook.md"), {})
+            self.intake.enqueue(JobKind.RESUME, click.incident, str(folder / DOCUMENT_FILE), {})
             self._mark_acknowledged(click, incident.runbook.title, drill=incident.drill)
         return None
 
@@ -150,9 +148,8 @@ class SlackHandlers:
         if self.chat is None or not click.channel_id or not click.message_ts:
             return
         chat = DrillChat(self.chat, pinned=click.channel_id) if drill else self.chat
-        from flows.runbook.parse import parse_runbook
-
-        runbook = parse_runbook(self.settings.incidents_dir / click.incident / "runbook.md")
+        folder = incident_folder(self.settings.incidents_dir, click.incident)
+        runbook = parse_runbook(folder / DOCUMENT_FILE)
         gate = next((g for g in runbook.gates if g.id == click.gate), None)
         if gate is None:
             return
