@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import import_module
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,11 +24,11 @@ from flows.errors import RunbookError
 from flows.runbook.model import Runbook
 from flows.triggers.intake import Intake, JobState
 from flows.triggers.metrics import Metrics
-from integrations.alerts import Alert, AuthError, PayloadError
+from integrations.alerts import AuthError, PayloadError
 from integrations.alerts import auth as verify
+from integrations.alerts.sources import PARSERS
 
 LOG = logging.getLogger("runbook.server")
-SOURCES = ("alertmanager", "grafana", "datadog", "pagerduty", "generic")
 MAX_BODY = 1 << 20
 
 Verifier = Callable[[Mapping[str, str], bytes], None]
@@ -108,10 +107,6 @@ def build_verifiers(
     return verifiers, notes
 
 
-def _parser(source: str) -> Callable[[bytes, Mapping[str, str]], list[Alert]]:
-    return import_module(f"integrations.alerts.{source}").parse
-
-
 def _refuse(state: ServerState, endpoint: str, status: int, reason: str, kind: str) -> JSONResponse:
     state.metrics.webhooks_rejected.labels(endpoint=endpoint, reason=kind).inc()
     LOG.warning("refused %s request: %s", endpoint, reason)
@@ -143,13 +138,12 @@ async def _body(request: Request) -> bytes | None:
 def build_app(state: ServerState) -> FastAPI:
     """The ASGI app: alert endpoints, Slack endpoints, health and metrics."""
     app = FastAPI(title="runbook trigger server", docs_url=None, redoc_url=None)
-    parsers = {source: _parser(source) for source in SOURCES}
 
     @app.post("/alerts/{source}")
     async def alerts(source: str, request: Request) -> Response:
         started = time.perf_counter()
         endpoint = f"alerts/{source}"
-        if source not in parsers:
+        if source not in PARSERS:
             return JSONResponse({"error": f"unknown alert source {source!r}"}, status_code=404)
         body = await _body(request)
         if body is None:
@@ -159,7 +153,7 @@ def build_app(state: ServerState) -> FastAPI:
         if refused is not None:
             return refused
         try:
-            parsed = parsers[source](body, headers)
+            parsed = PARSERS[source](body, headers)
         except PayloadError as error:
             return _refuse(state, endpoint, error.status, error.reason, "bad_payload")
         state.metrics.alerts_received.labels(source=source).inc(len(parsed))
