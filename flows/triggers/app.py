@@ -135,77 +135,81 @@ async def _body(request: Request) -> bytes | None:
     return body if len(body) <= MAX_BODY else None
 
 
+async def receive_alerts(state: ServerState, source: str, request: Request) -> Response:
+    """One alert webhook: authenticate, parse, route and commit to the intake, then answer."""
+    started = time.perf_counter()
+    endpoint = f"alerts/{source}"
+    if source not in PARSERS:
+        return JSONResponse({"error": f"unknown alert source {source!r}"}, status_code=404)
+    body = await _body(request)
+    if body is None:
+        return _refuse(state, endpoint, 413, "payload too large", "too_large")
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    refused = authenticate(state, source, headers, body)
+    if refused is not None:
+        return refused
+    try:
+        parsed = PARSERS[source](body, headers)
+    except PayloadError as error:
+        return _refuse(state, endpoint, error.status, error.reason, "bad_payload")
+    state.metrics.alerts_received.labels(source=source).inc(len(parsed))
+    delivery = parsed[0].delivery if parsed else None
+    accepted = await run_in_threadpool(
+        state.intake.accept_alerts,
+        source,
+        parsed,
+        lambda alert: route_alert(alert, state.runbooks),
+        delivery,
+    )
+    duplicates = len(accepted.joined) + (len(parsed) if accepted.repeated_delivery else 0)
+    state.metrics.alerts_deduplicated.labels(source=source).inc(duplicates)
+    state.metrics.alerts_unmatched.labels(source=source).inc(accepted.unmatched)
+    if accepted.unmatched:
+        LOG.info("%d %s alert(s) matched no runbook", accepted.unmatched, source)
+    state.metrics.webhook_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+    return JSONResponse(accepted.to_json(), status_code=202)
+
+
+async def receive_slack(state: ServerState, request: Request, kind: str) -> Response:
+    """One Slack request (`commands` or `interactions`): verify it, then hand it to Slack's
+    handlers, which only validate, record and queue."""
+    started = time.perf_counter()
+    endpoint = f"slack/{kind}"
+    body = await _body(request)
+    if body is None:
+        return _refuse(state, endpoint, 413, "payload too large", "too_large")
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    refused = authenticate(state, "slack", headers, body)
+    if refused is not None:
+        return refused
+    if state.slack is None:
+        return JSONResponse({"error": "Slack is not served here"}, status_code=404)
+    handler = state.slack.command if kind == "commands" else state.slack.interaction
+    try:
+        answer = await run_in_threadpool(handler, body)
+    except PayloadError as error:
+        return _refuse(state, endpoint, error.status, error.reason, "bad_payload")
+    except RunbookError as error:
+        answer = {"response_type": "ephemeral", "text": str(error)}
+    state.metrics.webhook_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+    return JSONResponse(answer or {}, status_code=200)
+
+
 def build_app(state: ServerState) -> FastAPI:
     """The ASGI app: alert endpoints, Slack endpoints, health and metrics."""
     app = FastAPI(title="runbook trigger server", docs_url=None, redoc_url=None)
 
     @app.post("/alerts/{source}")
     async def alerts(source: str, request: Request) -> Response:
-        started = time.perf_counter()
-        endpoint = f"alerts/{source}"
-        if source not in PARSERS:
-            return JSONResponse({"error": f"unknown alert source {source!r}"}, status_code=404)
-        body = await _body(request)
-        if body is None:
-            return _refuse(state, endpoint, 413, "payload too large", "too_large")
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        refused = authenticate(state, source, headers, body)
-        if refused is not None:
-            return refused
-        try:
-            parsed = PARSERS[source](body, headers)
-        except PayloadError as error:
-            return _refuse(state, endpoint, error.status, error.reason, "bad_payload")
-        state.metrics.alerts_received.labels(source=source).inc(len(parsed))
-        delivery = parsed[0].delivery if parsed else None
-        accepted = await run_in_threadpool(
-            state.intake.accept_alerts,
-            source,
-            parsed,
-            lambda alert: route_alert(alert, state.runbooks),
-            delivery,
-        )
-        duplicates = len(accepted.joined) + (len(parsed) if accepted.repeated_delivery else 0)
-        state.metrics.alerts_deduplicated.labels(source=source).inc(duplicates)
-        state.metrics.alerts_unmatched.labels(source=source).inc(accepted.unmatched)
-        if accepted.unmatched:
-            LOG.info("%d %s alert(s) matched no runbook", accepted.unmatched, source)
-        state.metrics.webhook_seconds.labels(endpoint=endpoint).observe(
-            time.perf_counter() - started
-        )
-        return JSONResponse(accepted.to_json(), status_code=202)
+        return await receive_alerts(state, source, request)
 
     @app.post("/slack/commands")
     async def slack_commands(request: Request) -> Response:
-        return await _slack(request, "commands")
+        return await receive_slack(state, request, "commands")
 
     @app.post("/slack/interactions")
     async def slack_interactions(request: Request) -> Response:
-        return await _slack(request, "interactions")
-
-    async def _slack(request: Request, kind: str) -> Response:
-        started = time.perf_counter()
-        endpoint = f"slack/{kind}"
-        body = await _body(request)
-        if body is None:
-            return _refuse(state, endpoint, 413, "payload too large", "too_large")
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        refused = authenticate(state, "slack", headers, body)
-        if refused is not None:
-            return refused
-        if state.slack is None:
-            return JSONResponse({"error": "Slack is not served here"}, status_code=404)
-        handler = state.slack.command if kind == "commands" else state.slack.interaction
-        try:
-            answer = await run_in_threadpool(handler, body)
-        except PayloadError as error:
-            return _refuse(state, endpoint, error.status, error.reason, "bad_payload")
-        except RunbookError as error:
-            answer = {"response_type": "ephemeral", "text": str(error)}
-        state.metrics.webhook_seconds.labels(endpoint=endpoint).observe(
-            time.perf_counter() - started
-        )
-        return JSONResponse(answer or {}, status_code=200)
+        return await receive_slack(state, request, "interactions")
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
