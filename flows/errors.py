@@ -8,15 +8,24 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Problem:
-    """A single thing wrong with a runbook (or other user input), located at file:line."""
+    """A single thing wrong with a runbook (or other user input), located at file:line.
 
-    path: Path | str
-    line: int
+    `path` and `line` are None when the problem has no place in a file (a bad `--input`, say):
+    a made-up location would send the reader looking for it.
+    """
+
+    path: Path | str | None
+    line: int | None
     message: str
     hint: str = ""
 
     def __str__(self) -> str:
-        text = f"{self.path}:{self.line}: {self.message}"
+        if self.path is None:
+            text = self.message
+        elif self.line is None:
+            text = f"{self.path}: {self.message}"
+        else:
+            text = f"{self.path}:{self.line}: {self.message}"
         return f"{text} (hint: {self.hint})" if self.hint else text
 
 
@@ -25,7 +34,7 @@ class RunbookError(Exception):
 
     def __init__(self, problems: list[Problem] | Problem | str) -> None:
         if isinstance(problems, str):
-            problems = [Problem("runbook", 0, problems)]
+            problems = [Problem(None, None, problems)]
         elif isinstance(problems, Problem):
             problems = [problems]
         self.problems = problems

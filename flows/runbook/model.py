@@ -126,6 +126,25 @@ class Gate(BaseModel):
 Item = Step | Gate
 
 
+class Unread(BaseModel):
+    """What a document holds but could not be read, so checks that need it are skipped.
+
+    `front_matter` holds dotted keys (`owner`, `inputs.service`) whose values in the runbook's
+    front matter are stand-ins; `items` holds the ids of steps left out because their block is
+    broken. A reference to either is not reported as unknown: it is the broken part's problem.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    front_matter: frozenset[str] = frozenset()
+    items: frozenset[str] = frozenset()
+
+    def has(self, key: str) -> bool:
+        """True when the front-matter `key`, or a key it lies inside, could not be read."""
+        parts = key.split(".")
+        return any(".".join(parts[:end]) in self.front_matter for end in range(1, len(parts) + 1))
+
+
 class Runbook(BaseModel):
     """A parsed runbook document: front matter, items in document order, and where it came from."""
 

@@ -28,16 +28,20 @@ class Plan:
     rollbacks: frozenset[str]
 
 
-def build_plan(runbook: Runbook) -> Plan:
-    """Resolve `needs`, implicit document order and rollbacks; raise RunbookError on bad ones."""
+def build_plan(runbook: Runbook, *, unread: frozenset[str] = frozenset()) -> Plan:
+    """Resolve `needs`, implicit document order and rollbacks; raise RunbookError on bad ones.
+
+    `unread` are ids of steps written in the document but left out of it as broken: naming them
+    is not reported (their own problem is), and a need of one is dropped.
+    """
     problems: list[Problem] = []
-    rollbacks = _rollbacks(runbook, problems)
+    rollbacks = _rollbacks(runbook, unread, problems)
     needs: dict[str, tuple[str, ...]] = {}
     previous: str | None = None
     for item in runbook.items:
         explicit = _explicit_needs(item)
         if explicit is not None:
-            needs[item.id] = _checked_needs(runbook, item, explicit, rollbacks, problems)
+            needs[item.id] = _checked_needs(runbook, item, explicit, rollbacks, unread, problems)
         elif item.id in rollbacks:
             needs[item.id] = ()
         else:
@@ -75,12 +79,12 @@ def _line(item: Item, key: str) -> int:
     return item.key_lines.get(key, item.line) if isinstance(item, Step) else item.line
 
 
-def _rollbacks(runbook: Runbook, problems: list[Problem]) -> frozenset[str]:
+def _rollbacks(runbook: Runbook, unread: frozenset[str], problems: list[Problem]) -> frozenset[str]:
     ids = {item.id: item for item in runbook.items}
     found: set[str] = set()
     for step in runbook.steps:
         target = step.spec.on_failure
-        if target in ON_FAILURE_KEYWORDS:
+        if target in ON_FAILURE_KEYWORDS or target in unread:
             continue
         line = _line(step, "on_failure")
         if target == step.id:
@@ -118,12 +122,15 @@ def _checked_needs(
     item: Item,
     explicit: tuple[str, ...],
     rollbacks: frozenset[str],
+    unread: frozenset[str],
     problems: list[Problem],
 ) -> tuple[str, ...]:
     ids = [other.id for other in runbook.items]
     kept = []
     for index, name in enumerate(explicit):
         line = _line(item, f"needs.{index}") if isinstance(item, Step) else item.line
+        if name in unread:
+            continue
         if name not in ids:
             problems.append(
                 Problem(

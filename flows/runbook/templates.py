@@ -231,9 +231,9 @@ class _Walk:
         if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
             # `alert.labels.get('x')`: the receiver is the reference, not the method name.
             self.visit(node.node.node)
-            for child in (*node.args, *node.kwargs, node.dyn_args, node.dyn_kwargs):
-                if child is not None:
-                    self.visit(child)
+            for argument in (*node.args, *node.kwargs, node.dyn_args, node.dyn_kwargs):
+                if argument is not None:
+                    self.visit(argument)
             return
         if isinstance(node, nodes.Getattr | nodes.Getitem | nodes.Name):
             self.visit_chain(node)

@@ -2,7 +2,8 @@
 
 Checks what parsing cannot: actions and their arguments, the plan (unknown needs, cycles,
 rollbacks) and every template's names against inputs, alert and the steps that run before it.
-Nothing here imports Prefect, so validating stays fast.
+A document with broken front matter or steps is still checked as far as it can be read, so
+one pass reports every problem. Nothing here imports Prefect, so validating stays fast.
 """
 
 from __future__ import annotations
@@ -11,29 +12,22 @@ import gc
 import multiprocessing as mp
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from jinja2 import TemplateSyntaxError
 from pydantic import ValidationError
 
 from flows.errors import Problem, RunbookError
 from flows.runbook.catalog import ActionCatalog, ActionSpec
 from flows.runbook.hints import line_of, suggest
-from flows.runbook.model import Runbook, Step
-from flows.runbook.parse import find_runbook_files, parse_runbook
-from flows.runbook.plan import Plan, ancestors, build_plan
+from flows.runbook.model import Runbook, Step, Unread
+from flows.runbook.parse import find_runbook_files, read_runbook
+from flows.runbook.plan import Plan, build_plan
+from flows.runbook.references import alert_trigger_problems, step_template_problems
 from flows.runbook.schema import allowed_keys
-from flows.runbook.templates import (
-    GLOBALS,
-    ROOTS,
-    Reference,
-    condition_references,
-    is_template,
-    references,
-)
+from flows.runbook.templates import is_template
 
 
 def validate_paths(
@@ -72,7 +66,7 @@ def _check_library(
     clashes = _library_clashes(valid)
     problems.extend(clashes)
     clashing = {str(problem.path) for problem in clashes}
-    problems.sort(key=lambda problem: (str(problem.path), problem.line))
+    problems.sort(key=lambda problem: (str(problem.path), problem.line or 0))
     return [entry for entry in valid if str(entry.path) not in clashing], problems
 
 
@@ -81,10 +75,13 @@ PARALLEL_FROM = 64
 
 
 def _check_file(path: Path, registry: ActionCatalog, keep: bool) -> _Checked:
-    try:
-        runbook = parse_runbook(path)
-    except RunbookError as error:
-        return _Checked(path, error.problems, None)
+    reading = read_runbook(path)
+    runbook = reading.runbook
+    if runbook is None:
+        return _Checked(path, list(reading.problems), None)
+    problems = [*reading.problems, *check_runbook(runbook, registry, reading.unread)]
+    if problems:
+        return _Checked(path, sorted(problems, key=_line), None)
     slack = runbook.meta.triggers.slack
     identity = (
         runbook.id,
@@ -92,7 +89,7 @@ def _check_file(path: Path, registry: ActionCatalog, keep: bool) -> _Checked:
         slack.command if slack else None,
         runbook.meta_lines.get("triggers.slack.command", 1),
     )
-    return _Checked(path, check_runbook(runbook, registry), identity, runbook if keep else None)
+    return _Checked(path, [], identity, runbook if keep else None)
 
 
 def _check_chunk(files: list[Path], registry: ActionCatalog, keep: bool) -> list[_Checked]:
@@ -125,11 +122,18 @@ def _checked_files(files: list[Path], registry: ActionCatalog, keep: bool) -> li
     return [ordered[path] for path in files]
 
 
-def check_runbook(runbook: Runbook, registry: ActionCatalog) -> list[Problem]:
-    """Every problem in one parsed runbook beyond its syntax, sorted by line."""
+def check_runbook(
+    runbook: Runbook, registry: ActionCatalog, unread: Unread | None = None
+) -> list[Problem]:
+    """Every problem in one parsed runbook beyond its syntax, sorted by line.
+
+    `unread` says what of the document could not be read (see `read_runbook`): checks needing
+    it are skipped.
+    """
+    unread = Unread() if unread is None else unread
     problems: list[Problem] = []
     try:
-        plan: Plan | None = build_plan(runbook)
+        plan: Plan | None = build_plan(runbook, unread=unread.items)
     except RunbookError as error:
         problems.extend(error.problems)
         plan = None
@@ -146,9 +150,14 @@ def check_runbook(runbook: Runbook, registry: ActionCatalog) -> list[Problem]:
             )
         else:
             problems.extend(_argument_problems(runbook, step, action))
-        problems.extend(_step_template_problems(runbook, step, registry, plan))
-    problems.extend(_trigger_problems(runbook))
-    return sorted(problems, key=lambda problem: problem.line)
+        problems.extend(step_template_problems(runbook, step, registry, plan, unread))
+    problems.extend(alert_trigger_problems(runbook, unread))
+    problems.extend(_slack_problems(runbook))
+    return sorted(problems, key=_line)
+
+
+def _line(problem: Problem) -> int:
+    return problem.line or 0
 
 
 def _argument_problems(runbook: Runbook, step: Step, action: ActionSpec) -> list[Problem]:
@@ -197,155 +206,9 @@ def _templated(value: Any) -> bool:
     return False
 
 
-def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """(dotted key, string) for every string inside a `with` value."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, f"{path}.{index}")
-
-
-def _step_template_problems(
-    runbook: Runbook, step: Step, registry: ActionCatalog, plan: Plan | None
-) -> list[Problem]:
-    sources = [(key, text, False) for key, text in _strings(step.spec.with_, "with")]
-    if step.spec.if_ is not None:
-        sources.append(("if", step.spec.if_, True))
+def _slack_problems(runbook: Runbook) -> list[Problem]:
+    """A Slack command must not be one of /runbook's own; each allowed entry must match someone."""
     problems = []
-    available = _available_steps(plan, step) if plan is not None else None
-    for key, text, is_condition in sources:
-        line = line_of(step.key_lines, key.split("."), step.line)
-        try:
-            refs = condition_references(text) if is_condition else references(text)
-        except TemplateSyntaxError as error:
-            problems.append(
-                Problem(
-                    runbook.path,
-                    line,
-                    f"step '{step.id}': template syntax error in `{key}`: {error.message}",
-                    "templates are Jinja2: {{ inputs.name }}, {% if ... %}...{% endif %}",
-                )
-            )
-            continue
-        for ref in refs:
-            message, hint = _step_reference_problem(runbook, step, ref, registry, available)
-            if message:
-                problems.append(Problem(runbook.path, line, message, hint))
-    return problems
-
-
-def _available_steps(plan: Plan, step: Step) -> frozenset[str]:
-    """Items whose outputs exist when `step` runs; a rollback also sees what its failed step saw."""
-    before = ancestors(plan, step.id)
-    if step.id in plan.rollbacks:
-        failing = [s for s in plan.runbook.steps if s.spec.on_failure == step.id]
-        before |= frozenset.intersection(*(ancestors(plan, s.id) for s in failing))
-    return before
-
-
-def _step_reference_problem(
-    runbook: Runbook,
-    step: Step,
-    ref: Reference,
-    registry: ActionCatalog,
-    available: frozenset[str] | None,
-) -> tuple[str, str]:
-    """The message and hint for a bad name in a step's template, or ("", "")."""
-    who = f"step '{step.id}'"
-    generic = _generic_reference_problem(who, ref, ROOTS | GLOBALS)
-    if generic[0] or not ref.path:
-        return generic
-    name = ref.path[0]
-    if ref.root == "inputs" and name not in runbook.meta.inputs:
-        return (
-            f"{who} uses inputs.{name}, which is not a declared input",
-            suggest(
-                name,
-                runbook.meta.inputs,
-                known="declared inputs",
-                prefix="declare it under `inputs:` in the front matter",
-            ),
-        )
-    if ref.root != "steps":
-        return "", ""
-    ids = [item.id for item in runbook.items]
-    if name not in ids:
-        return f"{who} uses steps.{name}, but there is no step '{name}'", suggest(
-            name, ids, known="steps and gates"
-        )
-    if name == step.id:
-        return f"{who} uses its own output steps.{name}", "a step can use only earlier steps"
-    if available is not None and name not in available:
-        return (
-            f"{who} uses steps.{name}, which does not run before it; add `needs: [{name}]`",
-            "a step sees the outputs of the steps it waits for (directly or through needs)",
-        )
-    target = runbook.item(name)
-    action = registry.get(target.spec.uses) if isinstance(target, Step) else None
-    if action is not None and action.outputs and len(ref.path) > 1:
-        output = ref.path[1]
-        if output not in action.outputs:
-            return (
-                f"{who} uses steps.{name}.{output}, but {action.name} returns only "
-                + ", ".join(action.outputs),
-                suggest(output, action.outputs, known="outputs"),
-            )
-    return "", ""
-
-
-def _generic_reference_problem(who: str, ref: Reference, roots: frozenset[str]) -> tuple[str, str]:
-    """Problems any template can have: private attributes and names nothing provides."""
-    private = next((part for part in ref.path if part.startswith("_")), None)
-    if private is not None:
-        return (
-            f"{who} uses '{ref}': names starting with '_' are not allowed in templates",
-            "templates run in a sandbox and may only read data",
-        )
-    if ref.root not in roots:
-        return (
-            f"{who} uses unknown name '{ref.root}'",
-            suggest(ref.root, roots & ROOTS, known="templates here can use"),
-        )
-    return "", ""
-
-
-def _trigger_problems(runbook: Runbook) -> list[Problem]:
-    """Alert triggers may set only declared inputs, from templates over `alert` alone."""
-    problems = []
-    for index, trigger in enumerate(runbook.meta.triggers.alerts):
-        for name, template in trigger.inputs.items():
-            key = f"triggers.alerts.{index}.inputs.{name}"
-            line = line_of(runbook.meta_lines, key.split("."), 1)
-            who = f"alert trigger {index + 1} ({trigger.source})"
-            if name not in runbook.meta.inputs:
-                problems.append(
-                    Problem(
-                        runbook.path,
-                        line,
-                        f"{who} sets input '{name}', which is not a declared input",
-                        suggest(name, runbook.meta.inputs, known="declared inputs"),
-                    )
-                )
-            try:
-                refs = references(template)
-            except TemplateSyntaxError as error:
-                problems.append(
-                    Problem(
-                        runbook.path,
-                        line,
-                        f"{who}: template syntax error in input '{name}': {error.message}",
-                        "e.g. {{ alert.labels.service }}",
-                    )
-                )
-                continue
-            for ref in refs:
-                message, hint = _generic_reference_problem(who, ref, GLOBALS | {"alert"})
-                if message:
-                    problems.append(Problem(runbook.path, line, message, hint))
     slack = runbook.meta.triggers.slack
     if slack is not None:
         line = line_of(runbook.meta_lines, ["triggers", "slack", "command"], 1)

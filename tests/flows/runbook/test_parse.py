@@ -9,7 +9,7 @@ import pytest
 
 from flows.errors import RunbookError
 from flows.runbook.model import Gate, Runbook, Step
-from flows.runbook.parse import find_runbook_files, parse_runbook, slug
+from flows.runbook.parse import find_runbook_files, parse_runbook, read_runbook, slug
 from tests.support import FIXTURES
 
 FIXTURE = FIXTURES / "leak.md"
@@ -205,6 +205,69 @@ def test_gate_id_colliding_with_a_step_id_is_a_problem() -> None:
 def test_missing_front_matter_is_a_problem_at_line_one() -> None:
     """A document not starting with `---` front matter is reported at line 1."""
     assert problems_of("# Title\n") == ["1: missing front matter"]
+
+
+def test_unreadable_file_is_a_problem_with_its_path_and_no_line(tmp_path: Path) -> None:
+    """A file that cannot be read has no line to point at: the problem prints `path: message`."""
+    missing = tmp_path / "missing.md"
+    with pytest.raises(RunbookError) as caught:
+        parse_runbook(missing)
+    (problem,) = caught.value.problems
+    assert (problem.path, problem.line) == (missing, None)
+    assert str(problem).startswith(f"{missing}: cannot read runbook: ")
+
+
+def test_reading_keeps_the_body_of_a_document_with_broken_front_matter() -> None:
+    """read_runbook reports the front matter's problems and still returns every step."""
+    text = FRONT.replace("version: 1\n", "") + "```step\nid: a\nuses: x.y\n```\n"
+    reading = read_runbook(Path("bad.md"), text)
+    assert [f"{p.line}: {p.message}" for p in reading.problems] == [
+        "1: front matter: missing required key 'version'"
+    ]
+    assert reading.runbook is not None
+    assert [item.id for item in reading.runbook.items] == ["a"]
+    assert reading.runbook.meta.title == "Demo runbook"
+    assert reading.unread.front_matter == {"version"}
+    assert problems_of(text) == ["1: front matter: missing required key 'version'"]
+
+
+def test_a_broken_input_leaves_the_other_inputs_declared() -> None:
+    """Only the input with a bad declaration is unread; the others stay in the front matter."""
+    front = FRONT.removesuffix("---\n") + "inputs:\n  a: {type: string}\n  b: {type: text}\n---\n"
+    reading = read_runbook(Path("bad.md"), front)
+    assert reading.runbook is not None
+    assert list(reading.runbook.meta.inputs) == ["a"]
+    assert reading.unread.front_matter == {"inputs.b"}
+
+
+def test_a_document_without_front_matter_has_all_of_it_unread() -> None:
+    """Missing front matter leaves every key unread and titles items after the file."""
+    reading = read_runbook(Path("notes.md"), "```step\nid: a\nuses: x.y\n```\n")
+    assert reading.runbook is not None
+    assert reading.runbook.steps[0].title == "notes"
+    assert {"id", "version", "owner", "inputs", "triggers"} <= reading.unread.front_matter
+
+
+def test_broken_steps_are_left_out_and_their_ids_kept_as_unread() -> None:
+    """A step with bad YAML or a bad key is no item, but its id is known to be written."""
+    body = (
+        "```step\nid: a\nuses: [x.y\n```\n"
+        "```step\nid: b\nuses: x.y\nretries: many\n```\n"
+        "```step\nid: c\nuses: x.y\n```\n"
+    )
+    reading = read_runbook(Path("bad.md"), FRONT + body)
+    assert reading.runbook is not None
+    assert [item.id for item in reading.runbook.items] == ["c"]
+    assert reading.unread.items == {"a", "b"}
+
+
+def test_a_duplicate_id_is_left_out_of_the_items() -> None:
+    """The second item with an id is reported and dropped, so every id names one item."""
+    step = "```step\nid: a\nuses: x.y\n```\n"
+    reading = read_runbook(Path("bad.md"), FRONT + step + "## A\n- [ ] check\n")
+    assert reading.runbook is not None
+    assert [type(item).__name__ for item in reading.runbook.items] == ["Step"]
+    assert [p.message.split(" (")[0] for p in reading.problems] == ["duplicate id 'a'"]
 
 
 def test_slug_collapses_and_trims_separators() -> None:
