@@ -141,7 +141,7 @@ def load_scenario(path: Path, library: Path | None = None) -> LoadedScenario:
         raw = path.read_bytes()
         text = raw.decode("utf-8")
     except (OSError, UnicodeError) as error:
-        raise RunbookError(Problem(path, 0, f"cannot read scenario: {error}")) from None
+        raise RunbookError(Problem(path, None, f"cannot read scenario: {error}")) from None
     lines: dict[str, int] = {}
     try:
         data = load_yaml(text, 1, lines)
@@ -249,8 +249,8 @@ def trigger_inputs(scenario: Scenario, runbook: Runbook) -> dict[str, Any]:
         if not routes:
             raise RunbookError(
                 Problem(
-                    "",
-                    0,
+                    None,
+                    None,
                     f"trigger: the alert does not start {runbook.id}",
                     "give the alert the source and labels of one of its `triggers.alerts`",
                 )
@@ -266,8 +266,8 @@ def trigger_inputs(scenario: Scenario, runbook: Runbook) -> dict[str, Any]:
         wanted = f"`{command.command} ...`" if command else "none (it has no slack trigger)"
         raise RunbookError(
             Problem(
-                "",
-                0,
+                None,
+                None,
                 f"trigger: '{trigger.slack.command}' does not start {runbook.id}",
                 f"its Slack command: {wanted}",
             )
