@@ -1,7 +1,7 @@
 """Evidence ledger throughput: fsynced records/s, beside a bare write+flush+fsync loop.
 
-The ledger runs every record through the structlog pipeline (timestamp, redaction, chaining),
-takes the lock, fsyncs the line and updates the head. The baseline writes the very same lines
+The ledger turns every record into plain JSON, redacts it, takes the lock, reads the head, hashes
+and chains the record, fsyncs the line and updates the head. The baseline writes the very same lines
 with nothing but `write`, `flush` and `os.fsync`, in the same run on the same disk, so the ratio
 is the ledger's own cost. Prints, never asserts.
 
@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from flows.evidence.ledger import LEDGER_FILE, STEP_STARTED, STEP_SUCCEEDED, Ledger, RunbookRef
+from flows.evidence.ledger import Ledger
+from flows.evidence.records import LEDGER_FILE, Event, RunbookRef
 from flows.evidence.redact import Redactor
 
 RUNBOOK = RunbookRef(id="credential-leak", version=3, sha256="0" * 64)
@@ -31,11 +32,11 @@ def ledger_rate(folder: Path, records: int) -> float:
         for n in range(records):
             if n % 2:
                 data = {"outputs": {"key": f"SEC-{n}", "url": f"http://jira.local/browse/SEC-{n}"}}
-                ledger.record(STEP_SUCCEEDED, step=f"step{n}", data=data)
+                ledger.record(Event.STEP_SUCCEEDED, step=f"step{n}", data=data)
             else:
                 headers = {"Authorization": "Bearer bench-secret-value", "Accept": "*/*"}
                 ledger.record(
-                    STEP_STARTED, step=f"step{n}", data={"attempt": 1, "headers": headers}
+                    Event.STEP_STARTED, step=f"step{n}", data={"attempt": 1, "headers": headers}
                 )
         return records / (time.perf_counter() - start)
 

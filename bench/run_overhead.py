@@ -21,7 +21,6 @@ import argparse
 import itertools
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 from _common import summary, warm_server
@@ -108,12 +107,13 @@ def gaps(marks: list[float]) -> list[float]:
 
 def step_marks(evidence: Path) -> list[float]:
     """When the engine recorded each step as succeeded, from the incident's ledger."""
-    from flows.evidence.ledger import read_records
+    from flows.evidence.records import Event
+    from flows.evidence.verify import read_records
 
     return [
-        datetime.fromisoformat(record["ts"]).timestamp()
+        record.at.timestamp()
         for record in read_records(evidence)
-        if record["event"] == "step.succeeded"
+        if record.event is Event.STEP_SUCCEEDED
     ]
 
 

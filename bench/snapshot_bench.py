@@ -42,7 +42,8 @@ def write_log(path: Path, megabytes: int) -> None:
 def run_case(evidence: Path, spec: dict[str, object]) -> dict[str, float]:
     """Snapshot one collector spec in this process; seconds and ru_maxrss growth in MiB."""
     from flows.contract.actions import ActionContext
-    from flows.evidence.ledger import Ledger, RunbookRef
+    from flows.evidence.ledger import Ledger
+    from flows.evidence.records import RunbookRef
     from flows.evidence.redact import Redactor
     from integrations.backends import local_backends
     from integrations.forensics.actions import SnapshotArgs, snapshot
@@ -50,7 +51,8 @@ def run_case(evidence: Path, spec: dict[str, object]) -> dict[str, float]:
     redactor = Redactor(["bench-secret-value"])
     backends = local_backends(evidence / "backends", echo=lambda line: None)
     args = SnapshotArgs.model_validate({"collectors": [spec]})
-    with Ledger(evidence, "INC-BENCH", RunbookRef("bench", 1, "0" * 64), redactor) as ledger:
+    ref = RunbookRef(id="bench", version=1, sha256="0" * 64)
+    with Ledger(evidence, "INC-BENCH", ref, redactor) as ledger:
         context = ActionContext(
             incident="INC-BENCH",
             runbook="bench",

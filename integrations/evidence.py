@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.contract.actions import Action, ActionContext
+from flows.contract.actions import Action, ActionContext, Reach
+from flows.evidence.records import Event
 
 
 class NoteArgs(BaseModel):
@@ -22,8 +23,8 @@ class NoteArgs(BaseModel):
 
 def note(args: NoteArgs, ctx: ActionContext) -> dict[str, Any]:
     """Write a `note` record to the evidence ledger; return its sequence number."""
-    record = ctx.evidence.record("note", step=ctx.step, data={"text": args.text, "data": args.data})
-    return {"seq": record["seq"]}
+    data = {"text": args.text, "data": args.data}
+    return {"seq": ctx.evidence.record(Event.NOTE, step=ctx.step, data=data).seq}
 
 
 ACTIONS = (
@@ -34,5 +35,6 @@ ACTIONS = (
         outputs=("seq",),
         description="Write a note into the incident's evidence ledger.",
         side_effects=False,
+        reach=Reach.EVIDENCE,
     ),
 )

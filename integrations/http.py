@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.contract.actions import Action, ActionContext
+from flows.contract.actions import Action, ActionContext, Reach
 from flows.errors import StepFailed
 
 BODY_CAP = 64 * 1024
@@ -125,5 +125,6 @@ ACTIONS = (
         run=request,
         outputs=("status", "body", "truncated"),
         description="Send an HTTP request and return the status and (capped) body.",
+        reach=Reach.OUTSIDE,
     ),
 )

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.contract.actions import Action, ActionContext
+from flows.contract.actions import Action, ActionContext, Reach
 from flows.errors import StepFailed
 
 OUTPUT_CAP = 64 * 1024
@@ -158,5 +158,6 @@ ACTIONS = (
         run=run,
         outputs=("exit_code", "stdout", "stderr"),
         description="Run a command (no shell) with a timeout; output is captured and capped.",
+        reach=Reach.OUTSIDE,
     ),
 )

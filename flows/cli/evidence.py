@@ -11,8 +11,9 @@ from flows.cli.common import EXIT_FAILED, EXIT_OK, evidence_folder, settings
 from flows.engine.settings import Settings
 from flows.evidence.bundle import export_bundle, verify_bundle
 from flows.evidence.incident import list_incidents
-from flows.evidence.ledger import read_records, verify_ledger
+from flows.evidence.records import Event
 from flows.evidence.seal import SEAL_FILE, seal_incident, verify_seal
+from flows.evidence.verify import read_records, verify_ledger
 from flows.prefect.local_server import read_server
 
 evidence_app = App(name="evidence", help="Inspect and verify incident evidence.")
@@ -91,9 +92,9 @@ def list_evidence() -> int:
     """List incidents with their runbook, start time and current status."""
     current = settings()
     for incident in list_incidents(current.incidents_dir):
-        records = read_records(current.incidents_dir / incident.id)
-        finished = [r for r in records if r.get("event") == "run.finished"]
-        status = finished[-1]["data"].get("status", "?") if finished else "running"
+        records = read_records(current.incidents_dir / incident.id, skip_unreadable=True)
+        finished = [r for r in records if r.event is Event.RUN_FINISHED]
+        status = finished[-1].data.get("status", "?") if finished else "running"
         drill = " [drill]" if incident.drill else ""
         print(f"{incident.id}  {incident.runbook.id}  {incident.started_at}  {status}{drill}")
     return EXIT_OK
@@ -103,12 +104,11 @@ def list_evidence() -> int:
 def show(incident: str) -> int:
     """Print an incident's timeline from its ledger."""
     folder = evidence_folder(settings(), incident)
-    for record in read_records(folder):
-        step = record.get("step") or "-"
-        data = record.get("data") or {}
+    for record in read_records(folder, skip_unreadable=True):
+        step = record.step or "-"
+        data = record.data
         detail = data.get("error") or data.get("note") or data.get("status") or ""
         print(
-            f"{record['seq']:>4} {record['ts']}  {record['event']:<18} {step:<24} "
-            f"{record.get('actor', '')}  {detail}"
+            f"{record.seq:>4} {record.ts}  {record.event:<18} {step:<24} {record.actor}  {detail}"
         )
     return EXIT_OK

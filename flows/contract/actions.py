@@ -7,22 +7,29 @@ the same action runs against Jira, the local ticket store or a drill sandbox unc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from flows.contract.ports import ChatSystem, TicketSystem
+from flows.evidence.records import Event, Record
 
 
 class EvidenceLog(Protocol):
     """Where actions write evidence of their own (notes, artifacts) beside the engine's records."""
 
     def record(
-        self, event: str, *, step: str | None = None, actor: str = "engine", data: Mapping[str, Any]
-    ) -> Mapping[str, Any]:
+        self,
+        event: Event,
+        *,
+        step: str | None = None,
+        actor: str = "engine",
+        data: Mapping[str, Any],
+    ) -> Record:
         """Append one record, on disk before returning; return it as written."""
         ...
 
@@ -58,9 +65,25 @@ class ActionContext:
 ActionFn = Callable[[Any, ActionContext], Mapping[str, Any]]
 
 
+class Reach(StrEnum):
+    """What an action reaches when it runs; drills let it act for real only inside the incident."""
+
+    UNDECLARED = "undeclared"
+    """The action does not say, so drills simulate it: safe by default."""
+    EVIDENCE = "evidence"
+    """Only the incident's own evidence: its ledger and evidence folder."""
+    PORTS = "ports"
+    """Only the ticket and chat systems in its `ActionContext`, which drills swap for sandboxes."""
+    OUTSIDE = "outside"
+    """Hosts and services it reaches by itself: commands, HTTP, the machine's files."""
+
+
 @dataclass(frozen=True)
 class Action:
-    """One `uses:` name: its argument model, what it returns, and the function that acts."""
+    """One `uses:` name: its argument model, what it returns, and the function that acts.
+
+    This is the whole contract of an action: the engine, drills and the reference read nothing else.
+    """
 
     name: str
     args: type[BaseModel]
@@ -68,7 +91,11 @@ class Action:
     outputs: tuple[str, ...] = ()
     description: str = ""
     side_effects: bool = True
+    """Whether acting changes something; True: the action is idempotent per incident and step."""
     secret_outputs: tuple[str, ...] = field(default=())
+    """Outputs that are secrets: later steps see them, the ledger and chat show them redacted."""
+    reach: Reach = Reach.UNDECLARED
+    """What the action reaches; drills simulate those that reach outside or do not say."""
 
 
 class ActionRegistry:
@@ -93,8 +120,9 @@ class ActionRegistry:
         """All registered action names, sorted."""
         return sorted(self._actions)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._actions[name] for name in self.names())
+    def __iter__(self) -> Iterator[Action]:
+        """The actions, sorted by name."""
+        return (self._actions[name] for name in self.names())
 
     def __contains__(self, name: object) -> bool:
         return name in self._actions

@@ -13,13 +13,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from flows.contract.actions import Action, ActionRegistry
+from flows.contract.actions import Action, ActionRegistry, Reach
 from flows.contract.ports import ChatSystem, GateAnswer, GateResponder, NoResponder
 from flows.drills.scenario import (
     Inject,
@@ -43,26 +42,29 @@ from flows.engine.runner import (
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.evidence.incident import DOCUMENT_FILE, incident_folder, load_incident, new_incident_id
-from flows.evidence.ledger import Ledger, RunbookRef, read_records
+from flows.evidence.ledger import Ledger
+from flows.evidence.records import Event, Record, RunbookRef
 from flows.evidence.redact import Redactor
+from flows.evidence.verify import read_records, verify_ledger
 from flows.runbook.model import Gate, Step
 from integrations.backends import Backends
 from integrations.sandbox import DrillChat, DrillTickets, drill_backends
 from integrations.slack.local import Echo
 
 _DEFAULT_OUTPUTS: dict[str, Any] = {"exit_code": 0, "status": 200, "truncated": False}
-SIMULATED_ACTIONS = frozenset({"shell.run", "http.request", "forensics.snapshot"})
+_SANDBOXED = frozenset({Reach.EVIDENCE, Reach.PORTS})
+"""Reaches a drill lets act: the drill's own evidence, and the ports it swaps for sandboxes."""
 
 
 def drill_simulator(canned: Mapping[str, Mapping[str, Any]]) -> Simulator:
-    """Canned outputs for scenario steps; defaults for actions that reach real hosts."""
+    """Canned outputs for scenario steps; defaults for actions that reach outside or do not say."""
 
     def simulate(step: Step, action: Action, args: BaseModel) -> Mapping[str, Any] | None:
         if step.spec.drill == "run":
             return None
         if step.id in canned:
             return {"simulated": True, **canned[step.id]}
-        if action.name not in SIMULATED_ACTIONS:
+        if action.reach in _SANDBOXED:
             return None
         return {"simulated": True, **{o: _DEFAULT_OUTPUTS.get(o, "") for o in action.outputs}}
 
@@ -134,7 +136,7 @@ class InjectClock:
                 return
             self._start = time.monotonic() - self._elapsed
             if self.started is not None:
-                self.ledger.record("drill.started", actor=self.actor, data=self.started)
+                self.ledger.record(Event.DRILL_STARTED, actor=self.actor, data=self.started)
             while self.pending and self.pending[0].at <= self._elapsed * self.speed:
                 self._fire(self.pending.pop(0))
             self._thread.start()
@@ -173,7 +175,7 @@ class InjectClock:
         self.fired += 1
         data = inject.model_dump(mode="json")
         data["fired_at_s"] = round((time.monotonic() - self._start) * self.speed, 3)
-        self.ledger.record("drill.inject", actor=self.actor, data=data)
+        self.ledger.record(Event.DRILL_INJECT, actor=self.actor, data=data)
         shown = inject.text or inject.kind
         if inject.kind == "fail_integration":
             shown = f"{inject.system} is failing: {inject.text}" if inject.text else shown
@@ -334,17 +336,17 @@ def resume_drill(
     if not load_incident(settings.incidents_dir, incident).drill:
         raise RunbookError(f"incident {incident!r} is not a drill")
     records = read_records(folder)
-    started = next((r for r in records if r["event"] == "drill.started"), None)
+    started = next((r for r in records if r.event is Event.DRILL_STARTED), None)
     if started is None:
         raise RunbookError(f"drill {incident!r} has no drill.started record to continue from")
-    loaded = load_scenario(Path(started["data"]["scenario_path"]))
-    if loaded.sha256 != started["data"]["scenario_sha256"]:
+    loaded = load_scenario(Path(started.data["scenario_path"]))
+    if loaded.sha256 != started.data["scenario_sha256"]:
         raise RunbookError(
             f"{loaded.path} changed since drill {incident!r} started; a drill is continued with "
             "the scenario it started with: start a new drill instead"
         )
-    speed = float(started["data"]["speed"])
-    answers: AnswerMode = started["data"].get("answers", "script")
+    speed = float(started.data["speed"])
+    answers: AnswerMode = started.data.get("answers", "script")
     sandbox = _sandbox(settings, None, live_chat if answers == "slack" else None)
     plan = load_plan(folder / DOCUMENT_FILE, registry)  # the document as the drill first ran it
     runbook = loaded.runbook
@@ -358,8 +360,8 @@ def resume_drill(
             incident,
             _actor(loaded.scenario),
             None,
-            elapsed_s=max(0.0, time.time() - _seconds(started["ts"])),
-            fired=sum(1 for r in records if r["event"] == "drill.inject"),
+            elapsed_s=max(0.0, time.time() - started.at.timestamp()),
+            fired=sum(1 for r in records if r.event is Event.DRILL_INJECT),
         )
         answerer = responder if answers == "participants" and responder else None
         try:
@@ -425,26 +427,23 @@ def _score(
     score = score_drill(
         read_records(folder), loaded, speed, status=outcome.status, rollbacks=rollbacks
     )
-    ledger.record("drill.scored", actor=_actor(loaded.scenario), data=score.model_dump(mode="json"))
+    scored = score.model_dump(mode="json")
+    ledger.record(Event.DRILL_SCORED, actor=_actor(loaded.scenario), data=scored)
     return score
 
 
 # -- scoring and the report ----------------------------------------------------------------------
 
 _REACHED = {
-    "step.succeeded": "succeeded",
-    "step.failed": "failed",
-    "step.skipped": "skipped",
-    "gate.acknowledged": "acknowledged",
+    Event.STEP_SUCCEEDED: "succeeded",
+    Event.STEP_FAILED: "failed",
+    Event.STEP_SKIPPED: "skipped",
+    Event.GATE_ACKNOWLEDGED: "acknowledged",
 }
 
 
-def _seconds(ts: str) -> float:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-
-
 def score_drill(
-    records: list[dict[str, Any]],
+    records: list[Record],
     loaded: LoadedScenario,
     speed: float,
     *,
@@ -454,16 +453,16 @@ def score_drill(
     """Score a drill from its ledger: drill time to each step and gate against its target."""
     spec, runbook = loaded.scenario, loaded.runbook
     # A run that stopped before its first item never started the clock: count from its start.
-    started = next((r for r in records if r["event"] == "drill.started"), records[0])
-    origin = _seconds(started["ts"])
+    started = next((r for r in records if r.event is Event.DRILL_STARTED), records[0])
+    origin = started.at
 
-    def drill_time(record: Mapping[str, Any]) -> float:
-        return round((_seconds(record["ts"]) - origin) * speed, 3)
+    def drill_time(record: Record) -> float:
+        return round((record.at - origin).total_seconds() * speed, 3)
 
-    reached: dict[str, dict[str, Any]] = {}
-    for record in records:
-        if record["event"] in _REACHED and record["step"] not in reached:
-            reached[record["step"]] = record
+    reached: dict[str, Record] = {}
+    for found in records:
+        if found.event in _REACHED and found.step is not None and found.step not in reached:
+            reached[found.step] = found
     items = []
     for item in runbook.items:
         record = reached.get(item.id)
@@ -483,8 +482,8 @@ def score_drill(
             )
             continue
         at = drill_time(record)
-        outcome = _REACHED[record["event"]]
-        data = record.get("data") or {}
+        outcome = _REACHED[record.event]
+        data = record.data
         if outcome == "failed":
             verdict = "failed"
         elif target is not None:
@@ -499,17 +498,17 @@ def score_drill(
                 at_s=at,
                 target_s=target,
                 verdict=verdict,
-                by=record["actor"] if kind == "gate" else "",
+                by=record.actor if kind == "gate" else "",
                 note=str(data.get("note") or data.get("error") or ""),
             )
         )
-    fired = [r for r in records if r["event"] == "drill.inject"]
+    fired = [r for r in records if r.event is Event.DRILL_INJECT]
     injects = [
         InjectScore(
             at_s=inject.at,
             kind=inject.kind,
             text=inject.text,
-            fired_at_s=fired[n]["data"]["fired_at_s"] if n < len(fired) else None,
+            fired_at_s=fired[n].data["fired_at_s"] if n < len(fired) else None,
         )
         for n, inject in enumerate(sorted(spec.injects, key=lambda i: i.at))
     ]
@@ -550,7 +549,8 @@ def add_drill_note(
     )
     folder = incident_folder(settings.incidents_dir, incident)
     with Ledger(folder, incident, ref, Redactor()) as ledger:
-        ledger.record("drill.lesson" if lesson else "drill.note", actor=by, data={"text": text})
+        event = Event.DRILL_LESSON if lesson else Event.DRILL_NOTE
+        ledger.record(event, actor=by, data={"text": text})
 
 
 def _clock(seconds: float | None) -> str:
@@ -565,14 +565,12 @@ def _clock(seconds: float | None) -> str:
 
 def drill_report(home: Path, incident: str) -> str:
     """A plain-text summary of a scored drill: score, timeline against targets, injects, notes."""
-    from flows.evidence.ledger import verify_ledger
-
     folder = incident_folder(home / "incidents", incident)
     records = read_records(folder)
-    scored = [r for r in records if r["event"] == "drill.scored"]
+    scored = [r for r in records if r.event is Event.DRILL_SCORED]
     if not scored:
         raise RunbookError(f"incident {incident!r} has no scored drill under {home}")
-    score = DrillScore.model_validate(scored[-1]["data"])
+    score = DrillScore.model_validate(scored[-1].data)
     people = ", ".join(f"{p.name} ({p.role})" if p.role else p.name for p in score.participants)
     lines = [
         f"Drill {score.scenario}: {score.title}",
@@ -601,11 +599,11 @@ def drill_report(home: Path, incident: str) -> str:
             lines.append(f"  +{_clock(inject.at_s)} {inject.kind}: {inject.text or '-'} ({when})")
     notes = [
         *score.notes,
-        *(f"{r['data']['text']} ({r['actor']})" for r in records if r["event"] == "drill.note"),
+        *(f"{r.data['text']} ({r.actor})" for r in records if r.event is Event.DRILL_NOTE),
     ]
     lessons = [
         *score.lessons,
-        *(f"{r['data']['text']} ({r['actor']})" for r in records if r["event"] == "drill.lesson"),
+        *(f"{r.data['text']} ({r.actor})" for r in records if r.event is Event.DRILL_LESSON),
     ]
     for heading, entries in (("Facilitator notes:", notes), ("Lessons learned:", lessons)):
         if entries:

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from flows.evidence.records import Event, Record
 from flows.runbook.model import Runbook
+from flows.times import utc_stamp
 
 BRIEF_PROSE_LIMIT = 4000
 _TIMELINE_EVENTS = {
-    "step.succeeded": "done",
-    "step.failed": "FAILED",
-    "step.skipped": "skipped",
-    "gate.waiting": "waiting",
-    "gate.acknowledged": "acknowledged",
+    Event.STEP_SUCCEEDED: "done",
+    Event.STEP_FAILED: "FAILED",
+    Event.STEP_SKIPPED: "skipped",
+    Event.GATE_WAITING: "waiting",
+    Event.GATE_ACKNOWLEDGED: "acknowledged",
 }
 
 
@@ -42,15 +44,14 @@ def incident_brief(runbook: Runbook, incident: str, inputs: Mapping[str, Any]) -
     ).strip()
 
 
-def timeline_text(records: Iterable[Mapping[str, Any]]) -> str:
+def timeline_text(records: Iterable[Record]) -> str:
     """One line per finished step or gate: time (UTC), item, outcome, who."""
     lines = []
     for record in records:
-        outcome = _TIMELINE_EVENTS.get(str(record.get("event")))
+        outcome = _TIMELINE_EVENTS.get(record.event)
         if outcome is None:
             continue
-        actor = record.get("actor", "")
-        who = f" by {actor}" if actor and actor != "engine" else ""
-        when = str(record.get("ts", ""))[:19].replace("T", " ")
-        lines.append(f"{when}Z  {record.get('step')}: {outcome}{who}")
+        who = f" by {record.actor}" if record.actor not in ("", "engine") else ""
+        when = utc_stamp(record.at, "seconds").replace("T", " ")
+        lines.append(f"{when}  {record.step}: {outcome}{who}")
     return "\n".join(lines)

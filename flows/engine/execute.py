@@ -18,9 +18,11 @@ from flows.contract.actions import Action, ActionContext, ActionRegistry
 from flows.contract.ports import ChatSystem, GateResponder, NoResponder, TicketSystem
 from flows.engine.brief import incident_brief, timeline_text
 from flows.evidence.incident import Incident
-from flows.evidence.ledger import Ledger, read_records
+from flows.evidence.ledger import Ledger
 from flows.evidence.progress import DONE, progress_from_records
-from flows.evidence.redact import Redactor
+from flows.evidence.records import Event, Record
+from flows.evidence.redact import REDACTED, Redactor
+from flows.evidence.verify import read_records
 from flows.runbook.model import Gate, Step
 from flows.runbook.plan import Plan
 from flows.runbook.templates import TemplateFailure, evaluate, render_value
@@ -112,12 +114,12 @@ class _Walk:
 
     def record(
         self,
-        event: str,
+        event: Event,
         item: str | None,
         data: Mapping[str, Any],
         actor: str = "engine",
         durable: bool = True,
-    ) -> Mapping[str, Any]:
+    ) -> Record:
         return self.run.ledger.record(event, step=item, actor=actor, data=data, durable=durable)
 
 
@@ -127,11 +129,13 @@ def _open_gate(walk: _Walk, gate: Gate) -> None:
         return
     answer = run.responder.ask(gate, run.incident.id)
     if answer is None:
-        walk.record("gate.waiting", gate.id, {"title": gate.title, "checklist": list(gate.items)})
+        walk.record(
+            Event.GATE_WAITING, gate.id, {"title": gate.title, "checklist": list(gate.items)}
+        )
         walk.statuses[gate.id] = "waiting"
         return
     walk.record(
-        "gate.acknowledged", gate.id, {"note": answer.note, "via": answer.via}, actor=answer.by
+        Event.GATE_ACKNOWLEDGED, gate.id, {"note": answer.note, "via": answer.via}, actor=answer.by
     )
     walk.statuses[gate.id] = "acknowledged"
 
@@ -163,7 +167,7 @@ def _run_step(walk: _Walk, step: Step) -> bool:
     try:
         where = f"step '{step.id}'"
         if spec.if_ is not None and not evaluate(spec.if_, walk.template_context(), where=where):
-            walk.record("step.skipped", step.id, {"reason": f"if: {spec.if_}"})
+            walk.record(Event.STEP_SKIPPED, step.id, {"reason": f"if: {spec.if_}"})
             walk.statuses[step.id] = "skipped"
             return True
         args = _prepare(walk, step, action)
@@ -172,15 +176,15 @@ def _run_step(walk: _Walk, step: Step) -> bool:
 
     # Not fsynced on its own: the step's outcome record, fsynced, carries it to disk.
     walk.record(
-        "step.started",
+        Event.STEP_STARTED,
         step.id,
         {"uses": spec.uses, "title": step.title, "with": args.model_dump(mode="json")},
         durable=False,
     )
     walk.statuses[step.id] = "running"
     attempts = {"n": 0}
-    # Filled by the attempt that succeeds: its outcome record, already written and on its way
-    # to disk while Prefect finishes the task, or the error that kept it from the ledger.
+    # Filled by the attempt that succeeds: its outputs (its outcome record is on disk before
+    # the task returns), or the error that kept that record from the ledger.
     finished: dict[str, Any] = {}
 
     def act() -> Mapping[str, Any]:
@@ -198,13 +202,14 @@ def _run_step(walk: _Walk, step: Step) -> bool:
                 done["simulated"] = True
         if outputs is None:
             if attempts["n"] > 1:
-                walk.record("step.retried", step.id, {"attempt": attempts["n"]})
+                walk.record(Event.STEP_RETRIED, step.id, {"attempt": attempts["n"]})
             outputs = _act(walk, step, action, args, attempts["n"])
         finished["outputs"] = outputs
+        shown, hidden = _recorded_outputs(run, action, outputs)
+        if hidden:
+            done["redactions"] = hidden
         try:
-            finished["record"] = run.ledger.record_soon(
-                "step.succeeded", step=step.id, data={"outputs": outputs, **done}
-            )
+            run.ledger.record(Event.STEP_SUCCEEDED, step=step.id, data={"outputs": shown, **done})
         except Exception as error:  # raised after the task, where a ledger failure belongs
             finished["error"] = error
         return outputs
@@ -217,10 +222,42 @@ def _run_step(walk: _Walk, step: Step) -> bool:
         outputs = finished["outputs"]  # Prefect failed after the step had succeeded
     if "error" in finished:
         raise finished["error"]
-    finished["record"].wait()  # the step counts as done only once its record is on disk
     walk.statuses[step.id] = "succeeded"
     walk.outputs[step.id] = outputs
     return True
+
+
+def _recorded_outputs(
+    run: Execution, action: Action, outputs: Mapping[str, Any]
+) -> tuple[dict[str, Any], int]:
+    """The outputs as the ledger may keep them, and how many secrets were masked in them.
+
+    The run's redactor, and the ledger's, learn the values of the action's `secret_outputs`, so
+    records (later steps' arguments), chat messages and errors from here on mask them too. Later
+    steps' templates get the real values from memory; a resumed run reads outputs back from the
+    ledger, where secret ones stay redacted.
+    """
+    secret = {name: outputs[name] for name in action.secret_outputs if name in outputs}
+    if secret:
+        run.redactor = run.redactor.with_secrets(_strings(list(secret.values())))
+        run.ledger.redactor = run.redactor
+    hidden = sum(1 for value in secret.values() if value not in (None, ""))
+    masked = {k: REDACTED if k in secret and v not in (None, "") else v for k, v in outputs.items()}
+    shown, found = run.redactor.redact(masked)
+    return shown, hidden + found
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string (and number, as text) inside a JSON-like value."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [str(value)]
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in _strings(item)]
+    return []
 
 
 def _act(walk: _Walk, step: Step, action: Action, args: BaseModel, attempt: int) -> dict[str, Any]:
@@ -256,7 +293,7 @@ class StepError(Exception):
 
 def _fail(walk: _Walk, step: Step, reason: str, attempts: int = 0) -> bool:
     walk.record(
-        "step.failed",
+        Event.STEP_FAILED,
         step.id,
         {"error": reason, "attempts": attempts, "on_failure": step.spec.on_failure},
     )
@@ -271,7 +308,7 @@ def execute(run: Execution, *, resumed: bool = False) -> RunOutcome:
     plan = run.plan
     inputs, _ = run.redactor.redact(run.inputs)
     walk.record(
-        "run.resumed" if resumed else "run.started",
+        Event.RUN_RESUMED if resumed else Event.RUN_STARTED,
         None,
         {"inputs": inputs, "drill": run.incident.drill, "title": plan.runbook.meta.title},
     )
@@ -306,7 +343,7 @@ def execute(run: Execution, *, resumed: bool = False) -> RunOutcome:
     else:
         status = "waiting"
     waiting = [i for i, s in steps.items() if s == "waiting"]
-    walk.record("run.finished", None, {"status": status, "steps": steps, "waiting": waiting})
+    walk.record(Event.RUN_FINISHED, None, {"status": status, "steps": steps, "waiting": waiting})
     return RunOutcome(
         incident=run.incident.id,
         runbook=plan.runbook.id,

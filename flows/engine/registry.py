@@ -1,13 +1,14 @@
 """The action registry this install runs with: the built-in actions and any a package registers.
 
 Third-party packages add actions through the `runbook.actions` entry-point group: each entry point
-names a module attribute holding a sequence of `Action`s (see CONTRIBUTING.md).
+names a module attribute holding a sequence of `Action`s (see "Actions from other packages" in
+docs/actions.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from flows.contract.actions import Action, ActionRegistry
 from flows.errors import RunbookError
@@ -16,27 +17,48 @@ from integrations.catalog import builtin_actions
 ENTRY_POINT_GROUP = "runbook.actions"
 
 
-def registered_actions() -> list[Action]:
-    """Actions that installed packages register under the `runbook.actions` entry-point group."""
-    found: list[Action] = []
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            actions: Iterable[object] = point.load()
-        except Exception as error:  # a broken plug-in must say which one, not crash the CLI
-            raise RunbookError(
-                f"the action plug-in {point.name!r} ({point.value}) does not load: {error}; "
-                "fix or uninstall the package that registers it"
-            ) from error
-        for action in actions:
-            if not isinstance(action, Action):
+def registry_with(points: Iterable[EntryPoint]) -> ActionRegistry:
+    """The built-in actions, then those these entry points name; a RunbookError names a bad one."""
+    registry = ActionRegistry(builtin_actions())
+    for point in points:
+        for action in _load(point):
+            if action.name in registry:
                 raise RunbookError(
-                    f"the action plug-in {point.name!r} ({point.value}) registers "
-                    f"{action!r}, which is not a flows.contract.actions.Action"
+                    f"{_plugin(point)} registers {action.name!r}, which is already registered"
+                    " (built in or by another plug-in): rename it or uninstall one of them"
                 )
-            found.append(action)
-    return found
+            registry.add(action)
+    return registry
 
 
 def default_registry() -> ActionRegistry:
-    """The built-in actions shipped in `integrations`, then those plug-ins register."""
-    return ActionRegistry([*builtin_actions(), *registered_actions()])
+    """The built-in actions shipped in `integrations`, then those installed plug-ins register."""
+    return registry_with(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _plugin(point: EntryPoint) -> str:
+    return f"the action plug-in {point.name!r} ({point.value})"
+
+
+def _load(point: EntryPoint) -> list[Action]:
+    """The actions one entry point names."""
+    try:
+        loaded = point.load()
+    except Exception as error:  # a broken plug-in must say which one, not crash the CLI
+        raise RunbookError(
+            f"{_plugin(point)} does not load: {error}; fix or uninstall the package that"
+            " registers it"
+        ) from error
+    if isinstance(loaded, Action | str | bytes) or not isinstance(loaded, Iterable):
+        raise RunbookError(
+            f"{_plugin(point)} names {loaded!r}, not a sequence of flows.contract.actions.Action:"
+            " point it at a list or tuple of them"
+        )
+    actions = list(loaded)
+    for action in actions:
+        if not isinstance(action, Action):
+            raise RunbookError(
+                f"{_plugin(point)} registers {action!r}, which is not a"
+                " flows.contract.actions.Action"
+            )
+    return actions

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,16 @@ from flows.evidence.incident import (
     runbook_info,
     running,
 )
-from flows.evidence.ledger import Ledger, RunbookRef, read_records
+from flows.evidence.ledger import Ledger
 from flows.evidence.progress import progress_from_records
+from flows.evidence.records import Event, RunbookRef
+from flows.evidence.verify import read_records
 from flows.runbook.inputs import resolve_inputs, secret_values
 from flows.runbook.model import Runbook
 from flows.runbook.parse import parse_runbook
 from flows.runbook.plan import Plan, build_plan
 from flows.runbook.validate import check_runbook
+from flows.times import utc_stamp
 from integrations.backends import Backends, select_backends
 
 BackendFactory = Callable[[Settings], Backends]
@@ -141,7 +143,7 @@ def start_run(
         inputs=stored_inputs,
         secret_inputs=tuple(n for n, s in runbook.meta.inputs.items() if s.secret),
         alert=alert,
-        started_at=datetime.now(UTC).isoformat(),
+        started_at=utc_stamp(),
         drill=drill,
     )
     open_incident(settings.incidents_dir, incident, runbook.text)
@@ -234,7 +236,7 @@ def acknowledge_gate(
     redactor = settings.redactor()
     with Ledger(folder, incident.id, _runbook_ref(runbook), redactor) as ledger:
         ledger.record(
-            "gate.acknowledged", step=gate_id, actor=by, data={"note": note, "via": "cli"}
+            Event.GATE_ACKNOWLEDGED, step=gate_id, actor=by, data={"note": note, "via": "cli"}
         )
     return True
 
@@ -255,17 +257,15 @@ def record_resolution(
     folder = incident_folder(settings.incidents_dir, incident_id)
     runbook = parse_runbook(folder / DOCUMENT_FILE)
     records = read_records(folder)
-    uses = {r["step"]: r["data"].get("uses") for r in records if r["event"] == "step.started"}
+    uses = {r.step: r.data.get("uses") for r in records if r.event is Event.STEP_STARTED}
     keys = [
-        str(r["data"]["outputs"]["key"])
+        str(r.outputs["key"])
         for r in records
-        if r["event"] == "step.succeeded"
-        and uses.get(r["step"]) == "jira.create_issue"
-        and "key" in r["data"].get("outputs", {})
+        if uses.get(r.step) == "jira.create_issue" and "key" in r.outputs
     ]
     source = str(alert.get("source", "alert"))
     with Ledger(folder, incident.id, _runbook_ref(runbook), settings.redactor()) as ledger:
-        ledger.record("alert.resolved", actor=f"alert:{source}", data={"alert": dict(alert)})
+        ledger.record(Event.ALERT_RESOLVED, actor=f"alert:{source}", data={"alert": dict(alert)})
     tickets = backends(settings).tickets
     identity = str(alert.get("identity", ""))
     for key in keys:

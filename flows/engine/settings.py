@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -14,14 +16,26 @@ from pydantic_settings import (
 )
 
 from flows.evidence.redact import Redactor
-from integrations.config import SLACK_API_URL, JiraConfig, SlackConfig
+from integrations.config import JiraConfig, SlackConfig
+
+TOML_FILE = "runbook.toml"
+"""Read from the working directory, below the environment."""
+EMBEDDED: dict[str, type[BaseModel]] = {"jira": JiraConfig, "slack": SlackConfig}
+"""The integration configs the settings hold, by the prefix their settings have."""
 
 
 class Settings(BaseSettings):
     """Engine settings: `RUNBOOK_*` environment variables, then `runbook.toml`, then defaults."""
 
+    # RUNBOOK_JIRA_TIMEOUT_S is `jira.timeout_s`: the prefix (with the alias, "all") names the
+    # model, the first "_" after it splits it off, and the rest, underscores and all, is its field.
     model_config = SettingsConfigDict(
-        env_prefix="RUNBOOK_", extra="ignore", frozen=True, toml_file="runbook.toml"
+        env_prefix="RUNBOOK_",
+        env_prefix_target="all",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+        frozen=True,
     )
 
     home: Path = Field(
@@ -37,19 +51,18 @@ class Settings(BaseSettings):
     )
     prefect_ui: bool = Field(default=False, description="Serve Prefect's UI from the local server.")
 
-    jira_url: str | None = Field(default=None, description="Jira base URL; unset = local store.")
-    jira_user: str | None = Field(default=None, description="Jira Cloud account email.")
-    jira_token: SecretStr | None = Field(default=None, description="Jira Cloud API token.")
-    jira_pat: SecretStr | None = Field(default=None, description="Jira Server/DC access token.")
-    jira_timeout_s: float = Field(default=20.0, description="Per-request timeout for Jira.")
-    jira_max_retry_wait_s: float = Field(
-        default=300.0, description="Longest Retry-After from Jira that a step waits out."
+    jira_config: JiraConfig | None = Field(
+        default=None,
+        validation_alias="jira",
+        description="Jira (RUNBOOK_JIRA_URL, _USER, _TOKEN, _PAT, _TIMEOUT_S, _MAX_RETRY_WAIT_S);"
+        " without a URL, the local ticket store.",
     )
-
-    slack_bot_token: SecretStr | None = Field(
-        default=None, description="Slack bot token; unset = local outbox."
+    slack_config: SlackConfig | None = Field(
+        default=None,
+        validation_alias="slack",
+        description="Slack (RUNBOOK_SLACK_BOT_TOKEN, _API_URL, _TIMEOUT_S,"
+        " _MAX_RATE_LIMIT_RETRIES); without a bot token, the local outbox.",
     )
-    slack_api_url: str = Field(default=SLACK_API_URL, description="Slack Web API base URL.")
     slack_signing_secret: SecretStr | None = Field(
         default=None, description="Verifies requests from Slack (slash commands, buttons)."
     )
@@ -83,6 +96,15 @@ class Settings(BaseSettings):
     )
     workers: int = Field(default=2, ge=1, le=64, description="Runs the server executes at once.")
 
+    @field_validator("jira_config", "slack_config", mode="before")
+    @classmethod
+    def _unset_without_its_key(cls, value: Any, info: ValidationInfo) -> Any:
+        # RUNBOOK_SLACK_API_URL alone, or RUNBOOK_JIRA_URL="", configure nothing: the local
+        # backends stay. The Slack group also sees RUNBOOK_SLACK_SIGNING_SECRET and the other
+        # slack_* settings below; SlackConfig ignores them.
+        key = "url" if info.field_name == "jira_config" else "bot_token"
+        return None if isinstance(value, Mapping) and not value.get(key) else value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -93,7 +115,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment wins over runbook.toml, which wins over the defaults.
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=TOML_FILE)
+        return (_Embedded(init_settings), env_settings, _Embedded(toml))
 
     @property
     def incidents_dir(self) -> Path:
@@ -101,10 +124,11 @@ class Settings(BaseSettings):
 
     def known_secrets(self) -> list[str]:
         """Every configured secret value, so redaction catches them wherever they appear."""
+        jira, slack = self.jira_config, self.slack_config
         values = [
-            self.jira_token,
-            self.jira_pat,
-            self.slack_bot_token,
+            jira.token if jira else None,
+            jira.pat if jira else None,
+            slack.bot_token if slack else None,
             self.slack_signing_secret,
             self.slack_app_token,
             self.webhook_token,
@@ -122,22 +146,43 @@ class Settings(BaseSettings):
 
     def jira(self) -> JiraConfig | None:
         """Jira connection settings, or None to use the local ticket store."""
-        if not self.jira_url:
-            return None
-        return JiraConfig(
-            url=self.jira_url,
-            user=self.jira_user,
-            token=self.jira_token,
-            pat=self.jira_pat,
-            timeout_s=self.jira_timeout_s,
-            max_retry_wait_s=self.jira_max_retry_wait_s,
-        )
+        return self.jira_config
 
     def slack(self) -> SlackConfig | None:
         """Slack connection settings, or None to use the local outbox."""
-        if self.slack_bot_token is None:
-            return None
-        return SlackConfig(bot_token=self.slack_bot_token, api_url=self.slack_api_url)
+        return self.slack_config
+
+
+class _Embedded(PydanticBaseSettingsSource):
+    """A source whose flat keys (`jira_url`) fill the embedded configs' fields (`jira.url`).
+
+    `runbook.toml` and `Settings(...)` spell the settings as they always have, flat, as the
+    environment does; the environment source nests its variables by itself.
+    """
+
+    def __init__(self, inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(inner.settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: `__call__` returns the inner source's values, nested."""
+        return None, "", False
+
+    def __call__(self) -> dict[str, Any]:
+        values = dict(self.inner())
+        for prefix, model in EMBEDDED.items():
+            flat = {
+                name: values.pop(f"{prefix}_{name}")
+                for name in model.model_fields
+                if f"{prefix}_{name}" in values
+            }
+            if flat:
+                nested = values.get(prefix)
+                if isinstance(nested, BaseModel):
+                    nested = dict(nested)
+                # Within one source the nested spelling (a [jira] table) wins over the flat one.
+                values[prefix] = {**flat, **(nested or {})}
+        return values
 
 
 def load_settings() -> Settings:

@@ -12,7 +12,6 @@ import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -20,13 +19,14 @@ from pydantic import BaseModel, ConfigDict
 
 from flows.errors import Problem, RunbookError
 from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE
-from flows.evidence.ledger import HEAD_FILE, LEDGER_FILE, Verification, read_records, verify_ledger
+from flows.evidence.records import HEAD_FILE, LEDGER_FILE, Event, Record
 from flows.evidence.seal import SEAL_FILE, SealCheck, verify_seal
+from flows.evidence.verify import Verification, verify_ledger
+from flows.times import utc_stamp
 
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.html"
 ARTIFACTS_DIR = "artifacts"
-ARTIFACT_COLLECTED = "artifact.collected"
 BUNDLE_VERSION = 1
 _CHUNK = 1024 * 1024
 
@@ -78,7 +78,7 @@ def export_bundle(folder: Path, out: Path) -> Path:
             raise RunbookError(
                 Problem(
                     folder / LEDGER_FILE,
-                    verification.bad_seq or 0,
+                    verification.bad_seq,
                     f"cannot export: {verification.problem or 'the ledger has no records'}",
                     hint="run `runbook evidence verify`; copy the folder as it is for forensics",
                 )
@@ -90,7 +90,7 @@ def export_bundle(folder: Path, out: Path) -> Path:
         manifest = {
             "version": BUNDLE_VERSION,
             "incident": folder.name,
-            "exported_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "exported_at": utc_stamp(timespec="seconds"),
             "ledger": {"count": verification.count, "head_hash": verification.head_hash},
             "files": [
                 {"path": name, "sha256": _sha256_file(path), "size": path.stat().st_size}
@@ -212,8 +212,7 @@ def _verify_open(
     if not verification.ok:
         problems.append(f"{LEDGER_FILE}: {verification.problem}")
     problems += _head_problems(manifest["ledger"], verification)
-    records = read_records(scratch)[: verification.count] if LEDGER_FILE in hashes else []
-    artifacts = [r for r in records if r.get("event") == ARTIFACT_COLLECTED]
+    artifacts = [r for r in verification.records if r.event is Event.ARTIFACT_COLLECTED]
     problems += _artifact_problems(artifacts, hashes)
     if SEAL_FILE in hashes:
         problems += verify_seal(scratch, trusted_roots).problems
@@ -269,13 +268,12 @@ def _head_problems(claimed: Mapping[str, Any], verification: Verification) -> li
     return []
 
 
-def _artifact_problems(records: list[dict[str, Any]], hashes: Mapping[str, str]) -> list[str]:
+def _artifact_problems(records: list[Record], hashes: Mapping[str, str]) -> list[str]:
     problems = []
     for record in records:
-        data = record.get("data") or {}
-        sha256 = str(data.get("sha256", ""))
+        sha256 = str(record.data.get("sha256", ""))
         path = f"{ARTIFACTS_DIR}/{sha256[:2]}/{sha256}"
-        where = f"record {record['seq']} ({data.get('collector', 'artifact')})"
+        where = f"record {record.seq} ({record.data.get('collector', 'artifact')})"
         if path not in hashes:
             problems.append(f"{where}: artifact {path} is missing")
         elif hashes[path] != sha256:

@@ -9,7 +9,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from flows.errors import RunbookError
 from flows.files import write_atomically
 from flows.runbook.model import Runbook
+from flows.times import utc_now
 
 INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 INCIDENT_FILE = "incident.json"
@@ -77,7 +78,7 @@ def runbook_info(runbook: Runbook, source: Path | str) -> RunbookInfo:
 
 def new_incident_id(runbook_id: str, now: datetime | None = None) -> str:
     """A readable, unique incident id: `<runbook>-<yyyymmdd>-<hhmmss>-<4 hex>`."""
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     return f"{runbook_id}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 

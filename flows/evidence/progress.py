@@ -10,16 +10,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flows.evidence.records import Event, Record
+
 DONE = frozenset({"succeeded", "skipped", "acknowledged"})
 
 _STATUS_BY_EVENT = {
-    "step.started": "running",
-    "step.retried": "running",
-    "step.succeeded": "succeeded",
-    "step.failed": "failed",
-    "step.skipped": "skipped",
-    "gate.waiting": "waiting",
-    "gate.acknowledged": "acknowledged",
+    Event.STEP_STARTED: "running",
+    Event.STEP_RETRIED: "running",
+    Event.STEP_SUCCEEDED: "succeeded",
+    Event.STEP_FAILED: "failed",
+    Event.STEP_SKIPPED: "skipped",
+    Event.GATE_WAITING: "waiting",
+    Event.GATE_ACKNOWLEDGED: "acknowledged",
 }
 
 
@@ -47,29 +49,24 @@ class Progress:
         return self.statuses.get(item_id) in DONE
 
 
-def progress_from_records(records: Iterable[Mapping[str, Any]]) -> Progress:
+def progress_from_records(records: Iterable[Record]) -> Progress:
     """Fold ledger records into the current progress of the incident."""
     statuses: dict[str, str] = {}
     outputs: dict[str, Mapping[str, Any]] = {}
     acks: dict[str, Acknowledgement] = {}
     runs = 0
     for record in records:
-        event, item = record.get("event"), record.get("step")
-        if event in ("run.started", "run.resumed"):
+        event, item = record.event, record.step
+        if event in (Event.RUN_STARTED, Event.RUN_RESUMED):
             runs += 1
         if item is None or event not in _STATUS_BY_EVENT:
             continue
-        if event == "gate.waiting" and statuses.get(item) == "acknowledged":
+        if event is Event.GATE_WAITING and statuses.get(item) == "acknowledged":
             continue
         statuses[item] = _STATUS_BY_EVENT[event]
-        data = record.get("data") or {}
-        if event == "step.succeeded":
-            outputs[item] = data.get("outputs", {})
-        elif event == "gate.acknowledged":
-            acks[item] = Acknowledgement(
-                gate=item,
-                by=str(record.get("actor", "")),
-                at=str(record.get("ts", "")),
-                note=str(data.get("note", "")),
-            )
+        if event is Event.STEP_SUCCEEDED:
+            outputs[item] = record.outputs
+        elif event is Event.GATE_ACKNOWLEDGED:
+            note = str(record.data.get("note", ""))
+            acks[item] = Acknowledgement(gate=item, by=record.actor, at=record.ts, note=note)
     return Progress(statuses=statuses, outputs=outputs, acks=acks, runs=runs)

@@ -1,30 +1,35 @@
 """The human report of an incident's evidence: one self-contained HTML page, fit to print.
 
 Everything comes from the incident folder (incident.json, the runbook as run, the ledger) plus an
-optional verification result. Ledger values include untrusted alert text, so every value is
-escaped on its way into the page; the page loads nothing from elsewhere and runs no script.
+optional verification result. The functions here read those into plain values; the Jinja
+templates in `templates/` lay them out with autoescape on, because ledger, alert and runbook
+text is untrusted. The page loads nothing from elsewhere and runs no script.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
 from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE, Incident
-from flows.evidence.ledger import read_records
-from flows.evidence.progress import progress_from_records
-from flows.evidence.report_style import CSS
+from flows.evidence.progress import Progress
+from flows.evidence.records import Record
 from flows.evidence.spans import (
     OUTCOME_LABEL,
     Span,
     clock,
     duration,
-    escape,
     parse_time,
+    read_entries,
     read_spans,
-    timeline,
+    timeline_chart,
 )
 from flows.runbook.model import Runbook
 from flows.runbook.parse import parse_runbook
@@ -33,23 +38,6 @@ _TICKET_ACTION = "jira.create_issue"
 _CHANNEL_ACTION = "slack.create_channel"
 _COMMUNICATION = ("slack.", "jira.comment")
 _CONTAINMENT_WORDS = ("contain", "mitigat")
-_CRITERIA = {
-    "CC7.3": (
-        "Security events are evaluated",
-        "the run's start, the alert that opened it, and the steps that opened a ticket "
-        f"(<code>{_TICKET_ACTION}</code>)",
-    ),
-    "CC7.4": (
-        "Incidents are contained and communicated",
-        "every chat step (<code>slack.*</code>), every ticket comment "
-        "(<code>jira.comment</code>) and every gate a responder acknowledged",
-    ),
-    "CC7.5": (
-        "The service is recovered",
-        "the steps and gates after the containment gate (the first gate named for containment "
-        "or mitigation, else the first gate) and the run's final outcome",
-    ),
-}
 
 
 def render_report(folder: Path, verification: Mapping[str, Any] | None = None) -> str:
@@ -61,143 +49,124 @@ def render_report(folder: Path, verification: Mapping[str, Any] | None = None) -
     folder = Path(folder)
     incident = Incident.model_validate(json.loads((folder / INCIDENT_FILE).read_text()))
     runbook = parse_runbook(folder / DOCUMENT_FILE)
-    records = [r for r in read_records(folder) if _readable(r)]
-    spans = read_spans(runbook, records)
-    sections = [
-        _summary(incident, runbook, records),
-        _soc2(runbook, records, spans, incident),
-        timeline(spans, records),
-        _table(spans, incident.started_at),
-        _links(records, runbook),
-        _artifacts(records),
-        _notes(incident, records),
-        _verification(verification),
-    ]
-    title = f"Incident {incident.id}"
-    return (
-        "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<style>{CSS}</style></head><body><main>{''.join(sections)}"
-        f"<footer>Generated from the evidence ledger of {escape(incident.id)}. Times are UTC."
-        "</footer></main></body></html>\n"
+    entries, progress = read_entries(folder)
+    spans = read_spans(runbook, entries, progress)
+    page = _templates().get_template("report.html.j2")
+    return page.render(
+        incident_id=incident.id,
+        ticket_action=_TICKET_ACTION,
+        summary=_summary(incident, runbook, entries, progress),
+        soc2=[Criterion(c, _evidence(c, entries, spans, incident)) for c in runbook.meta.soc2],
+        chart=timeline_chart(spans, entries),
+        steps=[_step_row(span) for span in spans],
+        tickets=_tickets(entries, runbook),
+        channels=_channels(entries, runbook),
+        posted=_posted(entries, runbook),
+        artifacts=_artifacts(entries),
+        notes=_notes(incident, entries),
+        checks=_checks(verification or {}),
     )
 
 
-# -- reading the records ----------------------------------------------------------------------
+@functools.cache
+def _templates() -> Environment:
+    # Autoescape on for every template: ledger, alert and runbook text is untrusted. The page
+    # keeps the files' final newlines: report.css and report.html.j2 end in the page's own.
+    return Environment(
+        loader=PackageLoader("flows.evidence", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
 
 
-def _readable(record: Any) -> bool:
-    """True for a record the report can place: an event name and a parseable time.
-
-    A tampered ledger still gets a report (verification says what is wrong); records too
-    damaged to place on the timeline are left out of it.
-    """
-    if not isinstance(record, dict) or not isinstance(record.get("event"), str):
-        return False
-    try:
-        return parse_time(record["ts"]).tzinfo is not None
-    except (KeyError, TypeError, ValueError):
-        return False
-
-
-def _outputs(records: Iterable[Mapping[str, Any]], runbook: Runbook, action: str) -> list[dict]:
-    """Outputs of every succeeded step that uses `action`, in ledger order."""
-    ids = {s.id for s in runbook.steps if s.spec.uses == action}
-    return [
-        {"step": r["step"], "ts": r["ts"], **(r.get("data") or {}).get("outputs", {})}
-        for r in records
-        if r["event"] == "step.succeeded" and r.get("step") in ids
-    ]
-
-
-def _final(records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    finished = [r for r in records if r["event"] == "run.finished"]
+def _final(entries: Sequence[Record]) -> Record | None:
+    finished = [e for e in entries if e.event == "run.finished"]
     return finished[-1] if finished else None
 
 
-# -- sections ---------------------------------------------------------------------------------
+# -- summary ----------------------------------------------------------------------------------
 
 
-def _summary(incident: Incident, runbook: Runbook, records: Sequence[Mapping[str, Any]]) -> str:
-    final = _final(records)
-    status = str((final or {}).get("data", {}).get("status", "not started" if not records else ""))
-    waiting = (final or {}).get("data", {}).get("waiting") or []
-    outcome = f"waiting at {', '.join(map(str, waiting))}" if status == "waiting" else status
-    finished = _stamp(final["ts"]) if final and status in ("succeeded", "failed") else "not yet"
+@dataclass(frozen=True)
+class Summary:
+    """The page's heading and the facts listed under it."""
+
+    title: str
+    drill: bool
+    runbook: str
+    version: int
+    sha256: str
+    document_check: str
+    severity: str
+    kind: str
+    owner: str
+    started: str
+    finished: str
+    status: str
+    outcome: str
+    runs: int
+    inputs: str
+
+
+def _summary(
+    incident: Incident, runbook: Runbook, entries: Sequence[Record], progress: Progress
+) -> Summary:
+    final = _final(entries)
+    data = final.data if final else {}
+    status = str(data.get("status", "not started" if not entries else ""))
+    waiting = data.get("waiting") or []
     info = incident.runbook
-    same = runbook.sha256 == info.sha256
-    document = (
-        "runbook.md in the folder matches this hash"
-        if same
-        else f"runbook.md in the folder hashes to {runbook.sha256}: it differs from the one run"
-    )
-    drill = '<span class="badge drill">DRILL</span>' if incident.drill else ""
-    rows = [
-        ("Incident", f"<code>{escape(incident.id)}</code>"),
-        ("Runbook", f"{escape(info.id)} version {escape(info.version)}"),
-        (
-            "Runbook sha256",
-            f'<code class="hash">{escape(info.sha256)}</code><br><small>{escape(document)}</small>',
+    return Summary(
+        title=info.title,
+        drill=incident.drill,
+        runbook=info.id,
+        version=info.version,
+        sha256=info.sha256,
+        document_check=(
+            "runbook.md in the folder matches this hash"
+            if runbook.sha256 == info.sha256
+            else f"runbook.md in the folder hashes to {runbook.sha256}: it differs from the one run"
         ),
-        ("Severity", escape(info.severity)),
-        ("Kind", escape(runbook.meta.kind)),
-        ("Owner", escape(runbook.meta.owner)),
-        ("Started", escape(_stamp(incident.started_at))),
-        ("Finished", escape(finished)),
-        ("Outcome", f'<span class="badge {escape(status)}">{escape(outcome)}</span>'),
-        ("Runs", escape(progress_from_records(records).runs)),
-    ]
-    inputs = ", ".join(f"{k}={v!r}" for k, v in incident.inputs.items()) or "none"
-    rows.append(("Inputs", f"<code>{escape(inputs)}</code>"))
-    grid = "".join(f"<dt>{label}</dt><dd>{value}</dd>" for label, value in rows)
-    return (
-        f'<header><p class="eyebrow">Incident evidence report {drill}</p>'
-        f"<h1>{escape(info.title)}</h1></header>"
-        f'<section id="summary"><h2>Summary</h2><dl class="grid">{grid}</dl></section>'
+        severity=info.severity,
+        kind=runbook.meta.kind,
+        owner=runbook.meta.owner,
+        started=_stamp(parse_time(incident.started_at)),
+        finished=_stamp(final.at) if final and status in ("succeeded", "failed") else "not yet",
+        status=status,
+        outcome=f"waiting at {', '.join(map(str, waiting))}" if status == "waiting" else status,
+        runs=progress.runs,
+        inputs=", ".join(f"{k}={v!r}" for k, v in incident.inputs.items()) or "none",
     )
 
 
-def _soc2(
-    runbook: Runbook,
-    records: Sequence[Mapping[str, Any]],
-    spans: Sequence[Span],
-    incident: Incident,
-) -> str:
-    criteria = runbook.meta.soc2
-    if not criteria:
-        body = "<p>This runbook names no SOC 2 criteria.</p>"
-        return f'<section id="soc2"><h2>SOC 2 criteria</h2>{body}</section>'
-    rows = []
-    for criterion in criteria:
-        name, rule = _CRITERIA.get(criterion, ("", "not mapped automatically: see the full table"))
-        evidence = _evidence(criterion, records, spans, incident)
-        items = "".join(f"<li>{line}</li>" for line in evidence) or "<li>none recorded yet</li>"
-        rows.append(
-            f"<tr><th>{escape(criterion)}<br><small>{escape(name)}</small></th>"
-            f"<td><small>{rule}</small><ul>{items}</ul></td></tr>"
-        )
-    return (
-        '<section id="soc2"><h2>SOC 2 criteria covered</h2>'
-        "<p>The runbook is declared as evidence for these criteria; each lists the records that "
-        "show it, by a fixed rule stated under the criterion.</p>"
-        f'<table class="soc2"><tbody>{"".join(rows)}</tbody></table></section>'
-    )
+# -- SOC 2 criteria ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of evidence: a record's name set as code (when there is one), then `text`."""
+
+    code: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A SOC 2 criterion the runbook names, with the lines that evidence it."""
+
+    id: str
+    evidence: list[Line]
 
 
 def _evidence(
-    criterion: str,
-    records: Sequence[Mapping[str, Any]],
-    spans: Sequence[Span],
-    incident: Incident,
-) -> list[str]:
-    """Lines of already escaped HTML naming the records that evidence one criterion."""
+    criterion: str, entries: Sequence[Record], spans: Sequence[Span], incident: Incident
+) -> list[Line]:
+    """The records that evidence one criterion, by the rule report.html.j2 states for it."""
     if criterion == "CC7.3":
-        lines = [_event_line(r) for r in records if r["event"] in ("run.started", "alert.resolved")]
+        lines = [_event_line(e) for e in entries if e.event in ("run.started", "alert.resolved")]
         if incident.alert is not None:
-            lines.insert(
-                0, f"alert that opened the incident, from {escape(_alert_source(incident))}"
-            )
+            lines.insert(0, Line(None, f"alert that opened the incident, from {_source(incident)}"))
         return lines + [_span_line(s) for s in spans if s.uses == _TICKET_ACTION and s.records]
     if criterion == "CC7.4":
         return [
@@ -212,163 +181,202 @@ def _evidence(
             gates[0] if gates else None,
         )
         after = spans[spans.index(contained) + 1 :] if contained else []
-        final = _final(records)
+        final = _final(entries)
         return [_span_line(s) for s in after if s.records] + ([_event_line(final)] if final else [])
     return []
 
 
-def _span_line(span: Span) -> str:
+def _span_line(span: Span) -> Line:
     when = f" at {clock(span.end)}" if span.end else ""
-    who = f" by {escape(span.who)}" if span.is_gate and span.who else ""
-    kind = "gate" if span.is_gate else f"step ({escape(span.uses)})"
-    return f"<code>{escape(span.id)}</code> {kind}: {escape(OUTCOME_LABEL[span.status])}{who}{when}"
+    who = f" by {span.who}" if span.is_gate and span.who else ""
+    kind = "gate" if span.is_gate else f"step ({span.uses})"
+    return Line(span.id, f" {kind}: {OUTCOME_LABEL[span.status]}{who}{when}")
 
 
-def _event_line(record: Mapping[str, Any]) -> str:
-    status = (record.get("data") or {}).get("status")
+def _event_line(entry: Record) -> Line:
+    status = entry.data.get("status")
     suffix = f": {status}" if status else ""
-    when = clock(parse_time(record["ts"]))
-    return f"<code>{escape(record['event'])}</code>{escape(suffix)} at {when}"
+    return Line(entry.event, f"{suffix} at {clock(entry.at)}")
 
 
-def _alert_source(incident: Incident) -> str:
+def _source(incident: Incident) -> str:
     alert = incident.alert or {}
     return str(alert.get("source", "an alert source"))
 
 
-def _table(spans: Sequence[Span], started_at: str) -> str:
-    rows = []
-    for span in spans:
-        kind = "gate" if span.is_gate else f"<code>{escape(span.uses)}</code>"
-        rows.append(
-            f'<tr class="{escape(span.status)}"><td><code>{escape(span.id)}</code><br>'
-            f"<small>{escape(span.title)}</small></td><td>{kind}</td>"
-            f'<td><span class="badge {escape(span.status)}">{escape(OUTCOME_LABEL[span.status])}'
-            f"</span></td><td>{escape(span.who)}</td>"
-            f"<td>{clock(span.start) if span.start else ''}</td>"
-            f"<td>{clock(span.end) if span.end else ''}</td>"
-            f'<td class="num">{escape(duration(span)) if span.end else ""}</td>'
-            f"<td><small>{escape(span.detail)}</small></td></tr>"
+# -- steps and gates --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """One row of the steps-and-gates table."""
+
+    id: str
+    title: str
+    is_gate: bool
+    uses: str
+    status: str
+    outcome: str
+    who: str
+    started: str
+    ended: str
+    took: str
+    note: str
+
+
+def _step_row(span: Span) -> StepRow:
+    return StepRow(
+        id=span.id,
+        title=span.title,
+        is_gate=span.is_gate,
+        uses=span.uses,
+        status=span.status,
+        outcome=OUTCOME_LABEL[span.status],
+        who=span.who,
+        started=clock(span.start) if span.start else "",
+        ended=clock(span.end) if span.end else "",
+        took=duration(span) if span.end else "",
+        note=span.detail,
+    )
+
+
+# -- tickets, channels and artifacts ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A ticket a step opened; `web` says whether its URL may become a link."""
+
+    key: str
+    url: str
+    web: bool
+    step: str
+    at: str
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A chat channel a step created."""
+
+    name: str
+    step: str
+    at: str
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A collected artifact as the ledger recorded it."""
+
+    collector: str
+    step: str
+    at: str
+    path: str
+    size: str
+    sha256: str
+
+
+def _outputs(
+    entries: Sequence[Record], runbook: Runbook, action: str
+) -> list[tuple[Record, Mapping[str, Any]]]:
+    """Every succeeded step that uses `action`, with its outputs, in ledger order."""
+    ids = {s.id for s in runbook.steps if s.spec.uses == action}
+    return [
+        (e, e.data.get("outputs") or {})
+        for e in entries
+        if e.event == "step.succeeded" and e.step in ids
+    ]
+
+
+def _tickets(entries: Sequence[Record], runbook: Runbook) -> list[Ticket]:
+    tickets = []
+    for entry, outputs in _outputs(entries, runbook, _TICKET_ACTION):
+        url = outputs.get("url")
+        # Only web links become clickable: a `javascript:` URL from a compromised backend must not.
+        web = isinstance(url, str) and url.startswith(("https://", "http://"))
+        key = str(outputs.get("key", "?"))
+        tickets.append(Ticket(key, str(url) if url else "", web, str(entry.step), clock(entry.at)))
+    return tickets
+
+
+def _channels(entries: Sequence[Record], runbook: Runbook) -> list[Channel]:
+    return [
+        Channel(str(outputs.get("channel", "?")), str(entry.step), clock(entry.at))
+        for entry, outputs in _outputs(entries, runbook, _CHANNEL_ACTION)
+    ]
+
+
+def _posted(entries: Sequence[Record], runbook: Runbook) -> list[str]:
+    """The channels `slack.post` steps wrote to, sorted."""
+    posts = _outputs(entries, runbook, "slack.post")
+    return sorted({str(outputs["channel"]) for _, outputs in posts if "channel" in outputs})
+
+
+def _artifacts(entries: Sequence[Record]) -> list[Artifact]:
+    return [
+        Artifact(
+            collector=str(e.data.get("collector", "")),
+            step=e.step or "",
+            at=clock(e.at),
+            path=str(e.data.get("path", "")),
+            size=_size(e.data.get("size")),
+            sha256=str(e.data.get("sha256", "")),
         )
-    return (
-        '<section id="steps"><h2>Steps and gates</h2><table><thead><tr><th>Item</th>'
-        "<th>Action</th><th>Outcome</th><th>Who</th><th>Started</th><th>Ended</th>"
-        '<th class="num">Took</th><th>Note</th></tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></section>"
-    )
-
-
-def _links(records: Sequence[Mapping[str, Any]], runbook: Runbook) -> str:
-    tickets = [
-        f"<li>{_link(t.get('url'), t.get('key', '?'))} <small>opened by step "
-        f"<code>{escape(t['step'])}</code> at {clock(parse_time(t['ts']))}</small></li>"
-        for t in _outputs(records, runbook, _TICKET_ACTION)
+        for e in entries
+        if e.event == "artifact.collected"
     ]
-    channels = [
-        f"<li><code>{escape(c.get('channel', '?'))}</code> <small>created by step "
-        f"<code>{escape(c['step'])}</code> at {clock(parse_time(c['ts']))}</small></li>"
-        for c in _outputs(records, runbook, _CHANNEL_ACTION)
-    ]
-    posted = sorted(
-        {str(o["channel"]) for o in _outputs(records, runbook, "slack.post") if "channel" in o}
-    )
-    channels += [
-        f"<li><code>{escape(c)}</code> <small>messages posted</small></li>" for c in posted
-    ]
-    return (
-        '<section id="links"><h2>Tickets and channels</h2><div class="columns">'
-        f"<div><h3>Tickets</h3><ul>{''.join(tickets) or '<li>none</li>'}</ul></div>"
-        f"<div><h3>Channels</h3><ul>{''.join(channels) or '<li>none</li>'}</ul></div>"
-        "</div></section>"
-    )
 
 
-def _link(url: Any, text: Any) -> str:
-    # Only web links become clickable: a `javascript:` URL from a compromised backend must not.
-    if isinstance(url, str) and url.startswith(("https://", "http://")):
-        return f'<a href="{escape(url)}">{escape(text)}</a> <small>{escape(url)}</small>'
-    suffix = f" <small>{escape(url)}</small>" if url else ""
-    return f"<code>{escape(text)}</code>{suffix}"
+# -- alerts, notes and verification -----------------------------------------------------------
 
 
-def _artifacts(records: Sequence[Mapping[str, Any]]) -> str:
-    rows = []
-    for record in records:
-        if record["event"] != "artifact.collected":
-            continue
-        data = record.get("data") or {}
-        rows.append(
-            f"<tr><td>{escape(data.get('collector', ''))}<br><small>step "
-            f"<code>{escape(record.get('step') or '')}</code> at {clock(parse_time(record['ts']))}"
-            f"</small></td><td><code>{escape(data.get('path', ''))}</code></td>"
-            f'<td class="num">{escape(_size(data.get("size")))}</td>'
-            f'<td><code class="hash">{escape(data.get("sha256", ""))}</code></td></tr>'
-        )
-    body = (
-        '<table><thead><tr><th>Collector</th><th>Path</th><th class="num">Size</th>'
-        f"<th>sha256</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        if rows
-        else "<p>No artifacts were collected.</p>"
-    )
-    return f'<section id="artifacts"><h2>Artifacts</h2>{body}</section>'
+@dataclass(frozen=True)
+class Note:
+    """An alert, note or seal shown in full: what it is, who made it, and its text or JSON."""
+
+    what: str
+    who: str
+    body: str
 
 
-def _notes(incident: Incident, records: Sequence[Mapping[str, Any]]) -> str:
-    entries = []
+@dataclass(frozen=True)
+class Check:
+    """One verification result: whether it passed and the facts it reported."""
+
+    name: str
+    ok: bool
+    facts: list[tuple[str, str]]
+
+
+def _notes(incident: Incident, entries: Sequence[Record]) -> list[Note]:
+    notes = []
     if incident.alert is not None:
-        entries.append(("opened by alert", _alert_source(incident), incident.alert))
-    for record in records:
-        data = record.get("data") or {}
-        when = clock(parse_time(record["ts"]))
-        if record["event"] == "note":
-            entries.append((f"note at {when}", str(record.get("actor", "")), data.get("text", "")))
-        elif record["event"] == "alert.resolved":
-            entries.append((f"alert resolved at {when}", str(record["actor"]), data.get("alert")))
-        elif record["event"] == "evidence.sealed":
-            entries.append((f"evidence sealed at {when}", str(record["actor"]), data))
-    if not entries:
-        return ""
-    items = "".join(
-        f"<li><strong>{escape(what)}</strong> <small>{escape(who)}</small>"
-        f"<pre>{escape(_plain(body))}</pre></li>"
-        for what, who, body in entries
-    )
-    return f'<section id="notes"><h2>Alerts and notes</h2><ul class="notes">{items}</ul></section>'
+        notes.append(Note("opened by alert", _source(incident), _plain(incident.alert)))
+    for entry in entries:
+        when = clock(entry.at)
+        if entry.event == "note":
+            notes.append(Note(f"note at {when}", entry.actor, _plain(entry.data.get("text", ""))))
+        elif entry.event == "alert.resolved":
+            body = _plain(entry.data.get("alert"))
+            notes.append(Note(f"alert resolved at {when}", entry.actor, body))
+        elif entry.event == "evidence.sealed":
+            notes.append(Note(f"evidence sealed at {when}", entry.actor, _plain(dict(entry.data))))
+    return notes
 
 
-def _verification(verification: Mapping[str, Any] | None) -> str:
-    if not verification:
-        body = (
-            "<p>Not checked when this report was made: run <code>runbook evidence verify</code> "
-            "on the incident folder.</p>"
-        )
-        return f'<section id="verification"><h2>Verification</h2>{body}</section>'
-    rows = []
+def _checks(verification: Mapping[str, Any]) -> list[Check]:
+    checks = []
     for name, result in verification.items():
         result = result if isinstance(result, Mapping) else {"ok": bool(result)}
-        ok = result.get("ok")
-        badge = (
-            '<span class="badge succeeded">verified</span>'
-            if ok
-            else '<span class="badge failed">FAILED</span>'
-        )
-        facts = "".join(
-            f"<li>{escape(key)}: {escape(value)}</li>"
-            for key, value in result.items()
-            if key != "ok" and value is not None
-        )
-        rows.append(f"<tr><th>{escape(name)}</th><td>{badge}</td><td><ul>{facts}</ul></td></tr>")
-    return (
-        '<section id="verification"><h2>Verification</h2>'
-        f'<table class="verification"><tbody>{"".join(rows)}</tbody></table></section>'
-    )
+        facts = [(str(k), str(v)) for k, v in result.items() if k != "ok" and v is not None]
+        checks.append(Check(str(name), bool(result.get("ok")), facts))
+    return checks
 
 
 # -- formatting -------------------------------------------------------------------------------
 
 
-def _stamp(ts: str) -> str:
-    return parse_time(ts).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _size(size: Any) -> str:

@@ -11,7 +11,6 @@ import base64
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -29,13 +28,15 @@ from rfc3161_client import (
 
 from flows.errors import Problem, RunbookError
 from flows.evidence.incident import INCIDENT_FILE, Incident
-from flows.evidence.ledger import Ledger, RunbookRef, read_records, verify_ledger
+from flows.evidence.ledger import Ledger
+from flows.evidence.records import Event, Record, RunbookRef
+from flows.evidence.verify import verify_ledger
 from flows.files import write_atomically
+from flows.times import utc_stamp
 
 SEAL_FILE = "seal.json"
 SEAL_VERSION = 1
 ALGORITHM = "rfc6962-sha256"
-EVIDENCE_SEALED = "evidence.sealed"
 TIMESTAMP_QUERY = "application/timestamp-query"
 _LEAF, _NODE = b"\x00", b"\x01"
 
@@ -102,9 +103,9 @@ def verify_inclusion(
     return sn == 0 and r == root
 
 
-def record_leaves(records: Sequence[dict]) -> list[bytes]:
+def record_leaves(records: Sequence[Record]) -> list[bytes]:
     """The leaves of a ledger's tree: the 32 raw bytes of each record's `hash`, in order."""
-    return [bytes.fromhex(record["hash"]) for record in records]
+    return [bytes.fromhex(record.hash) for record in records]
 
 
 # -- sealing ------------------------------------------------------------------------------------
@@ -163,23 +164,25 @@ def seal_incident(folder: Path, tsa_url: str | None = None, timeout_s: float = 1
                 hint="run `runbook evidence verify` and preserve the folder as it is",
             )
         )
-    records = read_records(folder)[: verification.count]
+    records = verification.records
     root = merkle_root(record_leaves(records))
     tsa = _timestamp(root, tsa_url, timeout_s) if tsa_url else None
     seal = Seal(
         count=len(records),
         root=root.hex(),
-        head_hash=records[-1]["hash"],
-        sealed_at=datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z",
+        head_hash=records[-1].hash,
+        sealed_at=utc_stamp(),
         tsa=tsa,
     )
     incident = Incident.model_validate(json.loads((folder / INCIDENT_FILE).read_text()))
-    ref = RunbookRef(incident.runbook.id, incident.runbook.version, incident.runbook.sha256)
+    ref = RunbookRef(
+        id=incident.runbook.id, version=incident.runbook.version, sha256=incident.runbook.sha256
+    )
     # The record first: a crash before seal.json leaves a harmless record, never a seal.json
     # the ledger does not mention.
     with Ledger(folder, incident.id, ref) as ledger:
         ledger.record(
-            EVIDENCE_SEALED,
+            Event.EVIDENCE_SEALED,
             data={
                 "algorithm": ALGORITHM,
                 "count": seal.count,
@@ -218,7 +221,8 @@ def _timestamp(root: bytes, url: str, timeout_s: float) -> Timestamp:
         problem = "the nonce does not match the request (replayed response?)"
     if problem is not None:
         raise _tsa_error(url, problem)
-    gen_time = response.tst_info.gen_time.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    stamped = response.tst_info.gen_time
+    gen_time = utc_stamp(stamped, "microseconds" if stamped.microsecond else "seconds")
     return Timestamp(url=url, token=base64.b64encode(reply.content).decode(), gen_time=gen_time)
 
 
@@ -265,8 +269,7 @@ def verify_seal(folder: Path, trusted_roots: Sequence[bytes] | None = None) -> S
 def _seal_problems(folder: Path, seal: Seal) -> list[str]:
     if seal.algorithm != ALGORITHM:
         return [f"{SEAL_FILE}: unknown algorithm {seal.algorithm!r}"]
-    verification = verify_ledger(folder)
-    records = read_records(folder)[: verification.count]
+    records = verify_ledger(folder).records
     if len(records) < seal.count or seal.count < 1:
         return [
             f"{SEAL_FILE} seals {seal.count} records but the ledger holds {len(records)} "
@@ -276,14 +279,15 @@ def _seal_problems(folder: Path, seal: Seal) -> list[str]:
     problems = []
     if merkle_root(record_leaves(sealed)).hex() != seal.root:
         problems.append(f"{SEAL_FILE}: the Merkle root differs from records 1..{seal.count}")
-    if sealed[-1]["hash"] != seal.head_hash:
+    if sealed[-1].hash != seal.head_hash:
         problems.append(f"record {seal.count}: hash differs from the head hash in {SEAL_FILE}")
     if not any(
-        r["event"] == EVIDENCE_SEALED and r["data"].get("root") == seal.root
+        r.event is Event.EVIDENCE_SEALED and r.data.get("root") == seal.root
         for r in records[seal.count :]
     ):
         problems.append(
-            f"{SEAL_FILE}: no {EVIDENCE_SEALED} record after record {seal.count} names its root"
+            f"{SEAL_FILE}: no {Event.EVIDENCE_SEALED} record after record {seal.count} "
+            "names its root"
         )
     return problems
 

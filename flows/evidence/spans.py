@@ -1,19 +1,20 @@
 """Steps and gates as spans of time read from an incident's ledger, and their timeline chart.
 
 The chart is inline SVG for the evidence report: one row per step or gate in document order, a
-bar from its start to its end, and the acknowledging responder on gates. Values come from the
-ledger (untrusted alert text included), so every one is escaped on its way into the markup.
+bar from its start to its end, and the acknowledging responder on gates. This module computes
+where everything goes; `templates/timeline.svg.j2` lays it out, escaping every value.
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
 
-from flows.evidence.progress import progress_from_records
+from flows.evidence.progress import Progress, progress_from_records
+from flows.evidence.records import Record
+from flows.evidence.verify import read_records
 from flows.runbook.model import Gate, Runbook
 
 OUTCOME_LABEL = {
@@ -32,6 +33,16 @@ _TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10
 
 
 _SVG_WIDTH, _LABEL_WIDTH, _RIGHT_PAD, _ROW, _AXIS = 1000, 220, 24, 26, 34
+
+
+def read_entries(folder: Path) -> tuple[list[Record], Progress]:
+    """The records of the folder's ledger the report can place, and the progress they show.
+
+    A tampered ledger still gets a report (verification says what is wrong): a line that is
+    not a record is left out of it.
+    """
+    records = read_records(folder, skip_unreadable=True)
+    return records, progress_from_records(records)
 
 
 @dataclass(frozen=True)
@@ -53,14 +64,13 @@ class Span:
         return self.uses == "gate"
 
 
-def read_spans(runbook: Runbook, records: Sequence[Mapping[str, Any]]) -> list[Span]:
+def read_spans(runbook: Runbook, entries: Sequence[Record], progress: Progress) -> list[Span]:
     """Every step and gate in document order, with what the ledger says about it."""
-    progress = progress_from_records(records)
     spans = []
     for item in runbook.items:
-        mine = [r for r in records if r.get("step") == item.id]
-        starts = [r for r in mine if r["event"] in ("step.started", "gate.waiting")]
-        ends = [r for r in mine if r["event"] in _END_EVENTS]
+        mine = [e for e in entries if e.step == item.id]
+        starts = [e for e in mine if e.event in ("step.started", "gate.waiting")]
+        ends = [e for e in mine if e.event in _END_EVENTS]
         first = starts[0] if starts else (ends[0] if ends else None)
         status = progress.statuses.get(item.id, "pending")
         end = ends[-1] if ends and status in _END_STATUSES else None
@@ -71,11 +81,11 @@ def read_spans(runbook: Runbook, records: Sequence[Mapping[str, Any]]) -> list[S
                 title=item.title,
                 uses="gate" if isinstance(item, Gate) else item.spec.uses,
                 status=status,
-                start=parse_time(first["ts"]) if first else None,
-                end=parse_time(end["ts"]) if end else None,
+                start=first.at if first else None,
+                end=end.at if end else None,
                 who=ack.by if ack else ("engine" if mine else ""),
                 detail=ack.note if ack else _detail(ends[-1] if ends else None),
-                records=tuple(int(r["seq"]) for r in mine),
+                records=tuple(e.seq for e in mine),
             )
         )
     return spans
@@ -87,13 +97,13 @@ _END_EVENTS = ("step.succeeded", "step.failed", "step.skipped", "gate.acknowledg
 _END_STATUSES = ("succeeded", "failed", "skipped", "acknowledged")
 
 
-def _detail(record: Mapping[str, Any] | None) -> str:
-    if record is None:
+def _detail(entry: Record | None) -> str:
+    if entry is None:
         return ""
-    data = record.get("data") or {}
-    if record["event"] == "step.failed":
+    data = entry.data
+    if entry.event == "step.failed":
         return str(data.get("error", ""))
-    if record["event"] == "step.skipped":
+    if entry.event == "step.skipped":
         return str(data.get("reason", ""))
     parts = [f"{data['attempts']} attempts"] if data.get("attempts", 1) != 1 else []
     return ", ".join(parts + (["simulated"] if data.get("simulated") else []))
@@ -104,97 +114,123 @@ def parse_time(ts: str) -> datetime:
     return datetime.fromisoformat(ts)
 
 
-def timeline(spans: Sequence[Span], records: Sequence[Mapping[str, Any]]) -> str:
-    """The report's timeline section: the chart of every span, with its legend."""
-    if not records:
-        return "<section><h2>Timeline</h2><p>The ledger has no records yet.</p></section>"
-    t0, t1 = parse_time(records[0]["ts"]), parse_time(records[-1]["ts"])
+# -- the chart --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A vertical line across the chart at `x`: an axis tick or a resumed run, with its label."""
+
+    x: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Bar:
+    """The bar of an item that began: closed (`bar`) or still open (`open`), and its caption."""
+
+    kind: str
+    status: str
+    x: float
+    y: int
+    width: float
+    tooltip: str
+    caption: str
+    caption_x: float
+    caption_anchor: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the chart: the item's label and, once it began, its bar."""
+
+    label: str
+    text_y: float
+    bar: Bar | None
+
+
+@dataclass(frozen=True)
+class Chart:
+    """Everything the timeline template draws, in SVG user units."""
+
+    width: int
+    height: int
+    grid_top: int
+    tick_y: int
+    label_x: int
+    unreached_x: int
+    bar_height: int
+    ticks: list[Mark]
+    resumes: list[Mark]
+    rows: list[Row]
+
+
+def timeline_chart(spans: Sequence[Span], entries: Sequence[Record]) -> Chart | None:
+    """The chart of every span over the time the ledger covers; None when it has no records."""
+    if not entries:
+        return None
+    t0, t1 = entries[0].at, entries[-1].at
     total = max((t1 - t0).total_seconds(), 1.0)
     plot = _SVG_WIDTH - _LABEL_WIDTH - _RIGHT_PAD
-    height = _AXIS + _ROW * len(spans) + 8
 
     def x(moment: datetime) -> float:
         return _LABEL_WIDTH + plot * (moment - t0).total_seconds() / total
 
     step = next((s for s in _TICK_STEPS if total / s <= 8), 86400)
-    parts = [
-        f'<svg id="timeline" viewBox="0 0 {_SVG_WIDTH} {height}" role="img" '
-        'xmlns="http://www.w3.org/2000/svg" font-family="inherit" font-size="12">',
-        "<title>Timeline of steps and gates</title>",
+    ticks = [
+        Mark(
+            _LABEL_WIDTH + plot * tick / total,
+            clock(t0 + timedelta(seconds=tick), seconds=step < 60),
+        )
+        for tick in range(0, int(total) + 1, step)
     ]
-    for tick in range(0, int(total) + 1, step):
-        tx = _LABEL_WIDTH + plot * tick / total
-        label = clock(t0 + timedelta(seconds=tick), seconds=step < 60)
-        parts.append(
-            f'<line class="grid" x1="{tx:.1f}" y1="{_AXIS - 8}" x2="{tx:.1f}" y2="{height}"/>'
-            f'<text class="tick" x="{tx:.1f}" y="{_AXIS - 14}" text-anchor="middle">{label}</text>'
-        )
-    for record in records:
-        if record["event"] == "run.resumed":
-            rx = x(parse_time(record["ts"]))
-            parts.append(
-                f'<line class="resumed" x1="{rx:.1f}" y1="{_AXIS - 8}" x2="{rx:.1f}" y2="{height}">'
-                f"<title>run resumed at {clock(parse_time(record['ts']))}</title></line>"
-            )
-    for row, span in enumerate(spans):
-        parts.append(_row(span, _AXIS + row * _ROW, x, t1))
-    parts.append("</svg>")
-    legend = "".join(
-        f'<span><i class="swatch {name}"></i>{label}</span>'
-        for name, label in (
-            ("succeeded", "succeeded"),
-            ("acknowledged", "gate acknowledged"),
-            ("failed", "failed"),
-            ("skipped", "skipped"),
-            ("waiting", "waiting or running"),
-            ("resumed", "run resumed"),
-        )
-    )
-    return (
-        '<section id="timeline-section"><h2>Timeline</h2>'
-        f'<figure>{"".join(parts)}<figcaption class="legend">{legend}</figcaption></figure>'
-        "</section>"
+    resumes = [Mark(x(e.at), clock(e.at)) for e in entries if e.event == "run.resumed"]
+    return Chart(
+        width=_SVG_WIDTH,
+        height=_AXIS + _ROW * len(spans) + 8,
+        grid_top=_AXIS - 8,
+        tick_y=_AXIS - 14,
+        label_x=_LABEL_WIDTH - 10,
+        unreached_x=_LABEL_WIDTH + 4,
+        bar_height=_ROW - 12,
+        ticks=ticks,
+        resumes=resumes,
+        rows=[_row(span, _AXIS + row * _ROW, x, t1) for row, span in enumerate(spans)],
     )
 
 
-def _row(span: Span, top: int, x: Callable[[datetime], float], last: datetime) -> str:
+def _row(span: Span, top: int, x: Callable[[datetime], float], last: datetime) -> Row:
     """One row of the chart: the item's label and, once it began, its bar and caption."""
-    middle = top + _ROW / 2
     name = f"{span.id}{' (gate)' if span.is_gate else ''}"
-    label = (
-        f'<text class="label{" muted" if span.start is None else ""}" x="{_LABEL_WIDTH - 10}" '
-        f'y="{middle + 4:.1f}" text-anchor="end">{escape(_truncate(name, 30))}</text>'
-    )
+    label, text_y = _truncate(name, 30), top + _ROW / 2 + 4
     if span.start is None:
-        return label + (
-            f'<text class="caption muted" x="{_LABEL_WIDTH + 4}" y="{middle + 4:.1f}">'
-            "not reached</text>"
-        )
-    finished = span.end is not None
+        return Row(label=label, text_y=text_y, bar=None)
     x1 = x(span.start)
     width = max(x(span.end or last) - x1, 3.0)
-    kind = "bar" if finished else "open"
-    tooltip = f"{span.id}: {OUTCOME_LABEL[span.status]}, {duration(span)}"
-    if span.is_gate and finished:
+    if span.is_gate and span.end is not None:
         caption = f"✓ {span.who} · {clock(span.end)} · waited {duration(span)}"
-    elif finished:
+    elif span.end is not None:
         caption = f"{OUTCOME_LABEL[span.status]} · {duration(span)}"
     else:
         caption = OUTCOME_LABEL[span.status]
     # Captions go right of the bar, or left of it when the bar reaches the right edge.
     right = x1 + width + 6
     anchor, cx = ("start", right) if right + 6 * len(caption) < _SVG_WIDTH else ("end", x1 - 6)
-    return label + (
-        f'<rect class="{kind} {escape(span.status)}" x="{x1:.1f}" y="{top + 6}" '
-        f'width="{width:.1f}" height="{_ROW - 12}" rx="2"><title>{escape(tooltip)}</title></rect>'
-        f'<text class="caption" x="{cx:.1f}" y="{middle + 4:.1f}" text-anchor="{anchor}">'
-        f"{escape(caption)}</text>"
+    return Row(
+        label=label,
+        text_y=text_y,
+        bar=Bar(
+            kind="bar" if span.end is not None else "open",
+            status=span.status,
+            x=x1,
+            y=top + 6,
+            width=width,
+            tooltip=f"{span.id}: {OUTCOME_LABEL[span.status]}, {duration(span)}",
+            caption=caption,
+            caption_x=cx,
+            caption_anchor=anchor,
+        ),
     )
-
-
-def escape(value: Any) -> str:
-    """Text made safe for HTML and SVG, quotes included."""
-    return html.escape(str(value), quote=True)
 
 
 def clock(moment: datetime, *, seconds: bool = True) -> str:

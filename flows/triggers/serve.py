@@ -70,14 +70,13 @@ def serve(
 
 
 def _socket_mode(settings: Settings, server: Server) -> SocketModeBridge:
-    if settings.slack_app_token is None or settings.slack_bot_token is None:
+    slack = settings.slack()
+    if settings.slack_app_token is None or slack is None:
         raise RunbookError(
             "--slack-socket-mode needs RUNBOOK_SLACK_APP_TOKEN (xapp-...) and "
             "RUNBOOK_SLACK_BOT_TOKEN"
         )
-    web = WebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
-    )
+    web = WebClient(token=slack.bot_token.get_secret_value(), base_url=slack.api_url)
     handlers = server.state.slack
     bridge = SocketModeBridge(
         settings.slack_app_token.get_secret_value(), web, handlers.command, handlers.interaction

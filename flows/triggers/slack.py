@@ -18,8 +18,8 @@ from flows.engine.runner import acknowledge_gate
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.evidence.incident import DOCUMENT_FILE, incident_folder, load_incident, new_incident_id
-from flows.evidence.ledger import read_records
 from flows.evidence.progress import progress_from_records
+from flows.evidence.verify import read_records
 from flows.runbook.inputs import resolve_inputs
 from flows.runbook.model import Runbook
 from flows.runbook.parse import parse_runbook

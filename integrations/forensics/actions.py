@@ -11,20 +11,18 @@ import getpass
 import os
 import socket
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.contract.actions import Action, ActionContext
+from flows.contract.actions import Action, ActionContext, Reach
 from flows.errors import StepFailed
+from flows.evidence.records import Event
+from flows.times import utc_stamp
 from integrations.forensics.collectors import command, files, host, model, web
 from integrations.forensics.collectors.base import Kit, Missed, Piece
 from integrations.forensics.redaction import Counted, redact_value
 from integrations.forensics.store import ArtifactStore
-
-ARTIFACT_COLLECTED = "artifact.collected"
-ARTIFACT_FAILED = "artifact.failed"
 
 CollectorSpec = Annotated[
     command.CommandSpec
@@ -82,7 +80,9 @@ def snapshot(args: SnapshotArgs, ctx: ActionContext) -> dict[str, Any]:
             if isinstance(piece, Missed):
                 failure = {"collector": spec.type, "name": piece.name, "error": piece.error}
                 failures.append(failure)
-                ctx.evidence.record(ARTIFACT_FAILED, step=ctx.step, data=about | failure | when)
+                ctx.evidence.record(
+                    Event.ARTIFACT_FAILED, step=ctx.step, data=about | failure | when
+                )
                 continue
             stored = piece.artifact
             entry = {
@@ -95,7 +95,7 @@ def snapshot(args: SnapshotArgs, ctx: ActionContext) -> dict[str, Any]:
             artifacts.append(entry)
             redactions += stored.redactions
             custody = entry | when | {"redactions": stored.redactions, "facts": piece.facts}
-            ctx.evidence.record(ARTIFACT_COLLECTED, step=ctx.step, data=about | custody)
+            ctx.evidence.record(Event.ARTIFACT_COLLECTED, step=ctx.step, data=about | custody)
     if failures and not artifacts:
         raise StepFailed(
             "every collector failed: "
@@ -106,7 +106,7 @@ def snapshot(args: SnapshotArgs, ctx: ActionContext) -> dict[str, Any]:
 
 def _timed(pieces: Iterator[Piece]) -> Iterator[tuple[Piece, str, str]]:
     """Each piece with when its collection started and finished; a collector's error is a miss."""
-    started = _now()
+    started = utc_stamp()
     while True:
         try:
             piece = next(pieces)
@@ -114,11 +114,11 @@ def _timed(pieces: Iterator[Piece]) -> Iterator[tuple[Piece, str, str]]:
             return
         except (StepFailed, OSError) as err:
             # A collector that cannot go on loses only its own evidence, not the snapshot.
-            yield Missed(_what_failed(err), _reason(err)), started, _now()
+            yield Missed(_what_failed(err), _reason(err)), started, utc_stamp()
             return
-        finished = _now()
+        finished = utc_stamp()
         yield piece, started, finished
-        started = _now()
+        started = utc_stamp()
 
 
 def _what_failed(err: Exception) -> str:
@@ -129,10 +129,6 @@ def _reason(err: Exception) -> str:
     if isinstance(err, OSError) and err.strerror:
         return err.strerror
     return str(err)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def _user() -> str:
@@ -152,5 +148,6 @@ ACTIONS = (
         description="Collect forensic evidence into content-addressed, read-only artifacts "
         "with a chain-of-custody record each.",
         side_effects=False,
+        reach=Reach.OUTSIDE,
     ),
 )

@@ -80,7 +80,7 @@ class ArtifactStore:
     ) -> StoredArtifact:
         """Store a file (its first `max_bytes` when capped), redacting text line by line."""
         with open(path, "rb") as source:
-            reader: BinaryIO = _Capped(source, max_bytes) if max_bytes is not None else source
+            reader: BinaryIO | _Capped = source if max_bytes is None else _Capped(source, max_bytes)
             binary = b"\0" in source.read(SNIFF)
             source.seek(0)
             if redactor is None or binary:

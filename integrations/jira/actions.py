@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.contract.actions import Action, ActionContext
+from flows.contract.actions import Action, ActionContext, Reach
 from flows.contract.ports import NewTicket
 from flows.errors import StepFailed
 from integrations.jira import TicketNotFound
@@ -192,6 +192,7 @@ ACTIONS = (
         run=create_issue,
         outputs=("key", "url"),
         description="Open a ticket; re-running the step returns the same ticket.",
+        reach=Reach.PORTS,
     ),
     Action(
         name="jira.comment",
@@ -199,6 +200,7 @@ ACTIONS = (
         run=comment,
         outputs=("id",),
         description="Add a comment to a ticket; re-running the step adds it once.",
+        reach=Reach.PORTS,
     ),
     Action(
         name="jira.transition",
@@ -206,6 +208,7 @@ ACTIONS = (
         run=transition,
         outputs=("key", "status"),
         description="Move a ticket to another status; moving it where it is does nothing.",
+        reach=Reach.PORTS,
     ),
     Action(
         name="jira.attach",
@@ -213,6 +216,7 @@ ACTIONS = (
         run=attach,
         outputs=("id", "filename"),
         description="Attach a file (e.g. collected evidence) to a ticket; once per step.",
+        reach=Reach.PORTS,
     ),
     Action(
         name="jira.link",
@@ -220,5 +224,6 @@ ACTIONS = (
         run=link,
         outputs=("id",),
         description="Add a web link (dashboard, channel, runbook) to a ticket; once per step.",
+        reach=Reach.PORTS,
     ),
 )

@@ -23,12 +23,19 @@ from typing import Any, TypeVar
 
 import requests
 from jira import JIRA, JIRAError
+from tenacity import RetryCallState
 
 from flows.contract.ports import NewTicket, Ticket
 from integrations.config import JiraConfig
 from integrations.idempotency import IdempotencyMap
 from integrations.jira import TicketNotFound, TicketSystemError
-from integrations.jira.retry import NoAnswer, RetryPolicy, call_with_retries
+from integrations.jira.retry import (
+    NoAnswer,
+    RetryPolicy,
+    call_with_retries,
+    checked_tries,
+    lookups,
+)
 
 SYSTEM = "jira"
 LOG = logging.getLogger(__name__)
@@ -123,24 +130,29 @@ class JiraTickets:
     def transition(self, issue: str, status: str) -> Ticket:
         """Move a ticket to a status (or through a transition) by name; no-op if it is there."""
         op = _Op(f"move {issue} to {status!r}", "Transition issues", f"issue {issue}", issue)
-        for _ in range(self._policy.tries):
-            current = self._issue(issue)
-            if current.status.casefold() == status.casefold():
-                return current
-            offered = self._run(lambda: self._client().transitions(issue), op, True)
-            chosen = _pick_transition(offered, status)
-            if chosen is None:
-                choices = ", ".join(f"{t['name']} -> {t['to']['name']}" for t in offered) or "none"
-                raise TicketSystemError(
-                    f"{issue} cannot move to {status!r} from {current.status!r}; its workflow"
-                    f" offers: {choices}"
-                )
-            try:
-                self._post_transition(issue, chosen["id"], op)
-            except NoAnswer:
-                continue  # read the status again: a transition that happened is not repeated
-            return current.model_copy(update={"status": chosen["to"]["name"]})
-        raise OutcomeUnknown(f"could not {op.what}: Jira did not answer; run the step again")
+        tries = checked_tries(self._policy, self._sleep)
+        try:
+            # Each try reads the status again: a transition that happened is not repeated.
+            return tries(self._transition_once, issue, status, op)
+        except NoAnswer:
+            raise OutcomeUnknown(
+                f"could not {op.what}: Jira did not answer; run the step again"
+            ) from None
+
+    def _transition_once(self, issue: str, status: str, op: _Op) -> Ticket:
+        current = self._issue(issue)
+        if current.status.casefold() == status.casefold():
+            return current
+        offered = self._run(lambda: self._client().transitions(issue), op, True)
+        chosen = _pick_transition(offered, status)
+        if chosen is None:
+            choices = ", ".join(f"{t['name']} -> {t['to']['name']}" for t in offered) or "none"
+            raise TicketSystemError(
+                f"{issue} cannot move to {status!r} from {current.status!r}; its workflow"
+                f" offers: {choices}"
+            )
+        self._post_transition(issue, chosen["id"], op)
+        return current.model_copy(update={"status": chosen["to"]["name"]})
 
     def attach(self, issue: str, path: Path, dedupe_key: str, filename: str | None = None) -> str:
         """Upload a file unless the issue already has one by that name; return its id."""
@@ -242,16 +254,15 @@ class JiraTickets:
 
     def _look_again(self, find: Callable[[], T | None], op: _Op, failure: str) -> T:
         problem = ""
-        for attempt in range(self._policy.lookups):
-            if attempt:
-                self._sleep(self._policy.lookup_backoff_s * 2 ** (attempt - 1))
-            try:
-                found = find()
-            except TicketSystemError as err:
-                problem = f"; the last search failed: {err}"
-                continue
-            if found is not None:
-                return found
+
+        def note(state: RetryCallState) -> None:
+            nonlocal problem
+            if state.outcome is not None and state.outcome.failed:
+                problem = f"; the last search failed: {state.outcome.exception()}"
+
+        found: T | None = lookups(self._policy, self._sleep, after=note)(find)
+        if found is not None:
+            return found
         raise OutcomeUnknown(
             f"Jira did not answer the request to {op.what} ({failure}) and {self._policy.lookups}"
             f" searches did not find what it would have made{problem}: the outcome is unknown."
@@ -329,7 +340,8 @@ class JiraTickets:
         except ValueError:
             body = {}
         body = body if isinstance(body, dict) else {}
-        errors = body.get("errors") if isinstance(body.get("errors"), dict) else {}
+        field_errors = body.get("errors")
+        errors = field_errors if isinstance(field_errors, dict) else {}
         names = {f["id"]: f["name"] for f in self._fields or [] if f.get("custom")}
         parts = [str(m) for m in body.get("errorMessages") or []]
         parts += [f"{names.get(k, k)}: {v}" for k, v in errors.items()]
@@ -388,7 +400,7 @@ def _pick_transition(offered: list[dict[str, Any]], status: str) -> dict[str, An
     wanted = status.casefold()
     by_status = [t for t in offered if t["to"]["name"].casefold() == wanted]
     by_name = [t for t in offered if t["name"].casefold() == wanted]
-    return (by_status or by_name or [None])[0]
+    return next(iter(by_status or by_name), None)
 
 
 def _field_value(schema: dict[str, Any], value: Any) -> Any:

@@ -1,7 +1,10 @@
 """Our retry policy for Jira requests: refusals waited out exactly, unknown outcomes never resent.
 
 The `jira` library's ResilientSession retries every method (POST included) and caps its wait
-at 60 s whatever Retry-After says; it is switched off and this one small policy used instead.
+at 60 s whatever Retry-After says; it is switched off. Every Jira retry is tenacity configured
+from the one `RetryPolicy` here: a request (`call_with_retries`), a write that is checked before
+it is tried again (`checked_tries`), and the searches for what an unanswered write made
+(`lookups`).
 """
 
 from __future__ import annotations
@@ -10,11 +13,21 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeGuard, TypeVar
 
 import requests
 from jira import JIRAError
 from pydantic import BaseModel, ConfigDict
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    after_nothing,
+    retry_if_exception,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from integrations.jira import TicketSystemError
 
@@ -57,43 +70,135 @@ def call_with_retries(
     An unsafe call (a create, comment or upload) that fails without a refusal raises `NoAnswer`;
     JIRAErrors that are not server failures propagate for the caller to explain.
     """
-    failures = refusals = 0
-    while True:
-        try:
-            return call()
-        except JIRAError as err:
-            if err.status_code in _REFUSED:
-                refusals += 1
-                wait = _retry_after(err) or _backoff(refusals, policy)
-                if wait > max_wait_s:
-                    raise TicketSystemError(
-                        f"Jira asked us to wait {wait:g} s before trying to {what} again"
-                        f" (HTTP {err.status_code}, Retry-After), more than max_retry_wait_s ="
-                        f" {max_wait_s:g} s: try again later"
-                    ) from None
-                if refusals > policy.refusals:
-                    raise TicketSystemError(
-                        f"Jira refused to {what} {refusals} times (HTTP {err.status_code}:"
-                        " rate-limited or unavailable): try again later"
-                    ) from None
-                LOG.warning("Jira answered %s to %s: waiting %.1f s", err.status_code, what, wait)
-                sleep(wait)
-                continue
-            if err.status_code is None or err.status_code < 500:
-                raise
-            failure = f"HTTP {err.status_code}"
-        except requests.Timeout:
-            failure = "no answer in time"
-        except requests.ConnectionError:
-            failure = "connection failed or dropped"
-        if not safe:
-            raise NoAnswer(failure)
-        failures += 1
-        if failures >= policy.tries:
+    tally = _Tally(policy, what, max_wait_s)
+    retrying = Retrying(
+        sleep=_skip_zero(sleep),
+        retry=retry_if_exception(lambda err: _refused(err) or (safe and _failure(err) != "")),
+        after=tally.count,
+        wait=tally.wait,
+        stop=tally.stop,
+        before_sleep=tally.log,
+        retry_error_callback=tally.give_up,
+    )
+    try:
+        return retrying(call)
+    except (JIRAError, requests.Timeout, requests.ConnectionError) as err:
+        failure = _failure(err)
+        if safe or not failure:
+            raise
+        raise NoAnswer(failure) from None
+
+
+def checked_tries(policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep) -> Retrying:
+    """Attempts of a write that reads the state again before it is resent (a transition).
+
+    Each attempt that raises `NoAnswer` is tried again, at once, up to `policy.tries` times;
+    then the last `NoAnswer` is raised.
+    """
+    return Retrying(
+        sleep=_skip_zero(sleep),
+        retry=retry_if_exception_type(NoAnswer),
+        stop=stop_after_attempt(policy.tries),
+        reraise=True,
+    )
+
+
+def lookups(
+    policy: RetryPolicy,
+    sleep: Callable[[float], None] = time.sleep,
+    after: Callable[[RetryCallState], None] | None = None,
+) -> Retrying:
+    """Searches for what an unanswered write made, with backoff: its result, or None.
+
+    A search that finds nothing or fails with a `TicketSystemError` is tried again, up to
+    `policy.lookups` searches; `after` sees each one that is.
+    """
+    return Retrying(
+        sleep=_skip_zero(sleep),
+        retry=retry_if_result(lambda found: found is None)
+        | retry_if_exception_type(TicketSystemError),
+        stop=stop_after_attempt(policy.lookups),
+        wait=wait_exponential(multiplier=policy.lookup_backoff_s),
+        after=after or after_nothing,
+        retry_error_callback=lambda state: None,
+    )
+
+
+class _Tally:
+    """One request's refusals and failures, which the policy counts and waits for apart."""
+
+    def __init__(self, policy: RetryPolicy, what: str, max_wait_s: float) -> None:
+        self.policy, self.what, self.max_wait_s = policy, what, max_wait_s
+        self.refusals = self.failures = 0
+
+    def count(self, state: RetryCallState) -> None:
+        """Count the attempt that is about to be retried."""
+        if _refused(_error(state)):
+            self.refusals += 1
+        else:
+            self.failures += 1
+
+    def wait(self, state: RetryCallState) -> float:
+        """Retry-After after a refusal (backoff without one); backoff after a failure."""
+        err = _error(state)
+        if _refused(err):
+            return _retry_after(err) or _backoff(self.refusals, self.policy)
+        return _backoff(self.failures, self.policy)
+
+    def stop(self, state: RetryCallState) -> bool:
+        """Stop at a wait beyond max_wait_s, too many refusals, or the policy's tries."""
+        if _refused(_error(state)):
+            too_long = state.upcoming_sleep > self.max_wait_s
+            return too_long or self.refusals > self.policy.refusals
+        return self.failures >= self.policy.tries
+
+    def log(self, state: RetryCallState) -> None:
+        """Say that Jira refused and how long we wait."""
+        err = _error(state)
+        if _refused(err):
+            what, wait = self.what, state.upcoming_sleep
+            LOG.warning("Jira answered %s to %s: waiting %.1f s", err.status_code, what, wait)
+
+    def give_up(self, state: RetryCallState) -> NoReturn:
+        """Raise why the request is given up, in words the responder can act on."""
+        err = _error(state)
+        if _refused(err):
+            wait = state.upcoming_sleep
+            if wait > self.max_wait_s:
+                raise TicketSystemError(
+                    f"Jira asked us to wait {wait:g} s before trying to {self.what} again"
+                    f" (HTTP {err.status_code}, Retry-After), more than max_retry_wait_s ="
+                    f" {self.max_wait_s:g} s: try again later"
+                ) from None
             raise TicketSystemError(
-                f"could not {what}: Jira failed {failures} times ({failure}); check that it is up"
-            )
-        sleep(_backoff(failures, policy))
+                f"Jira refused to {self.what} {self.refusals} times (HTTP {err.status_code}:"
+                " rate-limited or unavailable): try again later"
+            ) from None
+        raise TicketSystemError(
+            f"could not {self.what}: Jira failed {self.failures} times ({_failure(err)});"
+            " check that it is up"
+        ) from None
+
+
+def _error(state: RetryCallState) -> BaseException | None:
+    return state.outcome.exception() if state.outcome is not None else None
+
+
+def _refused(err: BaseException | None) -> TypeGuard[JIRAError]:
+    return isinstance(err, JIRAError) and err.status_code in _REFUSED
+
+
+def _failure(err: BaseException | None) -> str:
+    """What went wrong when Jira may or may not have acted; "" when it surely did not."""
+    if isinstance(err, JIRAError):
+        status = err.status_code
+        server_failed = status is not None and status >= 500 and status not in _REFUSED
+        return f"HTTP {status}" if server_failed else ""
+    if isinstance(err, requests.Timeout):
+        return "no answer in time"
+    if isinstance(err, requests.ConnectionError):
+        return "connection failed or dropped"
+    return ""
 
 
 def _retry_after(err: JIRAError) -> float | None:
@@ -107,3 +212,13 @@ def _retry_after(err: JIRAError) -> float | None:
 def _backoff(attempt: int, policy: RetryPolicy) -> float:
     """Capped exponential backoff with jitter, so many runs do not retry in step."""
     return min(policy.backoff_cap_s, policy.backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1)
+
+
+def _skip_zero(sleep: Callable[[float], None]) -> Callable[[float], None]:
+    """`sleep`, not called for no wait at all (tenacity calls it between every two attempts)."""
+
+    def nap(seconds: float) -> None:
+        if seconds > 0:
+            sleep(seconds)
+
+    return nap

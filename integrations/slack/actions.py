@@ -12,7 +12,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flows.contract.actions import Action, ActionContext
+from flows.contract.actions import Action, ActionContext, Reach
 from integrations.slack import ChatError
 
 CHANNEL_NAME = re.compile(r"[a-z0-9_-]{1,80}")
@@ -170,6 +170,7 @@ ACTIONS = (
         run=post,
         outputs=("channel", "ts"),
         description="Post a message; re-running the step does not post it again.",
+        reach=Reach.PORTS,
     ),
     Action(
         name="slack.update",
@@ -177,6 +178,7 @@ ACTIONS = (
         run=update,
         outputs=("channel", "ts"),
         description="Edit a message posted earlier, e.g. a status line, instead of posting again.",
+        reach=Reach.PORTS,
     ),
     Action(
         name="slack.create_channel",
@@ -185,5 +187,6 @@ ACTIONS = (
         outputs=("channel",),
         description="Create an incident channel with topic, people and a bookmark; re-running"
         " the step returns the same channel.",
+        reach=Reach.PORTS,
     ),
 )

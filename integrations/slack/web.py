@@ -278,9 +278,9 @@ class SlackChat:
         """Create the channel, or take over the existing one of that name (joining it)."""
         where = f"#{name}"
         try:
-            channel = dict(self._client.conversations_create(name=name)["channel"])
-            self._ids[name] = channel["id"]
-            return channel
+            created = dict(self._client.conversations_create(name=name)["channel"])
+            self._ids[name] = created["id"]
+            return created
         except SlackApiError as err:
             if _code(err) != "name_taken" and err.response.status_code < 500:
                 raise self._refusal(err, where) from err

@@ -10,27 +10,39 @@ from typing import Any
 import pytest
 
 from flows.contract.actions import ActionContext
+from flows.evidence.records import GENESIS, Event, Record, record_hash
+from flows.times import utc_stamp
 from integrations.backends import Backends, local_backends
 from integrations.catalog import builtin_actions
 from integrations.jira.local import LocalTicketStore
 
 
 class ListEvidence:
-    """An evidence log kept in a list, records numbered from 1."""
+    """An evidence log kept in a list: records numbered from 1 and chained, as a ledger's are."""
 
     def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
+        self.records: list[Record] = []
 
     def record(
-        self, event: str, *, step: str | None = None, actor: str = "engine", data: Mapping[str, Any]
-    ) -> Mapping[str, Any]:
-        record = {
+        self,
+        event: Event,
+        *,
+        step: str | None = None,
+        actor: str = "engine",
+        data: Mapping[str, Any],
+    ) -> Record:
+        body: dict[str, Any] = {
             "seq": len(self.records) + 1,
-            "event": event,
+            "ts": utc_stamp(),
+            "incident": "inc-1",
+            "runbook": {"id": "credential-leak", "version": 1, "sha256": GENESIS},
             "step": step,
+            "event": Event(event).value,
             "actor": actor,
-            "data": dict(data),
+            "data": json.loads(json.dumps(dict(data))),
+            "prev": self.records[-1].hash if self.records else GENESIS,
         }
+        record = Record.model_validate_json(json.dumps({**body, "hash": record_hash(body)}))
         self.records.append(record)
         return record
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from flows.contract.actions import Action, ActionRegistry
+from flows.contract.actions import Action, ActionRegistry, Reach
 from integrations.catalog import builtin_actions
 
 ACTIONS = builtin_actions()
@@ -49,6 +49,24 @@ def test_argument_models_forbid_unknown_keys(action: Action) -> None:
 def test_every_action_is_described_and_has_outputs(action: Action) -> None:
     """Each action says what it does and which outputs later steps can use."""
     assert action.description and action.outputs
+
+
+def test_every_action_declares_its_reach() -> None:
+    """Each built-in says what it reaches: notes the evidence, tickets and chat the ports."""
+    assert {a.name: a.reach for a in ACTIONS} == {
+        "evidence.note": Reach.EVIDENCE,
+        "forensics.snapshot": Reach.OUTSIDE,
+        "http.request": Reach.OUTSIDE,
+        "jira.attach": Reach.PORTS,
+        "jira.comment": Reach.PORTS,
+        "jira.create_issue": Reach.PORTS,
+        "jira.link": Reach.PORTS,
+        "jira.transition": Reach.PORTS,
+        "shell.run": Reach.OUTSIDE,
+        "slack.create_channel": Reach.PORTS,
+        "slack.post": Reach.PORTS,
+        "slack.update": Reach.PORTS,
+    }
 
 
 def test_importing_the_catalog_loads_no_sdk() -> None:

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from flows.contract.ports import GateAnswer
 from flows.engine.runner import resume_run, start_run
 from flows.engine.settings import Settings
-from flows.evidence.ledger import read_records, verify_ledger
+from flows.evidence.verify import read_records, verify_ledger
 from flows.runbook.model import Gate
 from tests.fakes.jira_server import FakeJira
 from tests.fakes.slack_server import FakeSlack, serve_slack
@@ -150,11 +150,9 @@ def test_jira_down_fails_ticket_step_but_chat_still_goes_out(
     assert outcome.status == "failed"
     assert outcome.steps["ticket"] == "failed"
     failures = [
-        r
-        for r in read_records(outcome.evidence)
-        if r["event"] == "step.failed" and r["step"] == "ticket"
+        r for r in read_records(outcome.evidence) if r.event == "step.failed" and r.step == "ticket"
     ]
-    assert failures and "500" in failures[0]["data"]["error"]
+    assert failures and "500" in failures[0].data["error"]
     assert len(jira.issues) == 0
 
 

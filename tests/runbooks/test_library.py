@@ -10,7 +10,7 @@ from flows.contract.ports import GateAnswer
 from flows.engine.registry import default_registry
 from flows.engine.runner import start_run
 from flows.engine.settings import Settings
-from flows.evidence.ledger import verify_ledger
+from flows.evidence.verify import verify_ledger
 from flows.runbook.model import Gate
 from flows.runbook.validate import validate_paths
 from integrations.jira.local import LocalTicketStore

@@ -66,15 +66,13 @@ def collect(spec: HttpSpec, kit: Kit) -> Pieces:
                     raise StepFailed(f"{where} took more than {spec.timeout_s:g} s")
                 seen += len(chunk)
                 body += chunk[: max(0, spec.max_bytes - len(body))]
+            sent = _masked(list((spec.headers | secrets).items()))
+            received = _masked(response.headers.multi_items())
             document = {
-                "request": {
-                    "method": spec.method,
-                    "url": spec.url,
-                    "headers": _masked(list((spec.headers | secrets).items())),
-                },
+                "request": {"method": spec.method, "url": spec.url, "headers": sent},
                 "status": response.status_code,
                 "http_version": response.http_version,
-                "headers": _masked(response.headers.multi_items()),
+                "headers": received,
                 "body": body.decode(response.encoding or "utf-8", errors="replace"),
                 "body_bytes": seen,
                 "truncated": seen > len(body),
@@ -83,7 +81,7 @@ def collect(spec: HttpSpec, kit: Kit) -> Pieces:
         raise StepFailed(f"{where} timed out after {spec.timeout_s:g} s") from err
     except httpx.HTTPError as err:
         raise StepFailed(f"{where} failed: {err}") from err
-    masked = sum(v == REDACTED for _, v in document["request"]["headers"] + document["headers"])
+    masked = sum(v == REDACTED for _, v in sent + received)
     stored = Kit(kit.store, redact).put_json(document, masked)
     facts = {"status": response.status_code, "truncated": seen > len(body)}
     yield Collected(_safe_url(spec.url), stored, facts)

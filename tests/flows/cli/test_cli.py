@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.evidence.ledger import read_records
+from flows.evidence.verify import read_records
 from tests.support import FIXTURES, PROJECT, RUNBOOK_CLI, cli_env, run_cli
 
 GATED = FIXTURES / "runbooks" / "gated.md"
@@ -107,8 +107,7 @@ def test_killed_run_resumes_without_duplicate_ticket_or_message(home: Path, tmp_
     while time.monotonic() < deadline:
         if (
             folder.exists()
-            and ("step.started", "capture")
-            in [(r["event"], r["step"]) for r in read_records(folder)]
+            and ("step.started", "capture") in [(r.event, r.step) for r in read_records(folder)]
             and marker.exists()
         ):
             break
@@ -122,7 +121,7 @@ def test_killed_run_resumes_without_duplicate_ticket_or_message(home: Path, tmp_
     resumed = run_cli(home, "resume", "crash-1", "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout.strip().splitlines()[-1])["status"] == "succeeded"
-    started = [r["step"] for r in read_records(folder) if r["event"] == "step.started"]
+    started = [r.step for r in read_records(folder) if r.event == "step.started"]
     assert started == ["ticket", "announce", "capture", "capture", "record"]
     messages = [json.loads(line) for line in (home / "outbox.jsonl").read_text().splitlines()]
     assert len([m for m in messages if m["kind"] == "message"]) == 1
@@ -132,12 +131,13 @@ def test_killed_run_resumes_without_duplicate_ticket_or_message(home: Path, tmp_
 
 def test_evidence_verify_exits_1_on_tampering(home: Path) -> None:
     """Editing one ledger record makes `evidence verify` exit 1 and name the record."""
-    from flows.evidence.ledger import Ledger, RunbookRef
+    from flows.evidence.ledger import Ledger
+    from flows.evidence.records import Event, RunbookRef
 
     folder = home / "incidents" / "manual"
     with Ledger(folder, "manual", RunbookRef(id="x", version=1, sha256="0" * 64)) as ledger:
         for n in range(3):
-            ledger.record("note", data={"n": n})
+            ledger.record(Event.NOTE, data={"n": n})
     ledger_file = folder / "ledger.jsonl"
     ledger_file.write_text(ledger_file.read_text().replace('"n":1', '"n":7'))
     result = run_cli(home, "evidence", "verify", str(folder))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.evidence.ledger import read_records
+from flows.evidence.verify import read_records
 from tests.support import FIXTURES, PROJECT, RUNBOOK_CLI, cli_env
 
 GATED = FIXTURES / "runbooks" / "gated.md"
@@ -69,9 +69,7 @@ def test_terminal_prompt_acknowledges_gate_and_run_succeeds(home: Path) -> None:
         os.close(controller)
     assert process.returncode == 0
     assert json.loads(stdout.decode().strip().splitlines()[-1])["status"] == "succeeded"
-    acks = [
-        r for r in read_records(home / "incidents" / "tty-1") if r["event"] == "gate.acknowledged"
-    ]
-    assert [(r["actor"], r["data"]["note"], r["data"]["via"]) for r in acks] == [
+    acks = [r for r in read_records(home / "incidents" / "tty-1") if r.event == "gate.acknowledged"]
+    assert [(r.actor, r.data["note"], r.data["via"]) for r in acks] == [
         ("dana", "standby promoted", "terminal")
     ]

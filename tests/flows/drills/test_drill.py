@@ -23,7 +23,7 @@ from flows.engine.runner import acknowledge_gate, resume_run
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.evidence.incident import load_incident
-from flows.evidence.ledger import read_records, verify_ledger
+from flows.evidence.verify import read_records, verify_ledger
 from integrations.catalog import builtin_actions
 from integrations.jira.local import LocalTicketStore
 from integrations.sandbox import DRILL_PREFIX
@@ -276,11 +276,9 @@ def test_chat_in_a_drill_is_prefixed(home: Path) -> None:
 def test_steps_reaching_hosts_are_simulated(home: Path, tmp_path: Path) -> None:
     """A shell step without `drill: run` is not executed: its outputs are marked simulated."""
     result = run_drill(settings_for(home), write_drill(tmp_path), speed=FAST)
-    [done] = [
-        r for r in records(home, result) if r["event"] == "step.succeeded" and r["step"] == "look"
-    ]
-    assert done["data"]["simulated"] is True
-    assert done["data"]["outputs"]["exit_code"] == 0
+    [done] = [r for r in records(home, result) if r.event == "step.succeeded" and r.step == "look"]
+    assert done.data["simulated"] is True
+    assert done.data["outputs"]["exit_code"] == 0
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -288,9 +286,9 @@ def test_ticket_outage_inject_fails_the_step(home: Path, tmp_path: Path) -> None
     """A fail_integration inject makes the next ticket call fail; the failure is recorded."""
     inject = "injects:\n  - {at: 0, kind: fail_integration, system: tickets, text: Jira down}\n"
     result = run_drill(settings_for(home), write_drill(tmp_path, SCENARIO + inject), speed=FAST)
-    failed = [r for r in records(home, result) if r["event"] == "step.failed"]
+    failed = [r for r in records(home, result) if r.event == "step.failed"]
     assert result.outcome.status == "failed"
-    assert [(r["step"], "drill inject" in r["data"]["error"]) for r in failed] == [("ticket", True)]
+    assert [(r.step, "drill inject" in r.data["error"]) for r in failed] == [("ticket", True)]
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -302,9 +300,9 @@ def test_injects_fire_on_schedule_and_are_recorded(home: Path, tmp_path: Path) -
     )
     scenario = SCENARIO.replace("after: 1m", "after: 3m") + injects
     result = run_drill(settings_for(home), write_drill(tmp_path, scenario), speed=600)
-    [fired] = [r for r in records(home, result) if r["event"] == "drill.inject"]
-    assert fired["data"]["text"] == "vendor called"
-    assert 30 <= fired["data"]["fired_at_s"] < 60
+    [fired] = [r for r in records(home, result) if r.event == "drill.inject"]
+    assert fired.data["text"] == "vendor called"
+    assert 30 <= fired.data["fired_at_s"] < 60
     assert [i.fired_at_s is None for i in result.score.injects] == [False, True]
 
 
@@ -324,10 +322,10 @@ def test_score_is_stored_in_a_verifying_ledger(home: Path, tmp_path: Path) -> No
     """The score is the ledger's `drill.scored` record and the ledger still verifies."""
     result = run_drill(settings_for(home), write_drill(tmp_path), speed=FAST)
     found = records(home, result)
-    events = [r["event"] for r in found]
+    events = [r.event for r in found]
     assert events.index("drill.started") < events.index("step.succeeded")
-    assert found[-1]["event"] == "drill.scored"
-    assert found[-1]["data"] == result.score.model_dump(mode="json")
+    assert found[-1].event == "drill.scored"
+    assert found[-1].data == result.score.model_dump(mode="json")
     assert verify_ledger(home / "incidents" / result.outcome.incident).ok
 
 
@@ -382,7 +380,7 @@ def test_a_waiting_drill_resumed_like_any_incident_stays_in_its_sandboxes(
     found = read_records(home / "incidents" / incident)
     outbox = (home / "drills" / "outbox.jsonl").read_text()
     assert f"{DRILL_PREFIX}contained" in outbox
-    assert [r["event"] for r in found].count("drill.started") == 1
-    scored = [r["data"]["status"] for r in found if r["event"] == "drill.scored"]
+    assert [r.event for r in found].count("drill.started") == 1
+    scored = [r.data["status"] for r in found if r.event == "drill.scored"]
     assert scored == ["waiting", "succeeded"]
     assert verify_ledger(home / "incidents" / incident).ok

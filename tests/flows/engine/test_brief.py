@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 from flows.engine.brief import incident_brief, opening_prose, timeline_text
+from flows.evidence.records import GENESIS, Event, Record, RunbookRef
 from flows.runbook.parse import parse_runbook
 from tests.support import FIXTURES
 
 GATED = FIXTURES / "runbooks" / "gated.md"
+
+
+def record(event: Event, step: str, ts: str, actor: str = "engine") -> Record:
+    """A record as the ledger reads it back; its place in a chain does not matter here."""
+    return Record(
+        seq=1,
+        ts=ts,
+        incident="inc-1",
+        runbook=RunbookRef(id="gated", version=1, sha256=GENESIS),
+        step=step,
+        event=event,
+        actor=actor,
+        data={},
+        prev=GENESIS,
+        hash=GENESIS,
+    )
 
 
 def test_opening_prose_stops_before_the_first_step_heading() -> None:
@@ -27,19 +44,9 @@ def test_brief_names_runbook_severity_inputs_and_hash() -> None:
 def test_timeline_lists_finished_items_with_who() -> None:
     """The timeline has one line per finished step or gate, naming who acknowledged gates."""
     records = [
-        {"event": "step.started", "step": "ticket", "ts": "2026-11-26T10:00:00.000001+00:00"},
-        {
-            "event": "step.succeeded",
-            "step": "ticket",
-            "ts": "2026-11-26T10:00:01.000001+00:00",
-            "actor": "engine",
-        },
-        {
-            "event": "gate.acknowledged",
-            "step": "contain",
-            "actor": "alice",
-            "ts": "2026-11-26T10:05:00.000001+00:00",
-        },
+        record(Event.STEP_STARTED, "ticket", "2026-11-26T10:00:00.000001Z"),
+        record(Event.STEP_SUCCEEDED, "ticket", "2026-11-26T10:00:01.000001Z"),
+        record(Event.GATE_ACKNOWLEDGED, "contain", "2026-11-26T10:05:00.000001Z", actor="alice"),
     ]
     assert timeline_text(records).splitlines() == [
         "2026-11-26 10:00:01Z  ticket: done",

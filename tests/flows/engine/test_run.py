@@ -12,7 +12,7 @@ from flows.contract.ports import GateAnswer
 from flows.engine.runner import acknowledge_gate, resume_run, start_run
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
-from flows.evidence.ledger import read_records, verify_ledger
+from flows.evidence.verify import read_records, verify_ledger
 from flows.runbook.model import Gate
 from integrations.jira.local import LocalTicketStore
 from tests.support import FIXTURES
@@ -38,7 +38,7 @@ def write(tmp_path: Path, name: str, body: str, front: str = "") -> Path:
 
 
 def events(home: Path, incident: str) -> list[tuple[str, str | None]]:
-    return [(r["event"], r["step"]) for r in read_records(home / "incidents" / incident)]
+    return [(r.event, r.step) for r in read_records(home / "incidents" / incident)]
 
 
 def outbox(home: Path) -> list[dict]:
@@ -127,11 +127,9 @@ def test_gate_ack_records_who_and_note(home: Path) -> None:
     start_run(settings, GATED, {"service": "api"}, incident_id="inc-gate-2")
     acknowledge_gate(settings, "inc-gate-2", "contain", "bob", "standby is primary")
     ack = [
-        r
-        for r in read_records(home / "incidents" / "inc-gate-2")
-        if r["event"] == "gate.acknowledged"
+        r for r in read_records(home / "incidents" / "inc-gate-2") if r.event == "gate.acknowledged"
     ]
-    assert [(r["actor"], r["data"]["note"], r["step"]) for r in ack] == [
+    assert [(r.actor, r.data["note"], r.step) for r in ack] == [
         ("bob", "standby is primary", "contain")
     ]
 

@@ -12,7 +12,8 @@ import pytest
 from flows.errors import RunbookError
 from flows.evidence.bundle import MANIFEST_FILE, export_bundle, verify_bundle
 from flows.evidence.incident import Incident, open_incident, runbook_info
-from flows.evidence.ledger import LEDGER_FILE, Ledger, RunbookRef
+from flows.evidence.ledger import Ledger
+from flows.evidence.records import LEDGER_FILE, Event, RunbookRef
 from flows.evidence.seal import seal_incident
 from flows.runbook.parse import parse_runbook
 from tests.fakes.tsa import Authority, running_tsa
@@ -37,10 +38,10 @@ def make_incident(root: Path) -> Path:
     (folder / path).write_bytes(PROCESSES)
     ref = RunbookRef(id=runbook.id, version=runbook.meta.version, sha256=runbook.sha256)
     with Ledger(folder, INCIDENT_ID, ref) as ledger:
-        ledger.record("run.started", data={"inputs": {}, "drill": False})
+        ledger.record(Event.RUN_STARTED, data={"inputs": {}, "drill": False})
         data = {"collector": "processes", "sha256": sha256, "size": len(PROCESSES), "path": path}
-        ledger.record("artifact.collected", step="snap", data=data)
-        ledger.record("run.finished", data={"status": "succeeded", "waiting": []})
+        ledger.record(Event.ARTIFACT_COLLECTED, step="snap", data=data)
+        ledger.record(Event.RUN_FINISHED, data={"status": "succeeded", "waiting": []})
     return folder
 
 

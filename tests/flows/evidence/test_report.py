@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from flows.evidence.incident import Incident, open_incident, runbook_info
-from flows.evidence.ledger import LEDGER_FILE, Ledger, RunbookRef
+from flows.evidence.ledger import Ledger
+from flows.evidence.records import LEDGER_FILE, RunbookRef
 from flows.evidence.report import render_report
 from flows.runbook.parse import parse_runbook
 from tests.support import FIXTURES
@@ -24,12 +25,18 @@ HOSTILE = "<script>alert('x')</script>"
 
 
 def make_incident(
-    root: Path, *, drill: bool = False, ticket_url: str = TICKET_URL, acknowledged: bool = True
+    root: Path,
+    *,
+    drill: bool = False,
+    ticket_url: str = TICKET_URL,
+    acknowledged: bool = True,
+    note: str = HOSTILE,
+    document: Path = GATED,
 ) -> Path:
-    """An incident of the gated runbook with a hostile alert and note; run to the end, or up to
-    its gate when not `acknowledged`."""
-    runbook = parse_runbook(GATED)
-    info = runbook_info(runbook, GATED)
+    """An incident of the gated runbook (or a `document` like it) with a hostile alert and note;
+    run to the end, or up to its gate when not `acknowledged`."""
+    runbook = parse_runbook(document)
+    info = runbook_info(runbook, document)
     incident = Incident(
         id=INCIDENT_ID,
         runbook=info,
@@ -38,7 +45,7 @@ def make_incident(
         started_at="2026-01-01T00:00:00+00:00",
         drill=drill,
     )
-    folder = open_incident(root, incident, GATED.read_text())
+    folder = open_incident(root, incident, document.read_text())
     ref = RunbookRef(id=runbook.id, version=runbook.meta.version, sha256=runbook.sha256)
     with Ledger(folder, INCIDENT_ID, ref) as ledger:
         ledger.record("run.started", data={"inputs": {"service": "checkout"}, "drill": drill})
@@ -50,7 +57,7 @@ def make_incident(
             return folder
         ledger.record("gate.acknowledged", step="contain", actor="alice", data={"note": HOSTILE})
         ledger.record("run.resumed", data={"inputs": {"service": "checkout"}})
-        ledger.record("note", step="record", data={"text": HOSTILE})
+        ledger.record("note", step="record", data={"text": note})
         artifact = {"collector": "host.processes", "sha256": ARTIFACT_HASH, "size": 2048}
         ledger.record("artifact.collected", step="record", data={**artifact, "path": "ps.txt"})
         step(ledger, "record", "jira.comment", {"id": "1"})
@@ -62,6 +69,18 @@ def step(ledger: Ledger, step_id: str, uses: str, outputs: dict[str, Any]) -> No
     """Record one step that started and succeeded with these outputs."""
     ledger.record("step.started", step=step_id, data={"uses": uses}, durable=False)
     ledger.record("step.succeeded", step=step_id, data={"outputs": outputs, "attempts": 1})
+
+
+class Links(HTMLParser):
+    """Collects the attributes of every link on a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attrs: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.attrs.append(dict(attrs))
 
 
 @pytest.fixture
@@ -92,6 +111,35 @@ def test_report_escapes_alert_and_note_text(report: str) -> None:
     """Script tags from an alert, a gate note and a note record arrive escaped, never live."""
     assert "<script" not in report
     assert report.count("&lt;script&gt;") >= 3
+
+
+def test_report_shows_template_syntax_from_the_ledger_as_written(tmp_path: Path) -> None:
+    """Jinja syntax and markup in a ledger note reach the page as text, never evaluated."""
+    note = "{{ 7*7 }} {% if true %}yes{% endif %} {# hidden #} <b>bold</b>"
+    report = render_report(make_incident(tmp_path, note=note))
+    assert (
+        "<pre>{{ 7*7 }} {% if true %}yes{% endif %} {# hidden #} &lt;b&gt;bold&lt;/b&gt;</pre>"
+        in report
+    )
+    assert "<b>bold</b>" not in report
+
+
+def test_report_escapes_the_runbooks_own_text(tmp_path: Path) -> None:
+    """Markup in the runbook's title and step headings is shown as text, never as markup."""
+    document = tmp_path / "gated.md"
+    text = GATED.read_text().replace("title: Gated test incident", 'title: "<i>Gated</i>"')
+    document.write_text(text.replace("## Tell the team", "## Tell the <u>team</u>"))
+    report = render_report(make_incident(tmp_path / "incidents", document=document))
+    assert "<h1>&lt;i&gt;Gated&lt;/i&gt;</h1>" in report
+    assert "<small>Tell the &lt;u&gt;team&lt;/u&gt;</small>" in report
+
+
+def test_report_keeps_a_quote_in_a_ticket_url_inside_the_link(tmp_path: Path) -> None:
+    """A quote in a ticket URL cannot close the href and add an attribute of its own."""
+    url = 'https://jira.test/"onmouseover="alert(1)'
+    links = Links()
+    links.feed(render_report(make_incident(tmp_path, ticket_url=url)))
+    assert links.attrs == [{"href": url}]
 
 
 def test_report_links_the_ticket(report: str) -> None:

@@ -11,9 +11,9 @@ import pytest
 
 from flows.errors import RunbookError
 from flows.evidence.incident import Incident, open_incident, runbook_info
-from flows.evidence.ledger import LEDGER_FILE, Ledger, RunbookRef, read_records
+from flows.evidence.ledger import Ledger
+from flows.evidence.records import LEDGER_FILE, Event, RunbookRef
 from flows.evidence.seal import (
-    EVIDENCE_SEALED,
     SEAL_FILE,
     inclusion_proof,
     merkle_root,
@@ -21,6 +21,7 @@ from flows.evidence.seal import (
     verify_inclusion,
     verify_seal,
 )
+from flows.evidence.verify import read_records
 from flows.runbook.parse import parse_runbook
 from tests.fakes.tsa import Authority, TimestampServer, running_tsa
 from tests.support import FIXTURES
@@ -40,7 +41,7 @@ def make_incident(root: Path, records: int = 5) -> Path:
     ref = RunbookRef(id=runbook.id, version=runbook.meta.version, sha256=runbook.sha256)
     with Ledger(folder, INCIDENT_ID, ref) as ledger:
         for number in range(records):
-            ledger.record("note", data={"text": f"note {number}"})
+            ledger.record(Event.NOTE, data={"text": f"note {number}"})
     return folder
 
 
@@ -126,10 +127,10 @@ def test_seal_covers_the_records_before_it(tmp_path: Path) -> None:
     folder = make_incident(tmp_path)
     seal = seal_incident(folder)
     records = read_records(folder)
-    leaves = [bytes.fromhex(r["hash"]) for r in records[:5]]
+    leaves = [bytes.fromhex(r.hash) for r in records[:5]]
     written = json.loads((folder / SEAL_FILE).read_text())
     assert (seal.count, written["root"]) == (5, merkle_root(leaves).hex())
-    assert written["head_hash"] == records[4]["hash"]
+    assert written["head_hash"] == records[4].hash
     assert written["algorithm"] == "rfc6962-sha256" and written["tsa"] is None
 
 
@@ -138,9 +139,9 @@ def test_seal_appends_a_sealed_record_naming_the_root(tmp_path: Path) -> None:
     folder = make_incident(tmp_path)
     seal = seal_incident(folder)
     record = read_records(folder)[-1]
-    assert (record["seq"], record["event"]) == (6, EVIDENCE_SEALED)
-    assert record["data"]["root"] == seal.root
-    assert record["runbook"]["sha256"] == parse_runbook(GATED).sha256
+    assert (record.seq, record.event) == (6, Event.EVIDENCE_SEALED)
+    assert record.data["root"] == seal.root
+    assert record.runbook.sha256 == parse_runbook(GATED).sha256
 
 
 def test_a_fresh_seal_verifies(tmp_path: Path) -> None:
@@ -195,7 +196,7 @@ def test_seal_with_a_tsa_stores_its_token(tmp_path: Path, tsa: TimestampServer) 
     assert seal.tsa is not None and seal.tsa.url == tsa.url
     assert seal.tsa.gen_time.endswith("Z")
     assert len(tsa.requests) == 1 and tsa.requests[0].cert_req
-    assert read_records(folder)[-1]["data"]["gen_time"] == seal.tsa.gen_time
+    assert read_records(folder)[-1].data["gen_time"] == seal.tsa.gen_time
 
 
 def test_a_timestamp_verifies_against_its_authoritys_root(

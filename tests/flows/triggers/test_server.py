@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from flows.engine.settings import Settings
-from flows.evidence.ledger import read_records
+from flows.evidence.verify import read_records
 from flows.triggers.app import build_app
 from flows.triggers.intake import JobState
 from flows.triggers.server import Server, load_library, make_server
@@ -97,9 +97,9 @@ def test_alert_starts_an_incident_that_runs_to_its_gate(
     [incident] = answer.json()["started"]
     wait_idle(server)
     records = read_records(home / "incidents" / incident)
-    assert ("gate.waiting", "free-space") in [(r["event"], r["step"]) for r in records]
-    started = next(r for r in records if r["event"] == "run.started")
-    assert started["data"]["inputs"] == {"host": "db-1"}
+    assert ("gate.waiting", "free-space") in [(r.event, r.step) for r in records]
+    started = next(r for r in records if r.event == "run.started")
+    assert started.data["inputs"] == {"host": "db-1"}
     tickets = LocalTicketStore(home / "tickets.db").list_tickets()
     assert [t.summary for t in tickets] == ["Disk almost full on db-1"]
 
@@ -128,7 +128,7 @@ def test_resolved_alert_is_recorded_and_comments_without_starting(
     answer = post_alert(client, alertmanager_payload(status="resolved")).json()
     assert answer["resolved"] == [incident] and answer["started"] == []
     wait_idle(server)
-    events = [r["event"] for r in read_records(home / "incidents" / incident)]
+    events = [r.event for r in read_records(home / "incidents" / incident)]
     assert "alert.resolved" in events
     store = LocalTicketStore(home / "tickets.db")
     [ticket] = store.list_tickets()

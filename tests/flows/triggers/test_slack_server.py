@@ -17,7 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from flows.engine.settings import Settings
-from flows.evidence.ledger import read_records, verify_ledger
+from flows.evidence.verify import read_records, verify_ledger
 from flows.triggers.app import build_app
 from flows.triggers.intake import JobState
 from flows.triggers.server import Server, load_library, make_server
@@ -157,9 +157,9 @@ def test_slash_command_starts_run_and_button_acknowledges_gate(
     wait_idle(server)
 
     records = read_records(home / "incidents" / incident)
-    acks = [r for r in records if r["event"] == "gate.acknowledged"]
-    assert [(r["step"], r["actor"]) for r in acks] == [("free-space", "slack:bob")]
-    finished = [r["data"]["status"] for r in records if r["event"] == "run.finished"]
+    acks = [r for r in records if r.event == "gate.acknowledged"]
+    assert [(r.step, r.actor) for r in acks] == [("free-space", "slack:bob")]
+    finished = [r.data["status"] for r in records if r.event == "run.finished"]
     assert finished == ["waiting", "succeeded"]
     assert slack.count("chat.update") == 1
 
@@ -234,8 +234,8 @@ def test_drill_command_runs_a_scenario_in_the_sandboxes(
         server.workers.stop()
     drills = [p for p in (home / "incidents").iterdir() if p.name.startswith("drill-")]
     assert len(drills) == 1
-    finished = [r for r in read_records(drills[0]) if r["event"] == "run.finished"]
-    assert finished[-1]["data"]["status"] == "succeeded"
+    finished = [r for r in read_records(drills[0]) if r.event == "run.finished"]
+    assert finished[-1].data["status"] == "succeeded"
     assert slack.count("chat.postMessage") == posts_before
 
 
@@ -271,11 +271,11 @@ def test_server_drill_gates_are_answered_with_buttons_in_the_drill_channel(
 
     (folder,) = [p for p in (home / "incidents").iterdir() if p.name.startswith("drill-")]
     records = read_records(folder)
-    acks = [(r["step"], r["actor"]) for r in records if r["event"] == "gate.acknowledged"]
+    acks = [(r.step, r.actor) for r in records if r.event == "gate.acknowledged"]
     assert acks == [("free-space", "slack:bob")]  # the button, not the script's "ops"
-    finished = [r["data"]["status"] for r in records if r["event"] == "run.finished"]
+    finished = [r.data["status"] for r in records if r.event == "run.finished"]
     assert finished == ["waiting", "succeeded"]
-    scored = [r["data"] for r in records if r["event"] == "drill.scored"]
+    scored = [r.data for r in records if r.event == "drill.scored"]
     assert scored[-1]["status"] == "succeeded"
     assert verify_ledger(folder).ok
     # Every Slack message of the drill went to the drill channel, marked; nothing was opened.

@@ -15,8 +15,10 @@ import pytest
 
 from flows.contract.actions import ActionContext
 from flows.errors import StepFailed
-from flows.evidence.ledger import Ledger, RunbookRef, read_records
+from flows.evidence.ledger import Ledger
+from flows.evidence.records import RunbookRef
 from flows.evidence.redact import Redactor
+from flows.evidence.verify import read_records
 from integrations.backends import local_backends
 from integrations.forensics.actions import SnapshotArgs, snapshot
 
@@ -58,7 +60,8 @@ def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
     """The incident's real evidence ledger in tmp_path, redacting the canary like the engine."""
-    with Ledger(tmp_path, "inc-1", RunbookRef("breach", 1, "0" * 64), Redactor([CANARY])) as led:
+    ref = RunbookRef(id="breach", version=1, sha256="0" * 64)
+    with Ledger(tmp_path, "inc-1", ref, Redactor([CANARY])) as led:
         yield led
 
 
@@ -96,10 +99,10 @@ def test_custody_record_for_each_artifact(tmp_path: Path, run_snapshot: Snapshot
     log = tmp_path / "app.log"
     log.write_text("one\ntwo\n")
     out = run_snapshot([{"type": "file", "paths": [str(log)]}])
-    [record] = [r for r in read_records(tmp_path) if r["event"] == "artifact.collected"]
+    [record] = [r for r in read_records(tmp_path) if r.event == "artifact.collected"]
     [artifact] = out["artifacts"]
-    assert record["step"] == "snap" and record["actor"] == "engine"
-    data = record["data"]
+    assert record.step == "snap" and record.actor == "engine"
+    data = record.data
     assert data["collector"] == "file" and data["args"]["paths"] == [str(log)]
     assert data["pid"] == os.getpid() and data["host"] and data["user"]
     assert data["started_at"] <= data["finished_at"]
@@ -172,7 +175,7 @@ def test_failing_collector_does_not_stop_the_others(tmp_path: Path, run_snapshot
     assert [f["collector"] for f in out["failures"]] == ["command", "log_tail"]
     assert "command not found" in out["failures"][0]["error"]
     assert [a["collector"] for a in out["artifacts"]] == ["command"]
-    events = [r["event"] for r in read_records(tmp_path)]
+    events = [r.event for r in read_records(tmp_path)]
     assert events == ["artifact.failed", "artifact.failed", "artifact.collected"]
 
 
