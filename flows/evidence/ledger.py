@@ -1,13 +1,18 @@
 """The evidence ledger writer: one append-only, hash-chained JSON-lines file per incident.
 
-`Ledger.record` writes one record in four steps, in this order:
+`Ledger.record` runs one structlog pipeline, under the ledger lock, whose processors are plain
+functions, each testable alone, applied in this order:
 
-1. `data` becomes plain JSON values, in a copy (tuples to lists, datetimes to text);
-2. the redactor replaces secrets in that copy and counts them in `data["redactions"]`;
-3. under the ledger lock, the head (and any record past it) says where the chain stands: the
-   record gets the next `seq`, the time, `prev` (the last record's hash) and its own `hash`;
-4. the line is appended and fsynced, then head.json is moved over it.
+1. `to_plain_json`: `data` becomes plain JSON values, in a copy (tuples to lists, datetimes to
+   text), so the redactor sees every string in it;
+2. `Ledger.redact_data`: the redactor replaces secrets in that copy and counts them in
+   `data["redactions"]`;
+3. `add_timestamp`: the time, UTC with microseconds;
+4. `chain_record`: the record's fields in their order, `seq` and `prev` from the head the
+   ledger read under the lock, and its own `hash`;
+5. `render_line`: the one line it is stored as.
 
+The sink, `FsyncSink`, appends the line and fsyncs it; then head.json is moved over it.
 records.py defines the format and the hash; verify.py reads a ledger back and checks it.
 """
 
@@ -24,12 +29,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import structlog
+from structlog.typing import EventDict
+
 from flows.errors import Problem, RunbookError
 from flows.evidence.records import (
     EMPTY_HEAD,
     HEAD_FILE,
     HEAD_WIDTH,
     LEDGER_FILE,
+    RECORD_FIELDS,
     Event,
     Head,
     Record,
@@ -64,6 +73,58 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+# -- the pipeline ------------------------------------------------------------------------------
+
+
+def to_plain_json(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+    """Replace `data` with a copy made of plain JSON values."""
+    event_dict["data"] = plain_json(event_dict["data"])
+    return event_dict
+
+
+def add_timestamp(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+    """Stamp the record with the current UTC time, always with microseconds and a Z."""
+    event_dict["ts"] = utc_stamp()
+    return event_dict
+
+
+def chain_record(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+    """The record as it is written: its fields in order, ending with its own `hash`.
+
+    `seq` and `prev` arrive from the ledger, which read them from the head under the lock;
+    anything else in the event dict (the `durable` flag) stays out of the record.
+    """
+    record = {name: event_dict[name] for name in RECORD_FIELDS if name != "hash"}
+    record["hash"] = record_hash(record)
+    return {"record": record, "durable": event_dict["durable"]}
+
+
+def render_line(logger: Any, method_name: str, event_dict: EventDict) -> tuple[Any, ...]:
+    """The sink's arguments: the record's line, and the record and its durability."""
+    return (record_line(event_dict["record"]),), event_dict
+
+
+class FsyncSink:
+    """The pipeline's logger: appends each line and, when durable, fsyncs it before returning."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def msg(
+        self, line: bytes, *, record: dict[str, Any], durable: bool
+    ) -> tuple[dict[str, Any], int]:
+        """Append one newline-ended line; return the record and the bytes written."""
+        written = os.write(self.fd, line)
+        if written != len(line):
+            raise OSError(f"short write to the ledger: {written} of {len(line)} bytes")
+        if durable:
+            os.fsync(self.fd)
+        return record, written
+
+
+# -- the ledger --------------------------------------------------------------------------------
+
+
 class Ledger:
     """An incident's evidence ledger, open for appending; safe across threads and processes."""
 
@@ -91,6 +152,23 @@ class Ledger:
         except BaseException:
             self._close_fds()
             raise
+        self._log = structlog.wrap_logger(
+            FsyncSink(self._ledger_fd),
+            processors=[to_plain_json, self.redact_data, add_timestamp, chain_record, render_line],
+            wrapper_class=structlog.BoundLogger,
+            incident=incident,
+            runbook=runbook.model_dump(),
+        )
+
+    def redact_data(self, logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+        """Replace secrets in `data` with the ledger's current redactor; count them."""
+        # A method, not a processor of its own: the engine widens `self.redactor` during a run
+        # (secret outputs), and every later record must be redacted with the widened one.
+        data, redactions = self.redactor.redact(event_dict["data"])
+        if redactions:
+            data["redactions"] = redactions
+        event_dict["data"] = data
+        return event_dict
 
     def record(
         self,
@@ -113,34 +191,23 @@ class Ledger:
             event = Event(event)  # a caller passing plain text must still name a ledger event
         except ValueError:
             raise ValueError(f"{event!r} is not a ledger event (see Event)") from None
-        cleaned, redactions = self.redactor.redact(plain_json(data))
-        if redactions:
-            cleaned["redactions"] = redactions
         with self._locked():
             head = self._current_head()
-            record: dict[str, Any] = {
-                "seq": head.count + 1,
-                "ts": utc_stamp(),
-                "incident": self.incident,
-                "runbook": self.runbook.model_dump(),
-                "step": step,
-                "event": event.value,
-                "actor": actor,
-                "data": cleaned,
-                "prev": head.hash,
-            }
-            record["hash"] = record_hash(record)
-            line = record_line(record)
-            written = os.write(self._ledger_fd, line)
-            if written != len(line):
-                raise OSError(f"short write to the ledger: {written} of {len(line)} bytes")
+            record, written = self._log.msg(
+                event.value,
+                seq=head.count + 1,
+                prev=head.hash,
+                step=step,
+                actor=actor,
+                data=data,
+                durable=durable,
+            )
             if durable:
-                os.fsync(self._ledger_fd)
                 # The head goes to the page cache only: it may lag the ledger after a power loss,
                 # and records past it are accepted when they chain (verify_ledger and
                 # _current_head do so). A head AHEAD of the ledger, or naming another hash,
                 # means records were cut off or rewritten. close() fsyncs it.
-                after = Head(record["seq"], record["hash"], head.size + len(line))
+                after = Head(record["seq"], record["hash"], head.size + written)
                 os.pwrite(self._head_fd, after.encode(), 0)
         return Record.model_validate(record)
 
