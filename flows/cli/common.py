@@ -13,9 +13,14 @@ from flows.engine.execute import RunOutcome
 from flows.engine.settings import Settings, load_settings
 from flows.errors import RunbookError
 from flows.evidence.incident import incident_folder
+from flows.evidence.progress import ItemStatus, RunStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
-EXIT_BY_STATUS = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "waiting": EXIT_WAITING}
+EXIT_BY_STATUS = {
+    RunStatus.SUCCEEDED: EXIT_OK,
+    RunStatus.FAILED: EXIT_FAILED,
+    RunStatus.WAITING: EXIT_WAITING,
+}
 
 
 def settings() -> Settings:
@@ -46,7 +51,7 @@ def report(outcome: RunOutcome, as_json: bool) -> int:
         print(f"  {status:<12} {item}")
     if outcome.error:
         print(f"error: {outcome.error}")
-    waiting = [i for i, s in outcome.steps.items() if s == "waiting"]
+    waiting = [i for i, s in outcome.steps.items() if s == ItemStatus.WAITING]
     for gate in waiting:
         print(
             f"waiting at gate {gate!r}: runbook ack {outcome.incident} {gate} --by NAME, "

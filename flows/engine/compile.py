@@ -27,6 +27,7 @@ from prefect.context import SettingsContext, get_settings_context
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, Settings
 
 from flows.engine.execute import Execution, RunOutcome, execute
+from flows.evidence.progress import ItemStatus, RunStatus
 from flows.runbook.model import Step
 
 # Settings without the heartbeat, per settings object they were derived from (kept alive
@@ -164,8 +165,8 @@ def run_flow(run: Execution, *, resumed: bool = False) -> RunOutcome:
         return RunOutcome(
             incident=result["incident"],
             runbook=result["runbook"],
-            status=result["status"],
-            steps=result["steps"],
+            status=RunStatus(result["status"]),
+            steps={item: ItemStatus(status) for item, status in result["steps"].items()},
             evidence=run.evidence,
             error=result.get("error"),
         )

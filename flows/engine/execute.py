@@ -19,7 +19,7 @@ from flows.contract.ports import ChatSystem, GateResponder, NoResponder, TicketS
 from flows.engine.brief import incident_brief, timeline_text
 from flows.evidence.incident import Incident
 from flows.evidence.ledger import Ledger
-from flows.evidence.progress import DONE, progress_from_records
+from flows.evidence.progress import DONE, ItemStatus, RunStatus, progress_from_records
 from flows.evidence.records import Event, Record
 from flows.evidence.redact import REDACTED, Redactor
 from flows.evidence.verify import read_records
@@ -45,8 +45,8 @@ class RunOutcome:
 
     incident: str
     runbook: str
-    status: str
-    steps: dict[str, str]
+    status: RunStatus
+    steps: dict[str, ItemStatus]
     evidence: Path
     error: str | None = None
 
@@ -90,7 +90,7 @@ class _Walk:
     def __init__(self, run: Execution) -> None:
         self.run = run
         progress = progress_from_records(read_records(run.evidence))
-        self.statuses: dict[str, str] = dict(progress.statuses)
+        self.statuses: dict[str, ItemStatus] = dict(progress.statuses)
         self.outputs: dict[str, Any] = {k: dict(v) for k, v in progress.outputs.items()}
         self.error: str | None = None
         shown_inputs, _ = run.redactor.redact(run.inputs)
@@ -110,7 +110,11 @@ class _Walk:
         if status in DONE:
             return True
         item = self.run.plan.runbook.item(item_id)
-        return status == "failed" and isinstance(item, Step) and item.spec.on_failure == "continue"
+        return (
+            status == ItemStatus.FAILED
+            and isinstance(item, Step)
+            and item.spec.on_failure == "continue"
+        )
 
     def record(
         self,
@@ -125,19 +129,19 @@ class _Walk:
 
 def _open_gate(walk: _Walk, gate: Gate) -> None:
     run = walk.run
-    if walk.statuses.get(gate.id) == "acknowledged":
+    if walk.statuses.get(gate.id) == ItemStatus.ACKNOWLEDGED:
         return
     answer = run.responder.ask(gate, run.incident.id)
     if answer is None:
         walk.record(
             Event.GATE_WAITING, gate.id, {"title": gate.title, "checklist": list(gate.items)}
         )
-        walk.statuses[gate.id] = "waiting"
+        walk.statuses[gate.id] = ItemStatus.WAITING
         return
     walk.record(
         Event.GATE_ACKNOWLEDGED, gate.id, {"note": answer.note, "via": answer.via}, actor=answer.by
     )
-    walk.statuses[gate.id] = "acknowledged"
+    walk.statuses[gate.id] = ItemStatus.ACKNOWLEDGED
 
 
 def _prepare(walk: _Walk, step: Step, action: Action) -> BaseModel:
@@ -168,7 +172,7 @@ def _run_step(walk: _Walk, step: Step) -> bool:
         where = f"step '{step.id}'"
         if spec.if_ is not None and not evaluate(spec.if_, walk.template_context(), where=where):
             walk.record(Event.STEP_SKIPPED, step.id, {"reason": f"if: {spec.if_}"})
-            walk.statuses[step.id] = "skipped"
+            walk.statuses[step.id] = ItemStatus.SKIPPED
             return True
         args = _prepare(walk, step, action)
     except (TemplateFailure, ValidationError) as error:
@@ -181,7 +185,7 @@ def _run_step(walk: _Walk, step: Step) -> bool:
         {"uses": spec.uses, "title": step.title, "with": args.model_dump(mode="json")},
         durable=False,
     )
-    walk.statuses[step.id] = "running"
+    walk.statuses[step.id] = ItemStatus.RUNNING
     attempts = {"n": 0}
     # Filled by the attempt that succeeds: its outputs (its outcome record is on disk before
     # the task returns), or the error that kept that record from the ledger.
@@ -222,7 +226,7 @@ def _run_step(walk: _Walk, step: Step) -> bool:
         outputs = finished["outputs"]  # Prefect failed after the step had succeeded
     if "error" in finished:
         raise finished["error"]
-    walk.statuses[step.id] = "succeeded"
+    walk.statuses[step.id] = ItemStatus.SUCCEEDED
     walk.outputs[step.id] = outputs
     return True
 
@@ -297,7 +301,7 @@ def _fail(walk: _Walk, step: Step, reason: str, attempts: int = 0) -> bool:
         step.id,
         {"error": reason, "attempts": attempts, "on_failure": step.spec.on_failure},
     )
-    walk.statuses[step.id] = "failed"
+    walk.statuses[step.id] = ItemStatus.FAILED
     walk.error = walk.error or f"step {step.id!r} failed: {reason}"
     return False
 
@@ -334,15 +338,15 @@ def execute(run: Execution, *, resumed: bool = False) -> RunOutcome:
         stopped = True
         break
 
-    steps = {item_id: walk.statuses.get(item_id, "pending") for item_id in plan.order}
+    steps = {item_id: walk.statuses.get(item_id, ItemStatus.PENDING) for item_id in plan.order}
     steps.update({r: walk.statuses[r] for r in sorted(plan.rollbacks) if r in walk.statuses})
     if stopped:
-        status = "failed"
+        status = RunStatus.FAILED
     elif all(walk.satisfied(item_id) for item_id in plan.order):
-        status = "succeeded"
+        status = RunStatus.SUCCEEDED
     else:
-        status = "waiting"
-    waiting = [i for i, s in steps.items() if s == "waiting"]
+        status = RunStatus.WAITING
+    waiting = [i for i, s in steps.items() if s == ItemStatus.WAITING]
     walk.record(Event.RUN_FINISHED, None, {"status": status, "steps": steps, "waiting": waiting})
     return RunOutcome(
         incident=run.incident.id,
@@ -350,5 +354,5 @@ def execute(run: Execution, *, resumed: bool = False) -> RunOutcome:
         status=status,
         steps=steps,
         evidence=run.evidence,
-        error=walk.error if status == "failed" else None,
+        error=walk.error if status is RunStatus.FAILED else None,
     )

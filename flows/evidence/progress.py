@@ -8,20 +8,45 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from flows.evidence.records import Event, Record
 
-DONE = frozenset({"succeeded", "skipped", "acknowledged"})
+
+class ItemStatus(StrEnum):
+    """Where a step or gate stands, as its latest record says."""
+
+    PENDING = "pending"
+    """No record of it yet."""
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    WAITING = "waiting"
+    """A gate nobody has acknowledged yet."""
+    ACKNOWLEDGED = "acknowledged"
+
+
+class RunStatus(StrEnum):
+    """How a run ended (the `status` of `run.finished`, and of `runbook run --json`)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    WAITING = "waiting"
+    """Stopped at a gate nobody has acknowledged yet; `runbook resume` continues."""
+
+
+DONE = frozenset({ItemStatus.SUCCEEDED, ItemStatus.SKIPPED, ItemStatus.ACKNOWLEDGED})
 
 _STATUS_BY_EVENT = {
-    Event.STEP_STARTED: "running",
-    Event.STEP_RETRIED: "running",
-    Event.STEP_SUCCEEDED: "succeeded",
-    Event.STEP_FAILED: "failed",
-    Event.STEP_SKIPPED: "skipped",
-    Event.GATE_WAITING: "waiting",
-    Event.GATE_ACKNOWLEDGED: "acknowledged",
+    Event.STEP_STARTED: ItemStatus.RUNNING,
+    Event.STEP_RETRIED: ItemStatus.RUNNING,
+    Event.STEP_SUCCEEDED: ItemStatus.SUCCEEDED,
+    Event.STEP_FAILED: ItemStatus.FAILED,
+    Event.STEP_SKIPPED: ItemStatus.SKIPPED,
+    Event.GATE_WAITING: ItemStatus.WAITING,
+    Event.GATE_ACKNOWLEDGED: ItemStatus.ACKNOWLEDGED,
 }
 
 
@@ -39,7 +64,7 @@ class Acknowledgement:
 class Progress:
     """Latest status of every step and gate, the outputs of finished steps, and gate acks."""
 
-    statuses: Mapping[str, str] = field(default_factory=dict)
+    statuses: Mapping[str, ItemStatus] = field(default_factory=dict)
     outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     acks: Mapping[str, Acknowledgement] = field(default_factory=dict)
     runs: int = 0
@@ -51,7 +76,7 @@ class Progress:
 
 def progress_from_records(records: Iterable[Record]) -> Progress:
     """Fold ledger records into the current progress of the incident."""
-    statuses: dict[str, str] = {}
+    statuses: dict[str, ItemStatus] = {}
     outputs: dict[str, Mapping[str, Any]] = {}
     acks: dict[str, Acknowledgement] = {}
     runs = 0
@@ -61,7 +86,7 @@ def progress_from_records(records: Iterable[Record]) -> Progress:
             runs += 1
         if item is None or event not in _STATUS_BY_EVENT:
             continue
-        if event is Event.GATE_WAITING and statuses.get(item) == "acknowledged":
+        if event is Event.GATE_WAITING and statuses.get(item) == ItemStatus.ACKNOWLEDGED:
             continue
         statuses[item] = _STATUS_BY_EVENT[event]
         if event is Event.STEP_SUCCEEDED:

@@ -12,20 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from flows.evidence.progress import Progress, progress_from_records
+from flows.evidence.progress import ItemStatus, Progress, progress_from_records
 from flows.evidence.records import Record
 from flows.evidence.verify import read_records
 from flows.runbook.model import Gate, Runbook
 
-OUTCOME_LABEL = {
-    "succeeded": "succeeded",
-    "failed": "failed",
-    "skipped": "skipped",
-    "acknowledged": "acknowledged",
-    "waiting": "waiting",
-    "running": "running",
-    "pending": "not reached",
-}
+OUTCOME_LABEL = {status: str(status) for status in ItemStatus} | {ItemStatus.PENDING: "not reached"}
 
 
 # Axis tick spacing candidates (seconds): the first giving at most eight ticks is used.
@@ -52,7 +44,7 @@ class Span:
     id: str
     title: str
     uses: str
-    status: str
+    status: ItemStatus
     start: datetime | None
     end: datetime | None
     who: str
@@ -72,7 +64,7 @@ def read_spans(runbook: Runbook, entries: Sequence[Record], progress: Progress) 
         starts = [e for e in mine if e.event in ("step.started", "gate.waiting")]
         ends = [e for e in mine if e.event in _END_EVENTS]
         first = starts[0] if starts else (ends[0] if ends else None)
-        status = progress.statuses.get(item.id, "pending")
+        status = progress.statuses.get(item.id, ItemStatus.PENDING)
         end = ends[-1] if ends and status in _END_STATUSES else None
         ack = progress.acks.get(item.id)
         spans.append(
@@ -94,7 +86,12 @@ def read_spans(runbook: Runbook, entries: Sequence[Record], progress: Progress) 
 _END_EVENTS = ("step.succeeded", "step.failed", "step.skipped", "gate.acknowledged")
 
 
-_END_STATUSES = ("succeeded", "failed", "skipped", "acknowledged")
+_END_STATUSES = (
+    ItemStatus.SUCCEEDED,
+    ItemStatus.FAILED,
+    ItemStatus.SKIPPED,
+    ItemStatus.ACKNOWLEDGED,
+)
 
 
 def _detail(entry: Record | None) -> str:
