@@ -23,7 +23,7 @@ app = App(name="runbook", help="Incident response runbooks compiled into Prefect
 COMMANDS = [
     ("validate", "library:validate", "Check runbooks; print every problem as path:line: message."),
     ("list", "library:list_runbooks", "List runbooks: id, kind, severity, triggers, last drill."),
-    ("schema", "library:schema", "Print the JSON Schema of runbooks (for editors)."),
+    ("schema", "library:schema", "Print the JSON Schema of runbooks, or of ledger records."),
     ("actions", "library:actions", "Print the actions reference: arguments and outputs."),
     ("freshness", "library:freshness", "When each runbook was last drilled and last run."),
     ("run", "incidents:run", "Run a runbook for a new incident; waits at manual gates."),

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
+
+from cyclopts import Parameter
 
 from flows.cli.common import EXIT_FAILED, EXIT_OK, err, settings
 from flows.drills.freshness import freshness as freshness_rows
 from flows.engine.reference import actions_reference
 from flows.engine.registry import default_registry
 from flows.errors import RunbookError
+from flows.evidence.records import ledger_schema
 from flows.runbook.schema import runbook_schema
 from flows.runbook.validate import library_problems, validate_paths
 
@@ -26,9 +30,9 @@ def validate(*paths: Path) -> int:
     return EXIT_OK
 
 
-def schema() -> int:
-    """Print the JSON Schema of the runbook front matter and steps (for editors)."""
-    print(json.dumps(runbook_schema(), indent=2))
+def schema(*, ledger: Annotated[bool, Parameter(negative="")] = False) -> int:
+    """Print the JSON Schema of runbooks (for editors), or with --ledger of evidence records."""
+    print(json.dumps(ledger_schema() if ledger else runbook_schema(), indent=2))
     return EXIT_OK
 
 
