@@ -287,7 +287,7 @@ class Ledger:
             raise RunbookError(
                 Problem(
                     head,
-                    0,
+                    None,
                     f"{LEDGER_FILE} has records but {HEAD_FILE} is missing",
                     hint="run `runbook evidence verify`; refusing to append to a ledger whose "
                     "length cannot be checked",
@@ -310,7 +310,7 @@ class Ledger:
         return RunbookError(
             Problem(
                 self.folder / LEDGER_FILE,
-                0,
+                None,
                 f"refusing to append: {message}",
                 hint="run `runbook evidence verify` on this incident and preserve the folder",
             )

@@ -159,7 +159,7 @@ def seal_incident(folder: Path, tsa_url: str | None = None, timeout_s: float = 1
         raise RunbookError(
             Problem(
                 folder / "ledger.jsonl",
-                verification.bad_seq or 0,
+                verification.bad_seq,
                 f"cannot seal: {verification.problem or 'the ledger has no records'}",
                 hint="run `runbook evidence verify` and preserve the folder as it is",
             )
@@ -237,7 +237,7 @@ def _check_response(response: TimeStampResponse, root: bytes) -> str | None:
 
 def _tsa_error(url: str, message: str) -> RunbookError:
     return RunbookError(
-        Problem(url, 0, f"timestamp authority: {message}", hint="check --tsa, or seal without it")
+        Problem(url, None, f"timestamp authority: {message}", hint="check --tsa, or seal without it")
     )
 
 
