@@ -186,49 +186,58 @@ def _run_step(walk: _Walk, step: Step) -> bool:
         durable=False,
     )
     walk.statuses[step.id] = ItemStatus.RUNNING
-    attempts = {"n": 0}
-    # Filled by the attempt that succeeds: its outputs (its outcome record is on disk before
-    # the task returns), or the error that kept that record from the ledger.
-    finished: dict[str, Any] = {}
+    attempts = _StepAttempts(walk, step, action, args)
+    try:
+        outputs = dict(run.call_step(step, attempts))
+    except Exception as error:
+        if attempts.outputs is None:
+            return _fail(walk, step, _describe(error), attempts=attempts.count)
+        outputs = attempts.outputs  # Prefect failed after the step had succeeded
+    if attempts.ledger_error is not None:
+        raise attempts.ledger_error
+    walk.statuses[step.id] = ItemStatus.SUCCEEDED
+    walk.outputs[step.id] = outputs
+    return True
 
-    def act() -> Mapping[str, Any]:
-        if "outputs" in finished:
+
+class _StepAttempts:
+    """The thunk Prefect runs once per attempt of a step: act (or simulate), then record it."""
+
+    def __init__(self, walk: _Walk, step: Step, action: Action, args: BaseModel) -> None:
+        self.walk, self.step, self.action, self.args = walk, step, action, args
+        self.count = 0
+        self.outputs: dict[str, Any] | None = None
+        """The outputs of the attempt that succeeded; its record is on disk before it returns."""
+        self.ledger_error: Exception | None = None
+        """What kept that record from the ledger; raised after the task, where it belongs."""
+
+    def __call__(self) -> Mapping[str, Any]:
+        if self.outputs is not None:
             # Prefect ran the task again after an attempt already succeeded and was recorded
             # (a timeout firing as it returned): the step is done, so doing it twice is wrong.
-            return finished["outputs"]
-        attempts["n"] += 1
-        done: dict[str, Any] = {"attempts": attempts["n"]}
+            return self.outputs
+        run, step = self.walk.run, self.step
+        self.count += 1
+        done: dict[str, Any] = {"attempts": self.count}
         outputs: dict[str, Any] | None = None
         if run.simulate is not None:
-            canned = run.simulate(step, action, args)
+            canned = run.simulate(step, self.action, self.args)
             if canned is not None:
                 outputs = dict(canned)
                 done["simulated"] = True
         if outputs is None:
-            if attempts["n"] > 1:
-                walk.record(Event.STEP_RETRIED, step.id, {"attempt": attempts["n"]})
-            outputs = _act(walk, step, action, args, attempts["n"])
-        finished["outputs"] = outputs
-        shown, hidden = _recorded_outputs(run, action, outputs)
+            if self.count > 1:
+                self.walk.record(Event.STEP_RETRIED, step.id, {"attempt": self.count})
+            outputs = _act(self.walk, step, self.action, self.args, self.count)
+        self.outputs = outputs
+        shown, hidden = _recorded_outputs(run, self.action, outputs)
         if hidden:
             done["redactions"] = hidden
         try:
             run.ledger.record(Event.STEP_SUCCEEDED, step=step.id, data={"outputs": shown, **done})
         except Exception as error:  # raised after the task, where a ledger failure belongs
-            finished["error"] = error
+            self.ledger_error = error
         return outputs
-
-    try:
-        outputs = dict(run.call_step(step, act))
-    except Exception as error:
-        if "outputs" not in finished:
-            return _fail(walk, step, _describe(error), attempts=attempts["n"])
-        outputs = finished["outputs"]  # Prefect failed after the step had succeeded
-    if "error" in finished:
-        raise finished["error"]
-    walk.statuses[step.id] = ItemStatus.SUCCEEDED
-    walk.outputs[step.id] = outputs
-    return True
 
 
 def _recorded_outputs(

@@ -14,6 +14,7 @@ from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.evidence.incident import (
     DOCUMENT_FILE,
+    INCIDENT_FILE,
     Incident,
     check_incident_id,
     incident_folder,
@@ -119,7 +120,7 @@ def start_run(
     inputs = resolve_inputs(runbook, given)
     incident_id = check_incident_id(incident_id) if incident_id else new_incident_id(runbook.id)
     folder = incident_folder(settings.incidents_dir, incident_id)
-    if (folder / "incident.json").exists():
+    if (folder / INCIDENT_FILE).exists():
         existing = load_incident(settings.incidents_dir, incident_id)
         if existing.runbook.id != runbook.id:
             raise RunbookError(
@@ -135,17 +136,7 @@ def start_run(
             backends=backends,
             simulate=simulate,
         )
-    redactor = settings.redactor(secret_values(runbook, inputs))
-    stored_inputs, _ = redactor.redact(inputs)
-    incident = Incident(
-        id=incident_id,
-        runbook=runbook_info(runbook, path),
-        inputs=stored_inputs,
-        secret_inputs=tuple(n for n, s in runbook.meta.inputs.items() if s.secret),
-        alert=alert,
-        started_at=utc_stamp(),
-        drill=drill,
-    )
+    incident = _new_incident(settings, incident_id, path, runbook, inputs, alert, drill)
     open_incident(settings.incidents_dir, incident, runbook.text)
     execution = _execution(
         settings,
@@ -158,6 +149,29 @@ def start_run(
         simulate,
     )
     return _run(execution, resumed=False)
+
+
+def _new_incident(
+    settings: Settings,
+    incident_id: str,
+    path: Path,
+    runbook: Runbook,
+    inputs: dict[str, Any],
+    alert: dict[str, Any] | None,
+    drill: bool,
+) -> Incident:
+    """What a new incident starts with: its runbook, inputs (secrets redacted), alert, time."""
+    redactor = settings.redactor(secret_values(runbook, inputs))
+    stored_inputs, _ = redactor.redact(inputs)
+    return Incident(
+        id=incident_id,
+        runbook=runbook_info(runbook, path),
+        inputs=stored_inputs,
+        secret_inputs=tuple(n for n, s in runbook.meta.inputs.items() if s.secret),
+        alert=alert,
+        started_at=utc_stamp(),
+        drill=drill,
+    )
 
 
 def _incident_plan(settings: Settings, incident: Incident, registry: ActionRegistry) -> Plan:

@@ -237,7 +237,9 @@ def _check_response(response: TimeStampResponse, root: bytes) -> str | None:
 
 def _tsa_error(url: str, message: str) -> RunbookError:
     return RunbookError(
-        Problem(url, None, f"timestamp authority: {message}", hint="check --tsa, or seal without it")
+        Problem(
+            url, None, f"timestamp authority: {message}", hint="check --tsa, or seal without it"
+        )
     )
 
 

@@ -22,7 +22,8 @@ from flows.engine.routing import route_alert
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.runbook.model import Runbook
-from flows.triggers.intake import Intake, JobState
+from flows.triggers.intake import Intake
+from flows.triggers.jobs import JobState
 from flows.triggers.metrics import Metrics
 from integrations.alerts import AuthError, PayloadError
 from integrations.alerts import auth as verify

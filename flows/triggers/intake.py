@@ -24,6 +24,7 @@ from flows.engine.routing import Route, Unroutable
 from flows.evidence.incident import new_incident_id
 from flows.sqlite import connection, open_durable, transaction
 from flows.times import utc_stamp
+from flows.triggers.jobs import Job, JobKind, JobState
 from integrations.alerts import Alert
 
 _SCHEMA = """
@@ -68,37 +69,14 @@ T = TypeVar("T")
 GROUP_COMMIT_MAX = 256
 
 
-class JobKind(StrEnum):
-    """What a job does to its incident."""
+class Outcome(StrEnum):
+    """What became of one alert of a delivery, as the deliveries table keeps it."""
 
-    START = "start"
-    """Run the runbook for a new incident (or continue it, when it already exists)."""
-    RESUME = "resume"
-    """Continue the incident from its first unfinished step (after a gate is acknowledged)."""
-    DRILL = "drill"
-    """Run a drill scenario in its sandboxes."""
+    STARTED = "started"
+    JOINED = "joined"
     RESOLVED = "resolved"
-    """Record that the alert resolved and comment on the incident's tickets."""
-
-
-class JobState(StrEnum):
-    """Where a job is in its life; a job left `running` by a stopped server is rerun."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class Job:
-    """One unit of work for a worker: start, resume or record a resolution for an incident."""
-
-    id: int
-    kind: JobKind
-    incident: str
-    runbook_path: str
-    payload: dict[str, Any]
+    UNMATCHED = "unmatched"
+    UNROUTABLE = "unroutable"
 
 
 @dataclass
@@ -122,6 +100,33 @@ class Accepted:
             "unroutable": self.unroutable,
             "repeated_delivery": self.repeated_delivery,
         }
+
+
+def _log_delivery(
+    conn: sqlite3.Connection,
+    now: str,
+    alert: Alert,
+    outcome: Outcome,
+    incident: str | None,
+    runbook: str | None,
+    reason: str,
+) -> None:
+    """Keep what became of one alert, for the audit of what the server was sent."""
+    conn.execute(
+        "INSERT INTO deliveries (received_at, source, delivery, identity, status, outcome,"
+        " incident, runbook, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            now,
+            alert.source,
+            alert.delivery,
+            alert.identity,
+            alert.status,
+            outcome,
+            incident,
+            runbook,
+            reason,
+        ),
+    )
 
 
 def _now() -> str:
@@ -250,36 +255,24 @@ class Intake:
         accepted: Accepted,
         now: str,
     ) -> None:
-        def log(outcome: str, incident: str | None, runbook: str | None, reason: str = "") -> None:
-            conn.execute(
-                "INSERT INTO deliveries (received_at, source, delivery, identity, status, outcome,"
-                " incident, runbook, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    now,
-                    alert.source,
-                    alert.delivery,
-                    alert.identity,
-                    alert.status,
-                    outcome,
-                    incident,
-                    runbook,
-                    reason,
-                ),
-            )
+        def log(
+            outcome: Outcome, incident: str | None, runbook: str | None, reason: str = ""
+        ) -> None:
+            _log_delivery(conn, now, alert, outcome, incident, runbook, reason)
 
         for failure in failures:
             accepted.unroutable.append(f"{failure.runbook.id}: {failure.reason}")
-            log("unroutable", None, failure.runbook.id, failure.reason)
+            log(Outcome.UNROUTABLE, None, failure.runbook.id, failure.reason)
         if not routes and not failures:
             accepted.unmatched += 1
-            log("unmatched", None, None)
+            log(Outcome.UNMATCHED, None, None)
         for found in routes:
             key = f"{alert.source}|{alert.identity}|{found.runbook.id}"
             row = conn.execute("SELECT incident FROM incidents WHERE key = ?", (key,)).fetchone()
             if alert.status == "resolved":
                 if row is None:
                     accepted.unmatched += 1
-                    log("unmatched", None, found.runbook.id, "resolved before it fired here")
+                    log(Outcome.UNMATCHED, None, found.runbook.id, "resolved before it fired here")
                     continue
                 conn.execute(
                     "UPDATE incidents SET resolved_at = ? WHERE key = ? AND resolved_at IS NULL",
@@ -289,10 +282,10 @@ class Intake:
                     conn, JobKind.RESOLVED, row[0], found, {"alert": alert.template_context()}
                 )
                 accepted.resolved.append(row[0])
-                log("resolved", row[0], found.runbook.id)
+                log(Outcome.RESOLVED, row[0], found.runbook.id)
             elif row is not None:
                 accepted.joined.append(row[0])
-                log("joined", row[0], found.runbook.id)
+                log(Outcome.JOINED, row[0], found.runbook.id)
             else:
                 incident = new_incident_id(found.runbook.id)
                 conn.execute(
@@ -303,7 +296,7 @@ class Intake:
                 payload = {"inputs": found.inputs, "alert": alert.template_context()}
                 self._queue(conn, JobKind.START, incident, found, payload)
                 accepted.started.append(incident)
-                log("started", incident, found.runbook.id)
+                log(Outcome.STARTED, incident, found.runbook.id)
 
     @staticmethod
     def _queue(

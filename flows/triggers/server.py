@@ -21,7 +21,8 @@ from flows.prefect.deployments import submit
 from flows.runbook.model import Runbook
 from flows.runbook.validate import validate_paths
 from flows.triggers.app import ServerState, build_verifiers
-from flows.triggers.intake import Intake, Job, JobKind
+from flows.triggers.intake import Intake
+from flows.triggers.jobs import Job, JobKind
 from flows.triggers.metrics import Metrics
 from flows.triggers.slack import SlackHandlers
 from flows.triggers.workers import Workers

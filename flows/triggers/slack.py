@@ -23,7 +23,8 @@ from flows.evidence.verify import read_records
 from flows.runbook.inputs import resolve_inputs
 from flows.runbook.model import Runbook
 from flows.runbook.parse import parse_runbook
-from flows.triggers.intake import Intake, JobKind
+from flows.triggers.intake import Intake
+from flows.triggers.jobs import JobKind
 from integrations.alerts import PayloadError
 from integrations.sandbox import DrillChat
 from integrations.slack import commands as slack

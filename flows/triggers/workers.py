@@ -16,7 +16,8 @@ from flows.drills.drill import resume_incident, run_drill
 from flows.engine.execute import RunOutcome
 from flows.engine.runner import BackendFactory, default_backends, record_resolution, start_run
 from flows.engine.settings import Settings
-from flows.triggers.intake import Intake, Job, JobKind
+from flows.triggers.intake import Intake
+from flows.triggers.jobs import Job, JobKind
 from flows.triggers.metrics import Metrics
 
 LOG = logging.getLogger(__name__)

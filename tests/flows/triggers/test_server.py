@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from flows.engine.settings import Settings
 from flows.evidence.verify import read_records
 from flows.triggers.app import build_app
-from flows.triggers.intake import JobState
+from flows.triggers.jobs import JobState
 from flows.triggers.server import Server, load_library, make_server
 from integrations.jira.local import LocalTicketStore
 from tests.support import FIXTURES, serve_in_thread, wait_idle

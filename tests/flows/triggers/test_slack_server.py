@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from flows.engine.settings import Settings
 from flows.evidence.verify import read_records, verify_ledger
 from flows.triggers.app import build_app
-from flows.triggers.intake import JobState
+from flows.triggers.jobs import JobState
 from flows.triggers.server import Server, load_library, make_server
 from tests.fakes.slack_server import FakeSlack, serve_slack
 from tests.support import FIXTURES, serve_in_thread, wait_idle
