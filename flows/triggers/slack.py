@@ -53,52 +53,65 @@ class SlackHandlers:
         except PayloadError as error:  # the user's typo: Slack shows a 4xx only as "failed"
             return slack.ephemeral(error.reason)
         startable = self._by_command()
-        if request.kind == "list":
-            mine = [
-                (name, f"{r.meta.title} ({r.meta.severity})")
-                for name, r in sorted(startable.items())
-                if self._allowed(r, command)
-            ]
-            if not mine:
-                return slack.ephemeral("There is no runbook you may start from here.")
-            lines = [f"`/runbook {name}`: {what}" for name, what in mine]
-            return slack.ephemeral("Runbooks you can start:\n" + "\n".join(lines))
-        if request.kind == "drill" and request.name:
-            return self._drill(request.name, command)
-        if request.kind == "status" and request.incident:
-            return slack.ephemeral(self._status(request.incident))
-        if request.kind == "run" and request.name:
-            runbook = startable.get(request.name)
-            if runbook is None:
-                return slack.ephemeral(
-                    f"No runbook answers `/runbook {request.name}`. Try `/runbook list`."
-                )
-            if not self._allowed(runbook, command):
-                return slack.ephemeral(
-                    f"You may not start `{runbook.id}` from here (allowed: "
-                    f"{', '.join(runbook.meta.triggers.slack.allowed)})."  # type: ignore[union-attr]
-                )
-            try:
-                inputs = resolve_inputs(runbook, request.inputs)
-            except RunbookError as error:
-                problems = "; ".join(
-                    p.message + (f" ({p.hint})" if p.hint else "") for p in error.problems
-                )
-                return slack.ephemeral(f"Not started: {problems}")
-            incident = new_incident_id(runbook.id)
-            self.intake.enqueue(
-                JobKind.START,
-                incident,
-                str(runbook.path),
-                {"inputs": inputs, "started_by": f"slack:{command.user_name}"},
-            )
-            LOG.info("%s started %s as %s", command.user_name, runbook.id, incident)
-            return slack.in_channel(
-                f"Starting *{runbook.meta.title}* as incident `{incident}`"
-                f" (requested by <@{command.user_id}>)."
-            )
+        match request.kind:
+            case slack.Kind.LIST:
+                return self._list(startable, command)
+            case slack.Kind.DRILL if request.name:
+                return self._drill(request.name, command)
+            case slack.Kind.STATUS if request.incident:
+                return slack.ephemeral(self._status(request.incident))
+            case slack.Kind.RUN if request.name:
+                return self._start(startable, request.name, request.inputs, command)
         return slack.ephemeral(
             slack.help_text([(name, r.meta.title) for name, r in sorted(startable.items())])
+        )
+
+    def _list(self, startable: dict[str, Runbook], command: slack.SlashCommand) -> dict[str, Any]:
+        """The runbooks this user may start from this channel."""
+        mine = [
+            (name, f"{r.meta.title} ({r.meta.severity})")
+            for name, r in sorted(startable.items())
+            if self._allowed(r, command)
+        ]
+        if not mine:
+            return slack.ephemeral("There is no runbook you may start from here.")
+        lines = [f"`/runbook {name}`: {what}" for name, what in mine]
+        return slack.ephemeral("Runbooks you can start:\n" + "\n".join(lines))
+
+    def _start(
+        self,
+        startable: dict[str, Runbook],
+        name: str,
+        given: dict[str, str],
+        command: slack.SlashCommand,
+    ) -> dict[str, Any]:
+        """Queue a start of the runbook the command names, when this user may start it here."""
+        runbook = startable.get(name)
+        if runbook is None:
+            return slack.ephemeral(f"No runbook answers `/runbook {name}`. Try `/runbook list`.")
+        if not self._allowed(runbook, command):
+            return slack.ephemeral(
+                f"You may not start `{runbook.id}` from here (allowed: "
+                f"{', '.join(runbook.meta.triggers.slack.allowed)})."  # type: ignore[union-attr]
+            )
+        try:
+            inputs = resolve_inputs(runbook, given)
+        except RunbookError as error:
+            problems = "; ".join(
+                p.message + (f" ({p.hint})" if p.hint else "") for p in error.problems
+            )
+            return slack.ephemeral(f"Not started: {problems}")
+        incident = new_incident_id(runbook.id)
+        self.intake.enqueue(
+            JobKind.START,
+            incident,
+            str(runbook.path),
+            {"inputs": inputs, "started_by": f"slack:{command.user_name}"},
+        )
+        LOG.info("%s started %s as %s", command.user_name, runbook.id, incident)
+        return slack.in_channel(
+            f"Starting *{runbook.meta.title}* as incident `{incident}`"
+            f" (requested by <@{command.user_id}>)."
         )
 
     def _drill(self, name: str, command: slack.SlashCommand) -> dict[str, Any]:

@@ -12,7 +12,8 @@ import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 from urllib.parse import parse_qsl
 
 from flows.evidence.incident import INCIDENT_ID
@@ -50,7 +51,15 @@ CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
 GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
 GATE_ID = re.compile(IDENTIFIER)
 
-Kind = Literal["run", "list", "status", "drill", "help"]
+
+class Kind(StrEnum):
+    """What a `/runbook` command asks for."""
+
+    RUN = "run"
+    LIST = "list"
+    STATUS = "status"
+    DRILL = "drill"
+    HELP = "help"
 
 
 @dataclass(frozen=True)
@@ -116,25 +125,25 @@ def parse_command_text(text: str) -> CommandRequest:
     except ValueError as err:
         raise PayloadError(f"cannot read the command ({err}). {USAGE}", 400) from None
     if not words:
-        return CommandRequest("help")
+        return CommandRequest(Kind.HELP)
     verb, rest = words[0].lower(), words[1:]
     if verb == "help":
         if len(rest) > 1:
             raise _usage("`help` takes at most one command")
-        return CommandRequest("help", name=_name(rest[0]) if rest else None)
+        return CommandRequest(Kind.HELP, name=_name(rest[0]) if rest else None)
     if verb == "list":
         if rest:
             raise _usage("`list` takes no arguments")
-        return CommandRequest("list")
+        return CommandRequest(Kind.LIST)
     if verb == "status":
         if len(rest) != 1 or not INCIDENT_ID.fullmatch(rest[0]):
             raise _usage("`status` takes one incident id")
-        return CommandRequest("status", incident=rest[0])
+        return CommandRequest(Kind.STATUS, incident=rest[0])
     if verb == "drill":
         if not rest:
             raise _usage("`drill` needs a scenario")
-        return CommandRequest("drill", name=_name(rest[0]), inputs=_assignments(rest[1:]))
-    return CommandRequest("run", name=_name(words[0]), inputs=_assignments(rest))
+        return CommandRequest(Kind.DRILL, name=_name(rest[0]), inputs=_assignments(rest[1:]))
+    return CommandRequest(Kind.RUN, name=_name(words[0]), inputs=_assignments(rest))
 
 
 def is_allowed(
