@@ -16,7 +16,8 @@ from flows.cli.common import (
     settings,
 )
 from flows.cli.terminal import terminal_responder
-from flows.drills.drill import add_drill_note, drill_report, run_drill
+from flows.drills.debrief import add_drill_note, drill_report
+from flows.drills.drill import run_drill
 from flows.drills.scenario import load_scenario
 from flows.errors import RunbookError
 from integrations.slack.local import echo_to_stderr

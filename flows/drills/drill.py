@@ -9,28 +9,25 @@ verifies and exports like any incident's (SOC 2 CC7.5 / CC9.1: the plan is perio
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from flows.contract.actions import Action, ActionRegistry, Reach
-from flows.contract.ports import ChatSystem, GateAnswer, GateResponder, NoResponder
+from flows.contract.actions import ActionRegistry
+from flows.contract.ports import ChatSystem, GateResponder, NoResponder
+from flows.drills.injects import InjectClock
 from flows.drills.scenario import (
-    Inject,
     LoadedScenario,
-    Participant,
     Scenario,
-    ScriptedAnswer,
     drill_alert,
     load_scenario,
     trigger_inputs,
 )
-from flows.engine.execute import RunOutcome, Simulator
+from flows.drills.score import DrillScore, score_drill
+from flows.drills.simulate import ScriptedResponder, drill_simulator
+from flows.engine.execute import RunOutcome
 from flows.engine.registry import default_registry
 from flows.engine.runner import (
     BackendFactory,
@@ -43,207 +40,13 @@ from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.evidence.incident import DOCUMENT_FILE, incident_folder, load_incident, new_incident_id
 from flows.evidence.ledger import Ledger
-from flows.evidence.records import Event, Record, RunbookRef
+from flows.evidence.records import Event, RunbookRef
 from flows.evidence.redact import Redactor
-from flows.evidence.verify import read_records, verify_ledger
-from flows.runbook.model import Gate, Step
+from flows.evidence.verify import read_records
 from integrations.backends import Backends
 from integrations.sandbox import DrillChat, DrillTickets, drill_backends
+from integrations.slack.gates import ChatGateResponder
 from integrations.slack.local import Echo
-
-_DEFAULT_OUTPUTS: dict[str, Any] = {"exit_code": 0, "status": 200, "truncated": False}
-_SANDBOXED = frozenset({Reach.EVIDENCE, Reach.PORTS})
-"""Reaches a drill lets act: the drill's own evidence, and the ports it swaps for sandboxes."""
-
-
-def drill_simulator(canned: Mapping[str, Mapping[str, Any]]) -> Simulator:
-    """Canned outputs for scenario steps; defaults for actions that reach outside or do not say."""
-
-    def simulate(step: Step, action: Action, args: BaseModel) -> Mapping[str, Any] | None:
-        if step.spec.drill == "run":
-            return None
-        if step.id in canned:
-            return {"simulated": True, **canned[step.id]}
-        if action.reach in _SANDBOXED:
-            return None
-        return {"simulated": True, **{o: _DEFAULT_OUTPUTS.get(o, "") for o in action.outputs}}
-
-    return simulate
-
-
-class ScriptedResponder:
-    """Participants answer gates as the scenario scripts it, taking `after` (scaled by speed)."""
-
-    def __init__(
-        self,
-        answers: Mapping[str, ScriptedAnswer],
-        speed: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.answers, self.speed, self.sleep = answers, speed, sleep
-
-    def ask(self, gate: Gate, incident: str) -> GateAnswer | None:
-        """The scripted answer after its delay; None when the script has no answer."""
-        answer = self.answers.get(gate.id)
-        if answer is None:
-            return None
-        self.sleep(answer.after / self.speed)
-        return GateAnswer(by=answer.by, note=answer.note, via="drill")
-
-
-# -- injects -------------------------------------------------------------------------------------
-
-
-class InjectClock:
-    """The drill clock: starts at the runbook's first step or gate, fires injects on schedule.
-
-    Drill time begins when the runbook does, not when the process does, so document checks and
-    Prefect's start-up (which a high speed would magnify into minutes) never count. Injects due
-    at the start fire before the first item acts, so a drill that begins with a failing
-    integration is deterministic. Each inject is recorded (`drill.inject`) and shown in the
-    drill outbox, where participants see it.
-    """
-
-    def __init__(
-        self,
-        injects: list[Inject],
-        speed: float,
-        ledger: Ledger,
-        sandbox: tuple[DrillTickets, DrillChat],
-        incident: str,
-        actor: str,
-        started: Mapping[str, Any] | None,
-        *,
-        elapsed_s: float = 0.0,
-        fired: int = 0,
-    ) -> None:
-        """`started` None continues a drill: `elapsed_s` real seconds have passed since its
-        clock started and its first `fired` injects have fired."""
-        self.pending = sorted(injects, key=lambda inject: inject.at)[fired:]
-        self.speed, self.ledger, self.sandbox = speed, ledger, sandbox
-        self.incident, self.actor, self.started = incident, actor, started
-        self.fired = fired
-        self._elapsed = elapsed_s
-        self._start = time.monotonic() - elapsed_s
-        self._once = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="drill-injects", daemon=True)
-
-    def start(self) -> None:
-        """Record `drill.started` and fire what is due now, the rest from a thread (once)."""
-        with self._once:
-            if self._thread.ident is not None or self._stop.is_set():
-                return
-            self._start = time.monotonic() - self._elapsed
-            if self.started is not None:
-                self.ledger.record(Event.DRILL_STARTED, actor=self.actor, data=self.started)
-            while self.pending and self.pending[0].at <= self._elapsed * self.speed:
-                self._fire(self.pending.pop(0))
-            self._thread.start()
-
-    def simulator(self, inner: Simulator) -> Simulator:
-        """`inner`, starting the clock first: the engine calls it as every step acts."""
-
-        def simulate(step: Step, action: Action, args: BaseModel) -> Mapping[str, Any] | None:
-            self.start()
-            return inner(step, action, args)
-
-        return simulate
-
-    def responder(self, inner: GateResponder) -> GateResponder:
-        """`inner`, starting the clock first: the engine asks it as every gate opens."""
-        return _ClockedResponder(self, inner)
-
-    def stop(self) -> None:
-        """Stop firing; injects not yet due stay unfired (the score lists them)."""
-        with self._once:
-            self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join()
-
-    def _loop(self) -> None:
-        while self.pending:
-            due = self._start + self.pending[0].at / self.speed
-            if self._stop.wait(max(0.0, due - time.monotonic())):
-                return
-            self._fire(self.pending.pop(0))
-
-    def _fire(self, inject: Inject) -> None:
-        tickets, chat = self.sandbox
-        if inject.kind == "fail_integration":
-            (tickets if inject.system == "tickets" else chat).faults.add(inject.times)
-        self.fired += 1
-        data = inject.model_dump(mode="json")
-        data["fired_at_s"] = round((time.monotonic() - self._start) * self.speed, 3)
-        self.ledger.record(Event.DRILL_INJECT, actor=self.actor, data=data)
-        shown = inject.text or inject.kind
-        if inject.kind == "fail_integration":
-            shown = f"{inject.system} is failing: {inject.text}" if inject.text else shown
-        chat.announce(f"inject: {shown}", f"{self.incident}:inject:{self.fired}")
-
-
-@dataclass(frozen=True)
-class _ClockedResponder:
-    clock: InjectClock
-    inner: GateResponder
-
-    def ask(self, gate: Gate, incident: str) -> GateAnswer | None:
-        self.clock.start()
-        return self.inner.ask(gate, incident)
-
-
-# -- running a drill -----------------------------------------------------------------------------
-
-
-class ItemScore(BaseModel):
-    """One step or gate: when it was reached (drill seconds), against its target."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    kind: Literal["step", "gate"]
-    status: str
-    at_s: float | None
-    target_s: float | None
-    verdict: Literal["on-time", "late", "done", "skipped", "failed", "missed", "not-needed"]
-    by: str = ""
-    note: str = ""
-
-
-class InjectScore(BaseModel):
-    """A scripted event and when it fired (None: the drill ended first)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    at_s: float
-    kind: str
-    text: str
-    fired_at_s: float | None
-
-
-class DrillScore(BaseModel):
-    """The scored record of one drill, stored in the ledger as `drill.scored`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    scenario: str
-    title: str
-    scenario_sha256: str
-    runbook: str
-    runbook_version: int
-    status: str
-    speed: float
-    duration_s: float
-    facilitator: str
-    participants: list[Participant]
-    items: list[ItemScore]
-    injects: list[InjectScore]
-    notes: list[str]
-    lessons: list[str]
-    on_time: int
-    late: int
-    missed: int
-    failed: int
 
 
 @dataclass(frozen=True)
@@ -284,16 +87,7 @@ def run_drill(
     incident = new_incident_id(f"drill-{spec.id}")
     sandbox = _sandbox(settings, echo, live_chat)
     answers: AnswerMode = "participants" if responder else _default_answers(sandbox)
-    started = {
-        "scenario": spec.id,
-        "title": spec.title,
-        "scenario_path": str(loaded.path),
-        "scenario_sha256": loaded.sha256,
-        "speed": speed,
-        "answers": answers,
-        "participants": [p.model_dump() for p in spec.participants],
-        "targets": spec.targets,
-    }
+    started = _started(loaded, speed, answers)
     folder = incident_folder(settings.incidents_dir, incident)
     ref = RunbookRef(id=runbook.id, version=runbook.meta.version, sha256=runbook.sha256)
     with Ledger(folder, incident, ref, Redactor()) as ledger:
@@ -382,6 +176,21 @@ def resume_drill(
 AnswerMode = Literal["script", "slack", "participants"]
 
 
+def _started(loaded: LoadedScenario, speed: float, answers: AnswerMode) -> dict[str, Any]:
+    """The `drill.started` record's data: what a resume needs to go on exactly as begun."""
+    spec = loaded.scenario
+    return {
+        "scenario": spec.id,
+        "title": spec.title,
+        "scenario_path": str(loaded.path),
+        "scenario_sha256": loaded.sha256,
+        "speed": speed,
+        "answers": answers,
+        "participants": [p.model_dump() for p in spec.participants],
+        "targets": spec.targets,
+    }
+
+
 def _sandbox(
     settings: Settings, echo: Echo | None, live_chat: ChatSystem | None
 ) -> tuple[DrillTickets, DrillChat]:
@@ -402,8 +211,6 @@ def _answerer(
 ) -> GateResponder:
     chat = sandbox[1]
     if answers == "slack" and chat.pinned:
-        from integrations.slack.gates import ChatGateResponder
-
         return ChatGateResponder(chat, loaded.scenario.title, lambda: chat.pinned)
     if answers == "script":
         return ScriptedResponder(loaded.scenario.answers, speed)
@@ -430,188 +237,6 @@ def _score(
     scored = score.model_dump(mode="json")
     ledger.record(Event.DRILL_SCORED, actor=_actor(loaded.scenario), data=scored)
     return score
-
-
-# -- scoring and the report ----------------------------------------------------------------------
-
-_REACHED = {
-    Event.STEP_SUCCEEDED: "succeeded",
-    Event.STEP_FAILED: "failed",
-    Event.STEP_SKIPPED: "skipped",
-    Event.GATE_ACKNOWLEDGED: "acknowledged",
-}
-
-
-def score_drill(
-    records: list[Record],
-    loaded: LoadedScenario,
-    speed: float,
-    *,
-    status: str,
-    rollbacks: frozenset[str] | set[str] = frozenset(),
-) -> DrillScore:
-    """Score a drill from its ledger: drill time to each step and gate against its target."""
-    spec, runbook = loaded.scenario, loaded.runbook
-    # A run that stopped before its first item never started the clock: count from its start.
-    started = next((r for r in records if r.event is Event.DRILL_STARTED), records[0])
-    origin = started.at
-
-    def drill_time(record: Record) -> float:
-        return round((record.at - origin).total_seconds() * speed, 3)
-
-    reached: dict[str, Record] = {}
-    for found in records:
-        if found.event in _REACHED and found.step is not None and found.step not in reached:
-            reached[found.step] = found
-    items = []
-    for item in runbook.items:
-        record = reached.get(item.id)
-        kind: Literal["step", "gate"] = "gate" if isinstance(item, Gate) else "step"
-        target = spec.targets.get(item.id)
-        if record is None:
-            verdict = "not-needed" if item.id in rollbacks else "missed"
-            items.append(
-                ItemScore(
-                    id=item.id,
-                    kind=kind,
-                    status="not reached",
-                    at_s=None,
-                    target_s=target,
-                    verdict=verdict,
-                )
-            )
-            continue
-        at = drill_time(record)
-        outcome = _REACHED[record.event]
-        data = record.data
-        if outcome == "failed":
-            verdict = "failed"
-        elif target is not None:
-            verdict = "on-time" if at <= target else "late"
-        else:
-            verdict = "skipped" if outcome == "skipped" else "done"
-        items.append(
-            ItemScore(
-                id=item.id,
-                kind=kind,
-                status=outcome,
-                at_s=at,
-                target_s=target,
-                verdict=verdict,
-                by=record.actor if kind == "gate" else "",
-                note=str(data.get("note") or data.get("error") or ""),
-            )
-        )
-    fired = [r for r in records if r.event is Event.DRILL_INJECT]
-    injects = [
-        InjectScore(
-            at_s=inject.at,
-            kind=inject.kind,
-            text=inject.text,
-            fired_at_s=fired[n].data["fired_at_s"] if n < len(fired) else None,
-        )
-        for n, inject in enumerate(sorted(spec.injects, key=lambda i: i.at))
-    ]
-    verdicts = [i.verdict for i in items]
-    return DrillScore(
-        scenario=spec.id,
-        title=spec.title,
-        scenario_sha256=loaded.sha256,
-        runbook=runbook.id,
-        runbook_version=runbook.meta.version,
-        status=status,
-        speed=speed,
-        duration_s=drill_time(records[-1]),
-        facilitator=spec.facilitator,
-        participants=spec.participants,
-        items=items,
-        injects=injects,
-        notes=spec.notes,
-        lessons=spec.lessons,
-        on_time=verdicts.count("on-time"),
-        late=verdicts.count("late"),
-        missed=verdicts.count("missed"),
-        failed=verdicts.count("failed"),
-    )
-
-
-def add_drill_note(
-    settings: Settings, incident: str, text: str, by: str, *, lesson: bool = False
-) -> None:
-    """Record a facilitator's note (or a lesson learned) in a drill incident's ledger."""
-    if not text.strip() or not by.strip():
-        raise RunbookError("a drill note needs its text and who wrote it (--by)")
-    found = load_incident(settings.incidents_dir, incident)
-    if not found.drill:
-        raise RunbookError(f"incident {incident!r} is not a drill; use `runbook note` instead")
-    ref = RunbookRef(
-        id=found.runbook.id, version=found.runbook.version, sha256=found.runbook.sha256
-    )
-    folder = incident_folder(settings.incidents_dir, incident)
-    with Ledger(folder, incident, ref, Redactor()) as ledger:
-        event = Event.DRILL_LESSON if lesson else Event.DRILL_NOTE
-        ledger.record(event, actor=by, data={"text": text})
-
-
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    return (
-        f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
-    )
-
-
-def drill_report(home: Path, incident: str) -> str:
-    """A plain-text summary of a scored drill: score, timeline against targets, injects, notes."""
-    folder = incident_folder(home / "incidents", incident)
-    records = read_records(folder)
-    scored = [r for r in records if r.event is Event.DRILL_SCORED]
-    if not scored:
-        raise RunbookError(f"incident {incident!r} has no scored drill under {home}")
-    score = DrillScore.model_validate(scored[-1].data)
-    people = ", ".join(f"{p.name} ({p.role})" if p.role else p.name for p in score.participants)
-    lines = [
-        f"Drill {score.scenario}: {score.title}",
-        f"Incident {incident}, runbook {score.runbook} v{score.runbook_version}, "
-        f"run {score.status}, speed {score.speed:g}x, drill time {_clock(score.duration_s)}",
-        f"Facilitator: {score.facilitator or '-'}; participants: {people}",
-        f"Score: {score.on_time} on time, {score.late} late, {score.missed} missed, "
-        f"{score.failed} failed",
-        "",
-        f"{'item':<24} {'kind':<5} {'target':>8} {'reached':>8}  {'verdict':<10} by / note",
-    ]
-    for item in score.items:
-        who = "; ".join(part for part in (item.by, item.note) if part)
-        lines.append(
-            f"{item.id:<24} {item.kind:<5} {_clock(item.target_s):>8} {_clock(item.at_s):>8}  "
-            f"{item.verdict:<10} {who}".rstrip()
-        )
-    if score.injects:
-        lines += ["", "Injects:"]
-        for inject in score.injects:
-            when = (
-                f"fired at +{_clock(inject.fired_at_s)}"
-                if inject.fired_at_s is not None
-                else "not fired (the drill ended first)"
-            )
-            lines.append(f"  +{_clock(inject.at_s)} {inject.kind}: {inject.text or '-'} ({when})")
-    notes = [
-        *score.notes,
-        *(f"{r.data['text']} ({r.actor})" for r in records if r.event is Event.DRILL_NOTE),
-    ]
-    lessons = [
-        *score.lessons,
-        *(f"{r.data['text']} ({r.actor})" for r in records if r.event is Event.DRILL_LESSON),
-    ]
-    for heading, entries in (("Facilitator notes:", notes), ("Lessons learned:", lessons)):
-        if entries:
-            lines += ["", heading, *(f"  - {entry}" for entry in entries)]
-    check = verify_ledger(folder)
-    state = f"verifies ({check.count} records)" if check.ok else f"FAILS: {check.problem}"
-    lines += ["", f"Evidence: ledger {state}"]
-    return "\n".join(lines)
 
 
 def resume_incident(

@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from flows.drills.drill import (
-    DrillResult,
-    add_drill_note,
-    drill_report,
-    drill_simulator,
-    resume_incident,
-    run_drill,
-)
+from flows.drills.debrief import add_drill_note, drill_report
+from flows.drills.drill import DrillResult, resume_incident, run_drill
 from flows.drills.scenario import load_scenario, parse_duration
+from flows.drills.simulate import drill_simulator
 from flows.engine.runner import acknowledge_gate, resume_run
 from flows.engine.settings import Settings
 from flows.errors import RunbookError

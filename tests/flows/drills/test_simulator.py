@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from flows.contract.actions import Action, ActionContext, Reach
-from flows.drills.drill import drill_simulator
+from flows.drills.simulate import drill_simulator
 from flows.runbook.model import Step, StepSpec
 from integrations.catalog import builtin_actions
 
