@@ -11,6 +11,7 @@ from pathlib import Path
 
 from flows.contract.ports import ChatSystem, TicketSystem
 from integrations.config import JiraConfig, SlackConfig
+from integrations.idempotency import IdempotencyMap
 from integrations.jira.local import LocalTicketStore
 from integrations.slack.local import Echo, LocalOutbox, echo_to_stderr
 
@@ -40,17 +41,17 @@ def select_backends(
     echo: Echo | None = echo_to_stderr,
 ) -> Backends:
     """Real Jira and Slack where configured, the local backends otherwise."""
-    from integrations.idempotency import IdempotencyMap
-
     local = local_backends(home, echo=echo)
     made = IdempotencyMap(home / IDEMPOTENCY_DB) if (jira or slack) else None
     tickets: TicketSystem = local.tickets
     chat: ChatSystem = local.chat
     if jira is not None and made is not None:
+        # Imported here: the jira SDK costs 100 ms that runs on the local ticket store skip.
         from integrations.jira.rest import JiraTickets
 
         tickets = JiraTickets(jira, made)
     if slack is not None and made is not None:
+        # Imported here: slack_sdk costs 75 ms that runs on the local outbox skip.
         from integrations.slack.web import SlackChat
 
         chat = SlackChat(slack, made)

@@ -17,7 +17,6 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +28,7 @@ from flows.contract.ports import NewTicket, Ticket
 from integrations.config import JiraConfig
 from integrations.idempotency import IdempotencyMap
 from integrations.jira import TicketNotFound, TicketSystemError
+from integrations.jira.refusals import CREDENTIALS_HINT, Op, refusal
 from integrations.jira.retry import (
     NoAnswer,
     RetryPolicy,
@@ -41,24 +41,10 @@ SYSTEM = "jira"
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 _LABEL = re.compile(r"^\S{1,255}$")
-_CREDENTIALS_HINT = (
-    "check RUNBOOK_JIRA_USER and RUNBOOK_JIRA_TOKEN (Jira Cloud: the account's email and an API"
-    " token) or RUNBOOK_JIRA_PAT (Server/Data Center: a personal access token)"
-)
 
 
 class OutcomeUnknown(TicketSystemError):
     """A write went unanswered and what it would have made was not found (yet)."""
-
-
-@dataclass(frozen=True)
-class _Op:
-    """What a request is for, in the words of the error messages."""
-
-    what: str
-    permission: str
-    where: str
-    issue: str | None = None
 
 
 def dedupe_tag(dedupe_key: str) -> str:
@@ -94,7 +80,7 @@ class JiraTickets:
         found = self._existing(remembered["key"]) if remembered else None
         found = found or self._tagged(tag)
         if found is None:
-            op = _Op(f"create an issue in {ticket.project}", "Create issues", ticket.project)
+            op = Op(f"create an issue in {ticket.project}", "Create issues", ticket.project)
             fields = self._issue_fields(ticket, tag)
             try:
                 created = self._run(
@@ -114,7 +100,7 @@ class JiraTickets:
         if remembered:
             return str(remembered["id"])
         marker = f"(runbook {dedupe_tag(dedupe_key)})"
-        op = _Op(f"comment on {issue}", "Add comments", f"issue {issue}", issue)
+        op = Op(f"comment on {issue}", "Add comments", f"issue {issue}", issue)
         found = self._marked_comment(issue, marker)
         if found is None:
             text = f"{body.rstrip()}\n\n{marker}"
@@ -129,7 +115,7 @@ class JiraTickets:
 
     def transition(self, issue: str, status: str) -> Ticket:
         """Move a ticket to a status (or through a transition) by name; no-op if it is there."""
-        op = _Op(f"move {issue} to {status!r}", "Transition issues", f"issue {issue}", issue)
+        op = Op(f"move {issue} to {status!r}", "Transition issues", f"issue {issue}", issue)
         tries = checked_tries(self._policy, self._sleep)
         try:
             # Each try reads the status again: a transition that happened is not repeated.
@@ -139,7 +125,7 @@ class JiraTickets:
                 f"could not {op.what}: Jira did not answer; run the step again"
             ) from None
 
-    def _transition_once(self, issue: str, status: str, op: _Op) -> Ticket:
+    def _transition_once(self, issue: str, status: str, op: Op) -> Ticket:
         current = self._issue(issue)
         if current.status.casefold() == status.casefold():
             return current
@@ -160,7 +146,7 @@ class JiraTickets:
         if remembered:
             return str(remembered["id"])
         name = filename or path.name
-        op = _Op(f"attach {name} to {issue}", "Create attachments", f"issue {issue}", issue)
+        op = Op(f"attach {name} to {issue}", "Create attachments", f"issue {issue}", issue)
         if path.stat().st_size == 0:
             raise TicketSystemError(f"could not {op.what}: {path} is empty")
         found = self._attachment(issue, name)
@@ -178,7 +164,7 @@ class JiraTickets:
         if remembered:
             return str(remembered["id"])
         global_id = "rb:" + dedupe_tag(dedupe_key).removeprefix("rb-")
-        op = _Op(f"link {issue} to {url}", "Link issues", f"issue {issue}", issue)
+        op = Op(f"link {issue} to {url}", "Link issues", f"issue {issue}", issue)
         target = {"url": url, "title": title}
         # A POST with a globalId updates the link that has it: repeating it is safe.
         made = self._run(
@@ -190,14 +176,14 @@ class JiraTickets:
     def check(self) -> str:
         """Call Jira as the configured account; return where and as whom."""
         me = self._run(
-            lambda: self._client().myself(), _Op("read the account", "log in", "Jira"), True
+            lambda: self._client().myself(), Op("read the account", "log in", "Jira"), True
         )
         return f"Jira {self._base} as {me.get('displayName') or me.get('name')}"
 
     # Reads -----------------------------------------------------------------------------------
 
     def _issue(self, key: str) -> Ticket:
-        op = _Op(f"read {key}", "Browse projects", f"issue {key}", key)
+        op = Op(f"read {key}", "Browse projects", f"issue {key}", key)
         raw = self._run(lambda: self._client().issue(key, fields="summary,status").raw, op, True)
         return self._ticket(raw)
 
@@ -208,7 +194,7 @@ class JiraTickets:
             return None  # deleted since: fall back to the label search
 
     def _tagged(self, tag: str) -> Ticket | None:
-        op = _Op(f"search for label {tag}", "Browse projects", "the projects it can see")
+        op = Op(f"search for label {tag}", "Browse projects", "the projects it can see")
         found = self._run(
             lambda: self._client().search_issues(
                 f'labels = "{tag}"', maxResults=10, fields=["summary", "status"], json_result=True
@@ -220,7 +206,7 @@ class JiraTickets:
         return self._ticket(issues[0]) if issues else None
 
     def _marked_comment(self, issue: str, marker: str) -> str | None:
-        op = _Op(f"read the comments of {issue}", "Browse projects", f"issue {issue}", issue)
+        op = Op(f"read the comments of {issue}", "Browse projects", f"issue {issue}", issue)
         start, size = 0, 100
         while True:
             page = self._comment_page(issue, start, size, op)
@@ -231,15 +217,15 @@ class JiraTickets:
                 return None
             start += size
 
-    def _comment_page(self, issue: str, start: int, size: int, op: _Op) -> list[Any]:
+    def _comment_page(self, issue: str, start: int, size: int, op: Op) -> list[Any]:
         return self._run(
             lambda: self._client().comments(issue, start_at=start, max_results=size), op, True
         )
 
-    def _post_transition(self, issue: str, transition_id: str, op: _Op) -> None:
+    def _post_transition(self, issue: str, transition_id: str, op: Op) -> None:
         self._run(lambda: self._client().transition_issue(issue, transition_id), op, False)
 
-    def _upload(self, issue: str, path: Path, name: str, op: _Op) -> str:
+    def _upload(self, issue: str, path: Path, name: str, op: Op) -> str:
         with path.open("rb") as file:  # the library rewinds it for each attempt
             made = self._run(
                 lambda: self._client().add_attachment(issue, file, filename=name), op, False
@@ -247,12 +233,12 @@ class JiraTickets:
         return str(made.id)
 
     def _attachment(self, issue: str, name: str) -> str | None:
-        op = _Op(f"read the attachments of {issue}", "Browse projects", f"issue {issue}", issue)
+        op = Op(f"read the attachments of {issue}", "Browse projects", f"issue {issue}", issue)
         raw = self._run(lambda: self._client().issue(issue, fields="attachment").raw, op, True)
         files = raw.get("fields", {}).get("attachment") or []
         return next((str(f["id"]) for f in files if f.get("filename") == name), None)
 
-    def _look_again(self, find: Callable[[], T | None], op: _Op, failure: str) -> T:
+    def _look_again(self, find: Callable[[], T | None], op: Op, failure: str) -> T:
         problem = ""
 
         def note(state: RetryCallState) -> None:
@@ -285,15 +271,15 @@ class JiraTickets:
             auth = {"basic_auth": (config.user, config.token.get_secret_value())}
         else:
             raise TicketSystemError(
-                f"RUNBOOK_JIRA_URL is set but no credentials: {_CREDENTIALS_HINT}"
+                f"RUNBOOK_JIRA_URL is set but no credentials: {CREDENTIALS_HINT}"
             )
         # max_retries=0: the library's retries would re-send POSTs; ours are in call_with_retries.
         connect = functools.partial(
             JIRA, self._base, timeout=config.timeout_s, max_retries=0, **auth
         )
-        return self._run(connect, _Op("connect", "Browse projects", "Jira"), True)
+        return self._run(connect, Op("connect", "Browse projects", "Jira"), True)
 
-    def _run(self, call: Callable[[], T], op: _Op, safe: bool) -> T:
+    def _run(self, call: Callable[[], T], op: Op, safe: bool) -> T:
         try:
             return call_with_retries(
                 call,
@@ -310,46 +296,8 @@ class JiraTickets:
                 f"could not {op.what}: cannot talk to Jira at {self._base} ({type(err).__name__})"
             ) from None
 
-    def _refusal(self, err: JIRAError, op: _Op) -> TicketSystemError:
-        status, detail = err.status_code, self._detail(err)
-        if status == 401:
-            return TicketSystemError(
-                f"Jira at {self._base} rejected the credentials (HTTP 401) when trying to"
-                f" {op.what}: {_CREDENTIALS_HINT}"
-            )
-        if status == 403:
-            who = self._config.user or "of RUNBOOK_JIRA_PAT"
-            return TicketSystemError(
-                f"the Jira account {who} lacks the {op.permission!r} permission in {op.where}"
-                f" (HTTP 403 when trying to {op.what}: {detail}); ask a Jira admin to grant it"
-                " in the project's permission scheme"
-            )
-        if status == 404 and op.issue is not None:
-            return TicketNotFound(
-                f"no issue {op.issue} in Jira at {self._base}, or the account may not browse it"
-                f" (HTTP 404: {detail})"
-            )
-        if status == 400:
-            return TicketSystemError(f"Jira rejected the request to {op.what}: {detail}")
-        return TicketSystemError(f"could not {op.what}: Jira answered HTTP {status}: {detail}")
-
-    def _detail(self, err: JIRAError) -> str:
-        """Jira's own error messages, field errors named by field, with secrets masked."""
-        try:
-            body = err.response.json() if err.response is not None else {}
-        except ValueError:
-            body = {}
-        body = body if isinstance(body, dict) else {}
-        field_errors = body.get("errors")
-        errors = field_errors if isinstance(field_errors, dict) else {}
-        names = {f["id"]: f["name"] for f in self._fields or [] if f.get("custom")}
-        parts = [str(m) for m in body.get("errorMessages") or []]
-        parts += [f"{names.get(k, k)}: {v}" for k, v in errors.items()]
-        text = "; ".join(parts) or str(err.text or "no details")[:300]
-        for secret in (self._config.token, self._config.pat):
-            if secret is not None and secret.get_secret_value():
-                text = text.replace(secret.get_secret_value(), "***")
-        return text
+    def _refusal(self, err: JIRAError, op: Op) -> TicketSystemError:
+        return refusal(err, op, self._base, self._config, self._fields or [])
 
     def _issue_fields(self, ticket: NewTicket, tag: str) -> dict[str, Any]:
         labels = [*ticket.labels, tag]
@@ -375,7 +323,7 @@ class JiraTickets:
     def _field(self, name: str) -> dict[str, Any]:
         """A field by display name (case-insensitive) or id, from GET /field (read once)."""
         if self._fields is None:
-            op = _Op("list the issue fields", "Browse projects", "Jira")
+            op = Op("list the issue fields", "Browse projects", "Jira")
             self._fields = self._run(lambda: self._client().fields(), op, True)
         matches = [f for f in self._fields if name.casefold() in (f["name"].casefold(), f["id"])]
         if len(matches) == 1:

@@ -10,27 +10,28 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import cached_property
 from http.client import HTTPException
 from typing import Any
-from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import (
-    ConnectionErrorRetryHandler,
-    HttpRequest,
-    HttpResponse,
     RateLimitErrorRetryHandler,
-    RetryState,
 )
-from slack_sdk.web import SlackResponse
 
 from flows.contract.ports import ChatMessage
 from integrations.config import SlackConfig
 from integrations.idempotency import IdempotencyMap
 from integrations.slack import ChatError
+from integrations.slack.refusals import (
+    HINTS,
+    RepeatableConnectionErrors,
+    describe,
+    error_code,
+    refusal,
+)
 
 SYSTEM = "slack"
 """The idempotency map's name for what this backend made."""
@@ -43,44 +44,6 @@ PAGE = 200
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 """Channel names are lowercase, so an uppercase C/G/D word is an id."""
-
-REPEATABLE = frozenset(
-    {
-        "auth.test",
-        "bookmarks.list",
-        "chat.update",  # the same edit applied twice leaves the same message
-        "conversations.history",
-        "conversations.info",
-        "conversations.list",
-        "conversations.members",
-        "conversations.replies",
-        "usergroups.list",
-        "usergroups.users.list",
-        "users.list",
-        "users.lookupByEmail",
-    }
-)
-"""Methods safe to resend after a connection error; a resent chat.postMessage can post twice."""
-
-TOKEN_ERRORS = frozenset(
-    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
-)
-HINTS = {
-    "channel_not_found": "no channel {where} that the app can see: invite the app or check the"
-    " channel name",
-    "not_in_channel": "the app is not in {where}: /invite @{app} to {where}",
-    "is_archived": "{where} is archived: unarchive it or use another channel",
-    "missing_scope": "the app needs scope {needed}: add it under OAuth & Permissions and"
-    " reinstall the app",
-    "message_not_found": "no such message in {where}: check `ts`",
-    "thread_not_found": "no such thread in {where}: check `thread_ts`",
-    "cant_update_message": "the app can only edit its own messages: check `ts`",
-    "msg_too_long": "the message is too long for Slack: shorten `text`",
-    "invalid_blocks": "Slack rejected the blocks: check `blocks` in Block Kit Builder",
-    "user_not_found": "a user to invite does not exist: check `invite`",
-    "ratelimited": "still rate limited after {retries} waits: try again later",
-}
-"""What to fix, by Slack error code; `{where}` is the channel as the runbook named it."""
 
 
 class SlackChat:
@@ -98,7 +61,7 @@ class SlackChat:
             timeout=config.timeout_s,  # type: ignore[arg-type]  # urllib takes float seconds
             retry_handlers=[
                 RateLimitErrorRetryHandler(max_retry_count=config.max_rate_limit_retries),
-                _RepeatableConnectionErrors(),
+                RepeatableConnectionErrors(),
             ],
         )
 
@@ -203,7 +166,7 @@ class SlackChat:
         if found is not None:
             return found
         raise ChatError(
-            f"Slack did not confirm the post to {where} ({_describe(unknown)}) and it is not in"
+            f"Slack did not confirm the post to {where} ({describe(unknown)}) and it is not in"
             " the channel yet: re-run the step; it looks again before posting"
         ) from unknown
 
@@ -237,7 +200,7 @@ class SlackChat:
             try:
                 return read()
             except SlackApiError as err:
-                if _code(err) != "not_in_channel":
+                if error_code(err) != "not_in_channel":
                     raise
                 # chat:write.public posts without membership but history needs it: join the
                 # public channel, or say how to invite the app when joining is not allowed.
@@ -282,7 +245,7 @@ class SlackChat:
             self._ids[name] = created["id"]
             return created
         except SlackApiError as err:
-            if _code(err) != "name_taken" and err.response.status_code < 500:
+            if error_code(err) != "name_taken" and err.response.status_code < 500:
                 raise self._refusal(err, where) from err
             failure: Exception = err
         except (OSError, HTTPException) as err:
@@ -290,13 +253,13 @@ class SlackChat:
         # Taken, or perhaps created with the answer lost: the channel may be ours from before.
         channel = self._find_channel(name)
         if channel is None:
-            if isinstance(failure, SlackApiError) and _code(failure) == "name_taken":
+            if isinstance(failure, SlackApiError) and error_code(failure) == "name_taken":
                 raise ChatError(
                     f"Slack: {where} is taken by a channel the app cannot see: invite the app to"
                     " it or choose another name"
                 ) from failure
             raise ChatError(
-                f"Slack did not confirm creating {where} ({_describe(failure)}): re-run the step;"
+                f"Slack did not confirm creating {where} ({describe(failure)}): re-run the step;"
                 " it looks for the channel before creating it"
             ) from failure
         if channel.get("is_archived"):
@@ -350,7 +313,7 @@ class SlackChat:
                 try:
                     return [self._client.users_lookupByEmail(email=who)["user"]["id"]]
                 except SlackApiError as err:
-                    if _code(err) != "users_not_found":
+                    if error_code(err) != "users_not_found":
                         raise
                     raise ChatError(f"Slack has no user with email {who}: check `invite`") from err
         return [who]
@@ -385,30 +348,7 @@ class SlackChat:
 
     def _refusal(self, err: SlackApiError, where: str) -> ChatError:
         """A refusal as a step failure: the method, and what to fix when Slack's code says."""
-        response: SlackResponse = err.response
-        method = urlsplit(response.api_url).path.rsplit("/", 1)[-1]
-        code = _code(err)
-        if response.status_code >= 500:
-            return ChatError(f"Slack {method}: Slack answered HTTP {response.status_code}")
-        if code in TOKEN_ERRORS:
-            return ChatError(
-                f"Slack {method}: Slack rejected the bot token ({code}): check"
-                " RUNBOOK_SLACK_BOT_TOKEN"
-            )
-        hint = HINTS.get(code)
-        if hint is None:
-            return ChatError(f"Slack {method} failed: {code or f'HTTP {response.status_code}'}")
-        data = response.data if isinstance(response.data, dict) else {}
-        fields: dict[str, Callable[[], object]] = {
-            "where": lambda: where or "the channel",
-            "needed": lambda: data.get("needed", "?"),
-            "retries": lambda: self._config.max_rate_limit_retries,
-            "app": self._app_handle,
-        }
-        return ChatError(
-            f"Slack {method}: "
-            + hint.format(**{k: make() for k, make in fields.items() if f"{{{k}}}" in hint})
-        )
+        return refusal(err, where, self._config.max_rate_limit_retries, self._app_handle)
 
     def _app_handle(self) -> str:
         """The bot user's name for an /invite hint, or a placeholder if Slack will not say."""
@@ -416,31 +356,3 @@ class SlackChat:
             return str(self._whoami["user"])
         except ChatError:
             return "<the app>"  # the hint still reads right; the real failure is reported
-
-
-class _RepeatableConnectionErrors(ConnectionErrorRetryHandler):
-    """slack_sdk's retry after a connection error, only for methods harmless to send twice."""
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        method = urlsplit(request.url).path.rsplit("/", 1)[-1]
-        return method in REPEATABLE and super()._can_retry(
-            state=state, request=request, response=response, error=error
-        )
-
-
-def _code(err: SlackApiError) -> str:
-    data = err.response.data
-    return str(data.get("error", "")) if isinstance(data, dict) else ""
-
-
-def _describe(err: Exception) -> str:
-    if isinstance(err, SlackApiError):
-        return f"HTTP {err.response.status_code}"
-    return str(err) or type(err).__name__

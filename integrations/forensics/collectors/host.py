@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any, Literal
 
+import psutil
 from pydantic import BaseModel, Field
 
 from flows.evidence.redact import REDACTED, is_secret_key
@@ -46,8 +47,6 @@ class EnvironmentSpec(BaseModel):
 
 def collect_processes(spec: ProcessesSpec, kit: Kit) -> Pieces:
     """Store every visible process and, where permitted, every inet connection."""
-    import psutil
-
     fields = ["pid", "ppid", "username", "name", "cmdline", "create_time", "status"]
     processes = []
     masked = 0
@@ -78,8 +77,6 @@ def collect_processes(spec: ProcessesSpec, kit: Kit) -> Pieces:
 
 def collect_system(spec: SystemSpec, kit: Kit) -> Pieces:
     """Store disk usage, memory, load, boot time, logged-in users and network interfaces."""
-    import psutil
-
     disks = []
     for part in psutil.disk_partitions(all=False):
         try:
