@@ -7,7 +7,7 @@ from pathlib import Path
 from flows.drills.score import DrillScore
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
-from flows.evidence.incident import incident_folder, load_incident
+from flows.evidence.incident import incident_folder, incidents_under, load_incident
 from flows.evidence.ledger import Ledger
 from flows.evidence.records import Event, RunbookRef
 from flows.evidence.redact import Redactor
@@ -44,7 +44,7 @@ def _clock(seconds: float | None) -> str:
 
 def drill_report(home: Path, incident: str) -> str:
     """A plain-text summary of a scored drill: score, timeline against targets, injects, notes."""
-    folder = incident_folder(home / "incidents", incident)
+    folder = incident_folder(incidents_under(home), incident)
     records = read_records(folder)
     scored = [r for r in records if r.event is Event.DRILL_SCORED]
     if not scored:

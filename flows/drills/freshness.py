@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from flows.evidence.incident import Incident, list_incidents
+from flows.evidence.incident import Incident, incidents_under, list_incidents
 
 
 class Row(BaseModel):
@@ -42,7 +42,7 @@ def freshness(
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=max_age_days)
     latest: dict[tuple[str, bool], Incident] = {}
-    for incident in list_incidents(home / "incidents"):  # oldest first: later ones win
+    for incident in list_incidents(incidents_under(home)):  # oldest first: later ones win
         latest[(incident.runbook.id, incident.drill)] = incident
     rows = []
     for runbook in runbooks:

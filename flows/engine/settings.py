@@ -15,6 +15,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from flows.evidence.incident import incidents_under
 from flows.evidence.redact import Redactor
 from integrations.config import JiraConfig, SlackConfig
 
@@ -120,7 +121,7 @@ class Settings(BaseSettings):
 
     @property
     def incidents_dir(self) -> Path:
-        return self.home / "incidents"
+        return incidents_under(self.home)
 
     def known_secrets(self) -> list[str]:
         """Every configured secret value, so redaction catches them wherever they appear."""

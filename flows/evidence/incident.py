@@ -23,6 +23,7 @@ from flows.times import utc_now
 INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 INCIDENT_FILE = "incident.json"
 DOCUMENT_FILE = "runbook.md"
+INCIDENTS_FOLDER = "incidents"
 RUN_LOCK_FILE = "run.lock"
 
 
@@ -90,6 +91,11 @@ def check_incident_id(incident_id: str) -> str:
             "(at most 128 characters, starting with a letter or digit)"
         )
     return incident_id
+
+
+def incidents_under(home: Path) -> Path:
+    """The folder of every incident's evidence folder, under an engine home."""
+    return home / INCIDENTS_FOLDER
 
 
 def incident_folder(incidents_dir: Path, incident_id: str) -> Path:
