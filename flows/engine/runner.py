@@ -138,17 +138,8 @@ def start_run(
         )
     incident = _new_incident(settings, incident_id, path, runbook, inputs, alert, drill)
     open_incident(settings.incidents_dir, incident, runbook.text)
-    execution = _execution(
-        settings,
-        plan,
-        incident,
-        inputs,
-        registry,
-        backends(settings),
-        responder or NoResponder(),
-        simulate,
-    )
-    return _run(execution, resumed=False)
+    means = (registry, backends(settings), responder or NoResponder(), simulate)
+    return _run(_execution(settings, plan, incident, inputs, *means), resumed=False)
 
 
 def _new_incident(
@@ -218,17 +209,8 @@ def resume_run(
                 + ", ".join(f"--input {n}=..." for n in required)
             )
     inputs = resolve_inputs(plan.runbook, {**stored, **given})
-    execution = _execution(
-        settings,
-        plan,
-        incident,
-        inputs,
-        registry,
-        backends(settings),
-        responder or NoResponder(),
-        simulate,
-    )
-    return _run(execution, resumed=True)
+    means = (registry, backends(settings), responder or NoResponder(), simulate)
+    return _run(_execution(settings, plan, incident, inputs, *means), resumed=True)
 
 
 def acknowledge_gate(
