@@ -12,8 +12,8 @@ from flows.engine.settings import Settings
 from flows.evidence.bundle import export_bundle, verify_bundle
 from flows.evidence.incident import list_incidents
 from flows.evidence.records import Event
-from flows.evidence.seal import SEAL_FILE, seal_incident, verify_seal
-from flows.evidence.verify import read_records, verify_ledger
+from flows.evidence.seal import seal_incident, verify_seal
+from flows.evidence.verify import SEAL_FILE, read_records, verify_ledger
 from flows.prefect.local_server import read_server
 
 evidence_app = App(name="evidence", help="Inspect and verify incident evidence.")

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict
 from flows.errors import Problem, RunbookError
 from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE
 from flows.evidence.records import HEAD_FILE, LEDGER_FILE, Event, Record
-from flows.evidence.seal import SEAL_FILE, SealCheck, verify_seal
-from flows.evidence.verify import Verification, verify_ledger
+from flows.evidence.seal import SealCheck, verify_seal
+from flows.evidence.verify import SEAL_FILE, Verification, verify_ledger
 from flows.times import utc_stamp
 
 MANIFEST_FILE = "manifest.json"

@@ -30,11 +30,10 @@ from flows.errors import Problem, RunbookError
 from flows.evidence.incident import INCIDENT_FILE, Incident
 from flows.evidence.ledger import Ledger
 from flows.evidence.records import Event, Record, RunbookRef
-from flows.evidence.verify import verify_ledger
+from flows.evidence.verify import SEAL_FILE, verify_ledger
 from flows.files import write_atomically
 from flows.times import utc_stamp
 
-SEAL_FILE = "seal.json"
 SEAL_VERSION = 1
 ALGORITHM = "rfc6962-sha256"
 TIMESTAMP_QUERY = "application/timestamp-query"

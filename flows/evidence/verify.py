@@ -1,12 +1,15 @@
-"""Reading a ledger back and checking it: the chain of hashes, then the head.
+"""Reading a ledger back and checking it: each record's bytes, the chain, the head, the folder.
 
 `verify_ledger` names the first record that breaks the chain (edited, deleted, reordered, not
-a record at all) or the head (a cut-off tail, a rewritten last record). The writer uses
-`check_chain` too, on records past the head, before it continues a chain.
+stored exactly as the writer writes it, not a record at all), the head (a cut-off tail, a
+rewritten last record, a size that is not the ledger's), or the folder (records of another
+incident or document, a runbook.md or incident.json that is not the one the records name, a
+sealed ledger without its seal). The writer uses `check_chain` too, on records past the head.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,16 +18,21 @@ from typing import Any
 from pydantic import ValidationError
 
 from flows.errors import Problem, RunbookError
+from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE
 from flows.evidence.records import (
     GENESIS,
     HEAD_FILE,
     LEDGER_FILE,
     RECORD_FIELDS,
+    Event,
     Head,
     Record,
     parse_head,
     record_hash,
+    record_line,
 )
+
+SEAL_FILE = "seal.json"
 
 
 @dataclass(frozen=True)
@@ -92,11 +100,13 @@ def verify_ledger(folder: Path) -> Verification:
             else f"{HEAD_FILE} is missing (a cut-off tail would go unnoticed)"
         )
         return Verification(False, count, last_hash, no_head, None, tuple(records))
-    problem, bad_seq = _compare_head(head, records)
+    problem, bad_seq = _compare_head(head, records, ledger_path.read_bytes())
+    if problem is None:
+        problem, bad_seq = _check_folder(folder, records)
     return Verification(problem is None, count, last_hash, problem, bad_seq, tuple(records))
 
 
-def _compare_head(head: Head, records: list[Record]) -> tuple[str | None, int | None]:
+def _compare_head(head: Head, records: list[Record], data: bytes) -> tuple[str | None, int | None]:
     # A head behind the ledger is a head a power loss kept from disk: the chain vouches for the
     # records past it. A head ahead of the ledger, or naming another hash, is tampering.
     count = len(records)
@@ -111,7 +121,57 @@ def _compare_head(head: Head, records: list[Record]) -> tuple[str | None, int | 
     if head.hash != records[head.count - 1].hash:
         problem = f"record {head.count}: hash differs from the one in {HEAD_FILE} (rewritten?)"
         return problem, head.count
+    # The head's size is the ledger's length through its last counted record, to the byte.
+    size = sum(len(line) + 1 for line in data.split(b"\n", head.count)[: head.count])
+    if head.size != size:
+        problem = (
+            f"{HEAD_FILE} says the first {head.count} records take {head.size} bytes, "
+            f"but they take {size} (bytes added or removed?)"
+        )
+        return problem, None
     return None, None
+
+
+def _check_folder(folder: Path, records: list[Record]) -> tuple[str | None, int | None]:
+    """The records are of one incident and one document, and the folder's files are theirs."""
+    if not records:
+        return None, None
+    first = records[0]
+    for record in records[1:]:
+        if record.incident != first.incident:
+            return (
+                f"record {record.seq}: of incident {record.incident!r}, not {first.incident!r}",
+                (record.seq),
+            )
+        if record.runbook != first.runbook:
+            return f"record {record.seq}: names another runbook than record 1", record.seq
+    document = folder / DOCUMENT_FILE
+    if document.exists():
+        digest = hashlib.sha256(document.read_bytes()).hexdigest()
+        if digest != first.runbook.sha256:
+            return f"{DOCUMENT_FILE} is not the document the records name (sha256 {digest})", None
+    facts = folder / INCIDENT_FILE
+    if facts.exists():
+        problem = _check_facts(facts, first)
+        if problem is not None:
+            return problem, None
+    sealed = [r for r in records if r.event is Event.EVIDENCE_SEALED]
+    if sealed and not (folder / SEAL_FILE).exists():
+        return f"record {sealed[-1].seq} seals the ledger, but {SEAL_FILE} is missing", None
+    return None, None
+
+
+def _check_facts(path: Path, first: Record) -> str | None:
+    """incident.json names the incident and the document the records are of."""
+    try:
+        facts = json.loads(path.read_bytes())
+        incident, runbook = facts["id"], facts["runbook"]
+        named = (incident, runbook["id"], runbook["sha256"])
+    except (ValueError, KeyError, TypeError):
+        return f"{INCIDENT_FILE} is not an incident record"
+    if named != (first.incident, first.runbook.id, first.runbook.sha256):
+        return f"{INCIDENT_FILE} names another incident or document than the records"
+    return None
 
 
 def check_chain(data: bytes, seq: int, prev: str) -> tuple[list[Record], str | None]:
@@ -148,6 +208,13 @@ def _check_record(line: bytes, seq: int, prev: str) -> tuple[Record | None, str]
         return None, f"found seq {raw['seq']} in its place (record deleted or reordered?)"
     if raw["prev"] != prev:
         return None, f"prev does not match the hash of record {seq - 1} (deleted or reordered?)"
+    # The stored bytes must be exactly the line the writer writes: json.loads keeps only the last
+    # of duplicate keys and ignores spacing, so a line with either would show other values to a
+    # reader than the ones hashed, or hide bytes in the record.
+    if set(raw) == set(RECORD_FIELDS) and line + b"\n" != record_line(
+        {name: raw[name] for name in RECORD_FIELDS}
+    ):
+        return None, "not stored in its canonical form (duplicate keys, spacing, key order?)"
     try:
         return Record.model_validate(raw), ""
     except ValidationError as error:

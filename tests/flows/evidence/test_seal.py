@@ -14,14 +14,13 @@ from flows.evidence.incident import Incident, open_incident, runbook_info
 from flows.evidence.ledger import Ledger
 from flows.evidence.records import LEDGER_FILE, Event, RunbookRef
 from flows.evidence.seal import (
-    SEAL_FILE,
     inclusion_proof,
     merkle_root,
     seal_incident,
     verify_inclusion,
     verify_seal,
 )
-from flows.evidence.verify import read_records
+from flows.evidence.verify import SEAL_FILE, read_records
 from flows.runbook.parse import parse_runbook
 from tests.fakes.tsa import Authority, TimestampServer, running_tsa
 from tests.support import FIXTURES

@@ -1,0 +1,98 @@
+"""What verify checks beyond the chain: each record's exact bytes, the head's size, the folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE
+from flows.evidence.ledger import Ledger
+from flows.evidence.records import HEAD_FILE, Event, Head, RunbookRef, parse_head, record_hash
+from flows.evidence.verify import SEAL_FILE, verify_ledger
+from tests.flows.evidence.ledgers import lines, rewrite, write_ledger
+
+DOCUMENT = b"---\nid: leak\n---\n# Leak\n"
+DOCUMENT_REF = RunbookRef(id="leak", version=1, sha256=hashlib.sha256(DOCUMENT).hexdigest())
+
+
+def incident_folder(folder: Path, incident: str = "INC-1") -> Path:
+    """An evidence folder as the engine leaves it: the ledger, runbook.md and incident.json."""
+    with Ledger(folder, incident, DOCUMENT_REF) as ledger:
+        ledger.record(Event.RUN_STARTED, data={"inputs": {}})
+        ledger.record(Event.STEP_SUCCEEDED, step="ticket", data={"outputs": {"key": "SEC-1"}})
+    (folder / DOCUMENT_FILE).write_bytes(DOCUMENT)
+    facts = {"id": incident, "runbook": {"id": "leak", "sha256": DOCUMENT_REF.sha256}}
+    (folder / INCIDENT_FILE).write_text(json.dumps(facts))
+    return folder
+
+
+def test_an_engine_folder_verifies(tmp_path: Path) -> None:
+    """The ledger, document and facts the engine writes pass every check."""
+    assert verify_ledger(incident_folder(tmp_path)).ok
+
+
+def test_a_duplicate_key_is_refused_though_the_hash_matches(tmp_path: Path) -> None:
+    """`"actor":"mallory","actor":"engine"` hashes as engine but would show mallory to a reader."""
+    folder = write_ledger(tmp_path, 3)
+    records = lines(folder)
+    records[1] = records[1].replace(b'"actor":"engine"', b'"actor":"mallory","actor":"engine"')
+    rewrite(folder, records)
+    result = verify_ledger(folder)
+    assert not result.ok
+    assert result.bad_seq == 2
+    assert "canonical form" in str(result.problem)
+
+
+def test_extra_spacing_in_a_record_is_refused(tmp_path: Path) -> None:
+    """A record re-spaced (same values, same hash) is not the line the writer wrote."""
+    folder = write_ledger(tmp_path, 3)
+    records = lines(folder)
+    records[0] = json.dumps(json.loads(records[0])).encode() + b"\n"
+    rewrite(folder, records)
+    assert record_hash(json.loads(records[0])) == json.loads(records[0])["hash"]
+    result = verify_ledger(folder)
+    assert not result.ok
+    assert result.bad_seq == 1
+
+
+def test_a_head_whose_size_is_not_the_ledgers_is_refused(tmp_path: Path) -> None:
+    """head.json's size must be the byte length of the records it counts."""
+    folder = write_ledger(tmp_path, 3)
+    head = parse_head((folder / HEAD_FILE).read_bytes())
+    assert head is not None
+    (folder / HEAD_FILE).write_bytes(Head(head.count, head.hash, head.size + 7).encode())
+    result = verify_ledger(folder)
+    assert not result.ok
+    assert "bytes" in str(result.problem)
+
+
+def test_another_incidents_ledger_in_the_folder_is_refused(tmp_path: Path) -> None:
+    """A ledger and head of INC-2 dropped beside INC-1's incident.json do not verify."""
+    folder = incident_folder(tmp_path / "inc-1", "INC-1")
+    other = incident_folder(tmp_path / "inc-2", "INC-2")
+    for name in ("ledger.jsonl", HEAD_FILE):
+        (folder / name).write_bytes((other / name).read_bytes())
+    result = verify_ledger(folder)
+    assert not result.ok
+    assert INCIDENT_FILE in str(result.problem)
+
+
+def test_an_edited_document_is_refused(tmp_path: Path) -> None:
+    """runbook.md must hash to the sha256 every record names."""
+    folder = incident_folder(tmp_path)
+    (folder / DOCUMENT_FILE).write_bytes(DOCUMENT + b"- [ ] a gate nobody ran\n")
+    result = verify_ledger(folder)
+    assert not result.ok
+    assert DOCUMENT_FILE in str(result.problem)
+
+
+def test_a_sealed_ledger_without_its_seal_is_refused(tmp_path: Path) -> None:
+    """Deleting seal.json while the evidence.sealed record stays is detected."""
+    folder = incident_folder(tmp_path)
+    with Ledger(folder, "INC-1", DOCUMENT_REF) as ledger:
+        ledger.record(Event.EVIDENCE_SEALED, data={"root": "00" * 32, "count": 2})
+    assert not (folder / SEAL_FILE).exists()
+    result = verify_ledger(folder)
+    assert not result.ok
+    assert SEAL_FILE in str(result.problem)
