@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
-from cyclopts import App
+from cyclopts import App, Parameter
 
 from flows.cli.common import EXIT_FAILED, EXIT_OK, evidence_folder, settings
 from flows.engine.settings import Settings
+from flows.errors import RunbookError
 from flows.evidence.bundle import export_bundle, verify_bundle
 from flows.evidence.incident import list_incidents
 from flows.evidence.records import Event
-from flows.evidence.seal import seal_incident, verify_seal
+from flows.evidence.seal import SealCheck, seal_incident, verify_seal
 from flows.evidence.verify import SEAL_FILE, read_records, verify_ledger
 from flows.prefect.local_server import read_server
 
@@ -20,35 +22,79 @@ evidence_app = App(name="evidence", help="Inspect and verify incident evidence."
 
 
 @evidence_app.command
-def verify(target: str, *, tsa_root: list[Path] | None = None) -> int:
+def verify(
+    target: str,
+    *,
+    tsa_root: list[Path] | None = None,
+    require_timestamp: Annotated[bool, Parameter(negative="")] = False,
+) -> int:
     """Verify an incident (id or folder) or an exported bundle (.zip): exit 0 if intact, else 1.
 
-    `--tsa-root CERT.pem` (repeatable) also checks the timestamp's signature chain.
+    A seal's timestamp is checked against the trust anchors: `--tsa-root CERT.pem` (repeatable)
+    or RUNBOOK_TSA_ROOTS. `--require-timestamp` fails unless the ledger is sealed with a
+    timestamp that verifies against one of them.
     """
-    roots = [path.read_bytes() for path in tsa_root or []] or None
+    current = settings()
+    roots = _trust_anchors([*(tsa_root or []), *current.tsa_root_files()])
     if target.endswith(".zip") and Path(target).is_file():
         bundle = verify_bundle(Path(target), trusted_roots=roots)
-        if bundle.ok:
-            print(f"ok: bundle intact, {bundle.records} records, {bundle.artifacts} artifact(s)")
-            return EXIT_OK
-        for problem in bundle.problems:
-            print(f"TAMPERED: {problem}")
-        return EXIT_FAILED
-    folder = evidence_folder(settings(), target)
+        if not bundle.ok:
+            for problem in bundle.problems:
+                print(f"TAMPERED: {problem}")
+            return EXIT_FAILED
+        print(f"ok: bundle intact, {bundle.records} records, {bundle.artifacts} artifact(s)")
+        if bundle.seal is None:
+            return _unsealed(require_timestamp)
+        return _timestamp_verdict(bundle.seal, bool(roots), require_timestamp)
+    folder = evidence_folder(current, target)
     result = verify_ledger(folder)
     if not result.ok:
         print(f"TAMPERED: {folder}: {result.problem}")
         return EXIT_FAILED
     print(f"ok: {result.count} records, chain intact, head {result.head_hash}")
-    if (folder / SEAL_FILE).exists():
-        seal = verify_seal(folder, trusted_roots=roots)
-        if not seal.ok:
-            for problem in seal.problems:
-                print(f"TAMPERED: seal: {problem}")
-            return EXIT_FAILED
-        stamped = f", timestamped {seal.gen_time}" if seal.gen_time else ""
-        print(f"ok: sealed root {seal.root} over {seal.count} records{stamped}")
+    if not (folder / SEAL_FILE).exists():
+        return _unsealed(require_timestamp)
+    seal = verify_seal(folder, trusted_roots=roots)
+    if not seal.ok:
+        for problem in seal.problems:
+            print(f"TAMPERED: seal: {problem}")
+        return EXIT_FAILED
+    print(f"ok: sealed root {seal.root} over {seal.count} records")
+    return _timestamp_verdict(seal, bool(roots), require_timestamp)
+
+
+def _trust_anchors(files: list[Path]) -> list[bytes] | None:
+    try:
+        return [path.read_bytes() for path in files] or None
+    except OSError as error:
+        raise RunbookError(
+            f"cannot read a timestamp trust anchor: {error}; check --tsa-root / RUNBOOK_TSA_ROOTS"
+        ) from None
+
+
+def _unsealed(require_timestamp: bool) -> int:
+    if require_timestamp:
+        print("FAILED: not sealed, so no timestamp (runbook evidence seal --tsa URL)")
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def _timestamp_verdict(seal: SealCheck, anchored: bool, require_timestamp: bool) -> int:
+    """Say which time the seal proves and how far it is trusted."""
+    if seal.gen_time is None:
+        if require_timestamp:
+            print("FAILED: the seal has no timestamp (seal again with --tsa URL)")
+            return EXIT_FAILED
+        return EXIT_OK
+    if seal.time_verified:
+        print(f"ok: timestamped {seal.gen_time} (the signed token's time, verified)")
+        return EXIT_OK
+    why = "no trust anchor given" if not anchored else "not verified"
+    print(
+        f"UNVERIFIED: the token says {seal.gen_time}, but its signature is unchecked ({why}):"
+        " give the authority's root with --tsa-root or RUNBOOK_TSA_ROOTS"
+    )
+    return EXIT_FAILED if require_timestamp else EXIT_OK
 
 
 @evidence_app.command

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     grafana_timestamp_header: str | None = Field(
         default=None, description="Grafana's timestamp header, when it signs timestamp:body."
     )
+    tsa_roots: str | None = Field(
+        default=None,
+        description="Trust anchors of sealed evidence: PEM files of the timestamp authorities'"
+        " root certificates, separated by ':'. `evidence verify` checks every timestamp's"
+        " signature and chain against them; without any, a timestamp's time is unverified.",
+    )
     redact_patterns: list[str] = Field(
         default_factory=list,
         description="Extra regular expressions whose matches are redacted everywhere.",
@@ -138,6 +144,10 @@ class Settings(BaseSettings):
         ]
         found = [v.get_secret_value() for v in values if v is not None]
         return [part.strip() for value in found for part in value.split(",") if part.strip()]
+
+    def tsa_root_files(self) -> list[Path]:
+        """The PEM files named by RUNBOOK_TSA_ROOTS, in order."""
+        return [Path(part) for part in (self.tsa_roots or "").split(":") if part.strip()]
 
     def redactor(self, secrets: list[str] | None = None) -> Redactor:
         """A redactor for this install: configured secrets, extra ones, configured patterns."""

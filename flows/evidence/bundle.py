@@ -40,6 +40,8 @@ class BundleCheck(BaseModel):
     problems: list[str]
     records: int = 0
     artifacts: int = 0
+    seal: SealCheck | None = None
+    """The seal's check, when the bundle holds one: its timestamp and whether it verified."""
 
 
 class _Entry(BaseModel):
@@ -207,7 +209,9 @@ def _verify_open(
         for name in sorted(hashes)
         if name not in listed and name != MANIFEST_FILE
     ]
-    for name in (LEDGER_FILE, HEAD_FILE, SEAL_FILE):
+    # The same files a folder's verify checks: the ledger and head, the document and facts the
+    # records must match, and the seal.
+    for name in (LEDGER_FILE, HEAD_FILE, DOCUMENT_FILE, INCIDENT_FILE, SEAL_FILE):
         if name in hashes:
             (scratch / name).write_bytes(bundle.read(name))
     verification = verify_ledger(scratch)
@@ -216,13 +220,15 @@ def _verify_open(
     problems += _head_problems(manifest["ledger"], verification)
     artifacts = [r for r in verification.records if r.event is Event.ARTIFACT_COLLECTED]
     problems += _artifact_problems(artifacts, hashes)
-    if SEAL_FILE in hashes:
-        problems += verify_seal(scratch, trusted_roots).problems
+    seal = verify_seal(scratch, trusted_roots) if SEAL_FILE in hashes else None
+    if seal is not None:
+        problems += seal.problems
     return BundleCheck(
         ok=not problems,
         problems=problems,
         records=verification.count,
         artifacts=sum(1 for name in hashes if name.startswith(ARTIFACTS_DIR + "/")),
+        seal=seal,
     )
 
 

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -145,6 +146,9 @@ class SealCheck(BaseModel):
     count: int = 0
     root: str | None = None
     gen_time: str | None = None
+    """The signed token's genTime (never seal.json's copy of it); None without a timestamp."""
+    time_verified: bool = False
+    """Whether the token's signature and certificate chain verified against a trust anchor."""
 
 
 def seal_incident(folder: Path, tsa_url: str | None = None, timeout_s: float = 10) -> Seal:
@@ -220,8 +224,7 @@ def _timestamp(root: bytes, url: str, timeout_s: float) -> Timestamp:
         problem = "the nonce does not match the request (replayed response?)"
     if problem is not None:
         raise _tsa_error(url, problem)
-    stamped = response.tst_info.gen_time
-    gen_time = utc_stamp(stamped, "microseconds" if stamped.microsecond else "seconds")
+    gen_time = _stamp(response.tst_info.gen_time)
     return Timestamp(url=url, token=base64.b64encode(reply.content).decode(), gen_time=gen_time)
 
 
@@ -258,12 +261,26 @@ def verify_seal(folder: Path, trusted_roots: Sequence[bytes] | None = None) -> S
     except ValueError as error:
         return SealCheck(ok=False, problems=[f"{SEAL_FILE}: not a valid seal ({error})"])
     problems = _seal_problems(folder, seal)
-    gen_time = None
+    gen_time, verified = None, False
     if seal.tsa is not None:
-        gen_time = seal.tsa.gen_time
-        problems += _timestamp_problems(seal.tsa, bytes.fromhex(seal.root), trusted_roots)
+        stamped, verified, found = _check_timestamp(
+            seal.tsa, bytes.fromhex(seal.root), trusted_roots
+        )
+        problems += found
+        if stamped is not None:
+            gen_time = _stamp(stamped)
+            if gen_time != seal.tsa.gen_time:
+                problems.append(
+                    f"{SEAL_FILE}: gen_time {seal.tsa.gen_time} is not the signed token's "
+                    f"({gen_time}): edited?"
+                )
     return SealCheck(
-        ok=not problems, problems=problems, count=seal.count, root=seal.root, gen_time=gen_time
+        ok=not problems,
+        problems=problems,
+        count=seal.count,
+        root=seal.root,
+        gen_time=gen_time,
+        time_verified=verified and not problems,
     )
 
 
@@ -293,23 +310,30 @@ def _seal_problems(folder: Path, seal: Seal) -> list[str]:
     return problems
 
 
-def _timestamp_problems(
+def _check_timestamp(
     tsa: Timestamp, root: bytes, trusted_roots: Sequence[bytes] | None
-) -> list[str]:
+) -> tuple[datetime | None, bool, list[str]]:
+    """The token's own genTime, whether its signature verified against a root, and problems."""
     try:
         response = decode_timestamp_response(base64.b64decode(tsa.token, validate=True))
     except ValueError as error:
-        return [f"{SEAL_FILE}: the timestamp token cannot be read ({error})"]
+        return None, False, [f"{SEAL_FILE}: the timestamp token cannot be read ({error})"]
+    stamped = response.tst_info.gen_time
     problem = _check_response(response, root)
     if problem is not None:
-        return [f"{SEAL_FILE}: timestamp: {problem}"]
+        return stamped, False, [f"{SEAL_FILE}: timestamp: {problem}"]
     if not trusted_roots:
-        return []
+        return stamped, False, []
     builder = VerifierBuilder()
     for pem in trusted_roots:
         builder = builder.add_root_certificate(x509.load_pem_x509_certificate(pem))
     try:
         builder.build().verify_message(response, root)
     except VerificationError as error:
-        return [f"{SEAL_FILE}: timestamp signature does not verify ({error})"]
-    return []
+        return stamped, False, [f"{SEAL_FILE}: timestamp signature does not verify ({error})"]
+    return stamped, True, []
+
+
+def _stamp(moment: datetime) -> str:
+    """A token's genTime as the seal records it: to the second, or finer when it is."""
+    return utc_stamp(moment, "microseconds" if moment.microsecond else "seconds")

@@ -197,9 +197,22 @@ def test_a_manifest_hash_edited_to_hide_a_change_is_caught(bundle: Path) -> None
         if entry["path"] == "runbook.md":
             entry["sha256"] = "00" * 32
     rewrite(bundle, {"runbook.md": runbook, MANIFEST_FILE: json.dumps(manifest).encode()})
-    assert verify_bundle(bundle).problems == [
-        f"runbook.md: content differs from {MANIFEST_FILE} (changed?)"
-    ]
+    problems = verify_bundle(bundle).problems
+    assert problems[0] == f"runbook.md: content differs from {MANIFEST_FILE} (changed?)"
+    assert "runbook.md is not the document the records name" in problems[1]
+
+
+def test_a_runbook_edited_with_its_manifest_rehashed_is_caught(bundle: Path) -> None:
+    """A consistent manifest cannot vouch for a document the ledger's records do not name."""
+    runbook = read(bundle, "runbook.md") + b"\n- [ ] an extra step\n"
+    manifest = json.loads(read(bundle, MANIFEST_FILE))
+    for entry in manifest["files"]:
+        if entry["path"] == "runbook.md":
+            entry["sha256"] = hashlib.sha256(runbook).hexdigest()
+            entry["size"] = len(runbook)
+    rewrite(bundle, {"runbook.md": runbook, MANIFEST_FILE: json.dumps(manifest).encode()})
+    problems = verify_bundle(bundle).problems
+    assert any("runbook.md is not the document the records name" in p for p in problems)
 
 
 def test_a_truncated_ledger_with_its_head_rewritten_is_caught(bundle: Path) -> None:
