@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from flows.contract.actions import Action, ActionContext, ActionRegistry
 from flows.contract.ports import ChatSystem, GateResponder, NoResponder, TicketSystem
 from flows.engine.brief import incident_brief, timeline_text
-from flows.evidence.incident import Incident
+from flows.evidence.incident import Incident, incident_facts
 from flows.evidence.ledger import Ledger
 from flows.evidence.progress import DONE, ItemStatus, RunStatus, progress_from_records
 from flows.evidence.records import Event, Record
@@ -323,7 +323,13 @@ def execute(run: Execution, *, resumed: bool = False) -> RunOutcome:
     walk.record(
         Event.RUN_RESUMED if resumed else Event.RUN_STARTED,
         None,
-        {"inputs": inputs, "drill": run.incident.drill, "title": plan.runbook.meta.title},
+        {
+            "inputs": inputs,
+            "drill": run.incident.drill,
+            "title": plan.runbook.meta.title,
+            # incident.json lives beside the ledger: its facts go into the chain to be checked.
+            "incident": incident_facts(run.incident.model_dump(mode="json")),
+        },
     )
     stopped = False
     for item_id in plan.order:

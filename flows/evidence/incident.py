@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from flows.errors import RunbookError
+from flows.evidence.records import canonical_json
 from flows.files import write_atomically
 from flows.runbook.model import Runbook
 from flows.times import utc_now
@@ -91,6 +93,25 @@ def check_incident_id(incident_id: str) -> str:
             "(at most 128 characters, starting with a letter or digit)"
         )
     return incident_id
+
+
+def incident_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """What the ledger's `run.started` record keeps of incident.json, so that file is checked.
+
+    Of incident.json (as JSON) it keeps the id, start time, drill flag and document, and the
+    alert as a sha256 of its canonical JSON: the record vouches for the alert without copying
+    what it holds.
+    """
+    alert = facts.get("alert")
+    alert_sha256 = None if alert is None else hashlib.sha256(canonical_json(alert)).hexdigest()
+    runbook = facts.get("runbook") or {}
+    return {
+        "id": facts.get("id"),
+        "started_at": facts.get("started_at"),
+        "drill": facts.get("drill", False),
+        "runbook_sha256": runbook.get("sha256") if isinstance(runbook, Mapping) else None,
+        "alert_sha256": alert_sha256,
+    }
 
 
 def incidents_under(home: Path) -> Path:

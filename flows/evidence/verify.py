@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from flows.errors import Problem, RunbookError
-from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE
+from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE, incident_facts
 from flows.evidence.records import (
     GENESIS,
     HEAD_FILE,
@@ -152,7 +152,8 @@ def _check_folder(folder: Path, records: list[Record]) -> tuple[str | None, int 
             return f"{DOCUMENT_FILE} is not the document the records name (sha256 {digest})", None
     facts = folder / INCIDENT_FILE
     if facts.exists():
-        problem = _check_facts(facts, first)
+        started = next((r for r in records if r.event is Event.RUN_STARTED), None)
+        problem = _check_facts(facts, first, started)
         if problem is not None:
             return problem, None
     sealed = [r for r in records if r.event is Event.EVIDENCE_SEALED]
@@ -161,8 +162,9 @@ def _check_folder(folder: Path, records: list[Record]) -> tuple[str | None, int 
     return None, None
 
 
-def _check_facts(path: Path, first: Record) -> str | None:
-    """incident.json names the incident and the document the records are of."""
+def _check_facts(path: Path, first: Record, started: Record | None) -> str | None:
+    """incident.json names the incident and document the records are of, and its facts are
+    the ones `run.started` recorded (ledgers written before it recorded them: the drill flag)."""
     try:
         facts = json.loads(path.read_bytes())
         incident, runbook = facts["id"], facts["runbook"]
@@ -171,6 +173,21 @@ def _check_facts(path: Path, first: Record) -> str | None:
         return f"{INCIDENT_FILE} is not an incident record"
     if named != (first.incident, first.runbook.id, first.runbook.sha256):
         return f"{INCIDENT_FILE} names another incident or document than the records"
+    if started is None:
+        return None
+    recorded = started.data.get("incident")
+    if recorded is not None and recorded != incident_facts(facts):
+        changed = sorted(k for k, v in incident_facts(facts).items() if recorded.get(k) != v)
+        return (
+            f"{INCIDENT_FILE}: {', '.join(changed)} differ from what record {started.seq} "
+            "(run.started) recorded (edited?)"
+        )
+    if (
+        recorded is None
+        and "drill" in started.data
+        and started.data["drill"] != facts.get("drill", False)
+    ):
+        return f"{INCIDENT_FILE}: drill differs from what record {started.seq} recorded (edited?)"
     return None
 
 

@@ -361,3 +361,22 @@ def test_configured_tokens_and_patterns_are_redacted_from_evidence(
     ledger = (home / "incidents" / "inc-redact" / "ledger.jsonl").read_text()
     assert "hook-canary-55aa" not in ledger and "ACME-123456" not in ledger
     assert "[REDACTED] and customer [REDACTED]" in ledger
+
+
+def test_a_run_records_its_incident_facts_so_an_edited_incident_json_fails_verify(
+    home: Path,
+) -> None:
+    """Turning a real incident into a drill by editing incident.json is caught by verify."""
+    outcome = start_run(
+        settings_for(home),
+        GATED,
+        {"service": "api"},
+        incident_id="inc-facts",
+        alert={"labels": {"a": "b"}},
+    )
+    folder = home / "incidents" / "inc-facts"
+    assert verify_ledger(folder).ok
+    facts = json.loads((folder / "incident.json").read_text())
+    (folder / "incident.json").write_text(json.dumps(facts | {"drill": True}))
+    assert outcome.incident == "inc-facts"
+    assert "drill" in str(verify_ledger(folder).problem)

@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE
+from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE, incident_facts
 from flows.evidence.ledger import Ledger
 from flows.evidence.records import HEAD_FILE, Event, Head, RunbookRef, parse_head, record_hash
 from flows.evidence.verify import SEAL_FILE, verify_ledger
@@ -96,3 +96,39 @@ def test_a_sealed_ledger_without_its_seal_is_refused(tmp_path: Path) -> None:
     result = verify_ledger(folder)
     assert not result.ok
     assert SEAL_FILE in str(result.problem)
+
+
+def test_facts_of_incident_json_outside_the_chain_are_checked_against_run_started(
+    tmp_path: Path,
+) -> None:
+    """Flipping incident.json's drill flag, start time or alert no longer passes verify."""
+    folder = tmp_path / "inc"
+    facts = {
+        "id": "INC-1",
+        "runbook": {"id": "leak", "sha256": DOCUMENT_REF.sha256},
+        "started_at": "2026-12-01T00:00:00Z",
+        "drill": False,
+        "alert": {"labels": {"alertname": "LeakedSecretDetected"}},
+    }
+    with Ledger(folder, "INC-1", DOCUMENT_REF) as ledger:
+        ledger.record(Event.RUN_STARTED, data={"drill": False, "incident": incident_facts(facts)})
+    (folder / DOCUMENT_FILE).write_bytes(DOCUMENT)
+    (folder / INCIDENT_FILE).write_text(json.dumps(facts))
+    assert verify_ledger(folder).ok
+    for change in ({"drill": True}, {"started_at": "2020-01-01T00:00:00Z"}, {"alert": None}):
+        (folder / INCIDENT_FILE).write_text(json.dumps(facts | change))
+        result = verify_ledger(folder)
+        assert not result.ok, change
+        assert next(iter(change)) in str(result.problem)
+
+
+def test_an_older_ledgers_drill_flag_is_checked_too(tmp_path: Path) -> None:
+    """A run.started of a ledger written before facts were recorded still pins the drill flag."""
+    with Ledger(tmp_path, "INC-1", DOCUMENT_REF) as ledger:
+        ledger.record(Event.RUN_STARTED, data={"inputs": {}, "drill": False})
+    (tmp_path / DOCUMENT_FILE).write_bytes(DOCUMENT)
+    facts = {"id": "INC-1", "runbook": {"id": "leak", "sha256": DOCUMENT_REF.sha256}}
+    (tmp_path / INCIDENT_FILE).write_text(json.dumps(facts | {"drill": False}))
+    assert verify_ledger(tmp_path).ok
+    (tmp_path / INCIDENT_FILE).write_text(json.dumps(facts | {"drill": True}))
+    assert "drill" in str(verify_ledger(tmp_path).problem)
