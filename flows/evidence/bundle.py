@@ -12,6 +12,7 @@ import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -21,12 +22,17 @@ from flows.errors import Problem, RunbookError
 from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE
 from flows.evidence.records import HEAD_FILE, LEDGER_FILE, Event, Record
 from flows.evidence.seal import SealCheck, verify_seal
-from flows.evidence.verify import SEAL_FILE, Verification, verify_ledger
+from flows.evidence.verify import (
+    ARTIFACTS_DIR,
+    SEAL_FILE,
+    Verification,
+    check_artifacts,
+    verify_ledger,
+)
 from flows.times import utc_stamp
 
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.html"
-ARTIFACTS_DIR = "artifacts"
 BUNDLE_VERSION = 1
 _CHUNK = 1024 * 1024
 
@@ -75,7 +81,13 @@ def export_bundle(folder: Path, out: Path) -> Path:
         for name in (HEAD_FILE, LEDGER_FILE, INCIDENT_FILE, DOCUMENT_FILE, SEAL_FILE):
             if (folder / name).exists():
                 (snapshot / name).write_bytes((folder / name).read_bytes())
-        verification = verify_ledger(snapshot)
+        verification = verify_ledger(snapshot, artifacts=False)  # they stay in the folder
+        if verification.ok:
+            swapped = check_artifacts(folder, list(verification.records))
+            if swapped is not None:
+                verification = replace(
+                    verification, ok=False, problem=swapped[0], bad_seq=swapped[1]
+                )
         if not verification.ok or verification.head_hash is None:
             raise RunbookError(
                 Problem(
@@ -214,7 +226,7 @@ def _verify_open(
     for name in (LEDGER_FILE, HEAD_FILE, DOCUMENT_FILE, INCIDENT_FILE, SEAL_FILE):
         if name in hashes:
             (scratch / name).write_bytes(bundle.read(name))
-    verification = verify_ledger(scratch)
+    verification = verify_ledger(scratch, artifacts=False)  # checked in the zip, below
     if not verification.ok:
         problems.append(f"{LEDGER_FILE}: {verification.problem}")
     problems += _head_problems(manifest["ledger"], verification)

@@ -33,6 +33,8 @@ from flows.evidence.records import (
 )
 
 SEAL_FILE = "seal.json"
+ARTIFACTS_DIR = "artifacts"
+"""Where artifacts are stored, content-addressed: `artifacts/<first two hex>/<sha256>`."""
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,11 @@ def read_records(folder: Path, *, skip_unreadable: bool = False) -> list[Record]
     return records
 
 
-def verify_ledger(folder: Path) -> Verification:
+def verify_ledger(folder: Path, *, artifacts: bool = True) -> Verification:
     """Check the chain and the head of a folder's ledger; name the first bad record if any.
 
     A missing head.json fails verification: without it a cut-off tail would go unnoticed.
+    `artifacts=False` leaves the artifacts to the caller (a bundle checks them in the zip).
     """
     folder = Path(folder)
     ledger_path, head_path = folder / LEDGER_FILE, folder / HEAD_FILE
@@ -102,7 +105,7 @@ def verify_ledger(folder: Path) -> Verification:
         return Verification(False, count, last_hash, no_head, None, tuple(records))
     problem, bad_seq = _compare_head(head, records, ledger_path.read_bytes())
     if problem is None:
-        problem, bad_seq = _check_folder(folder, records)
+        problem, bad_seq = _check_folder(folder, records, artifacts)
     return Verification(problem is None, count, last_hash, problem, bad_seq, tuple(records))
 
 
@@ -132,7 +135,9 @@ def _compare_head(head: Head, records: list[Record], data: bytes) -> tuple[str |
     return None, None
 
 
-def _check_folder(folder: Path, records: list[Record]) -> tuple[str | None, int | None]:
+def _check_folder(
+    folder: Path, records: list[Record], artifacts: bool
+) -> tuple[str | None, int | None]:
     """The records are of one incident and one document, and the folder's files are theirs."""
     if not records:
         return None, None
@@ -156,10 +161,37 @@ def _check_folder(folder: Path, records: list[Record]) -> tuple[str | None, int 
         problem = _check_facts(facts, first, started)
         if problem is not None:
             return problem, None
+    if artifacts:
+        stored = check_artifacts(folder, records)
+        if stored is not None:
+            return stored
     sealed = [r for r in records if r.event is Event.EVIDENCE_SEALED]
     if sealed and not (folder / SEAL_FILE).exists():
         return f"record {sealed[-1].seq} seals the ledger, but {SEAL_FILE} is missing", None
     return None, None
+
+
+def check_artifacts(folder: Path, records: list[Record]) -> tuple[str, int] | None:
+    """Every artifact a custody record names is in the folder and hashes to its sha256."""
+    for record in records:
+        if record.event is not Event.ARTIFACT_COLLECTED:
+            continue
+        sha256 = str(record.data.get("sha256", ""))
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            return f"record {record.seq}: custody record names no sha256", record.seq
+        path = folder / ARTIFACTS_DIR / sha256[:2] / sha256
+        if not path.is_file():
+            return (
+                f"record {record.seq}: artifact {path.relative_to(folder)} is missing",
+                record.seq,
+            )
+        with path.open("rb") as stored:
+            if hashlib.file_digest(stored, "sha256").hexdigest() != sha256:
+                return (
+                    f"record {record.seq}: artifact {path.relative_to(folder)} does not hash "
+                    "to its custody record's sha256 (swapped?)"
+                ), record.seq
+    return None
 
 
 def _check_facts(path: Path, first: Record, started: Record | None) -> str | None:

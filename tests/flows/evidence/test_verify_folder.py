@@ -6,6 +6,10 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
+from flows.errors import RunbookError
+from flows.evidence.bundle import export_bundle
 from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE, incident_facts
 from flows.evidence.ledger import Ledger
 from flows.evidence.records import HEAD_FILE, Event, Head, RunbookRef, parse_head, record_hash
@@ -132,3 +136,42 @@ def test_an_older_ledgers_drill_flag_is_checked_too(tmp_path: Path) -> None:
     assert verify_ledger(tmp_path).ok
     (tmp_path / INCIDENT_FILE).write_text(json.dumps(facts | {"drill": True}))
     assert "drill" in str(verify_ledger(tmp_path).problem)
+
+
+def with_artifact(folder: Path, content: bytes = b"pid 1 init\n") -> Path:
+    """An engine folder whose ledger keeps the custody record of one stored artifact."""
+    incident_folder(folder)
+    sha256 = hashlib.sha256(content).hexdigest()
+    path = folder / "artifacts" / sha256[:2] / sha256
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    with Ledger(folder, "INC-1", DOCUMENT_REF) as ledger:
+        data = {"collector": "processes", "sha256": sha256, "size": len(content)}
+        ledger.record(Event.ARTIFACT_COLLECTED, step="snap", data=data)
+    return path
+
+
+def test_a_swapped_artifact_fails_folder_verify(tmp_path: Path) -> None:
+    """An artifact whose bytes were replaced no longer hashes to its custody record."""
+    path = with_artifact(tmp_path)
+    assert verify_ledger(tmp_path).ok
+    path.write_bytes(b"pid 1 something else\n")
+    result = verify_ledger(tmp_path)
+    assert not result.ok
+    assert "does not hash" in str(result.problem)
+
+
+def test_a_deleted_artifact_fails_folder_verify(tmp_path: Path) -> None:
+    """An artifact removed from the folder is named as missing."""
+    with_artifact(tmp_path).unlink()
+    result = verify_ledger(tmp_path)
+    assert not result.ok
+    assert "is missing" in str(result.problem)
+
+
+def test_a_swapped_artifact_is_refused_at_export(tmp_path: Path) -> None:
+    """Export refuses a folder whose artifact is not the one in custody."""
+    path = with_artifact(tmp_path / "inc")
+    path.write_bytes(b"forged\n")
+    with pytest.raises(RunbookError, match="does not hash"):
+        export_bundle(tmp_path / "inc", tmp_path / "bundle.zip")

@@ -15,7 +15,8 @@ from flows.contract.ports import NewTicket
 from integrations.config import JiraConfig
 from integrations.idempotency import IdempotencyMap
 from integrations.jira import TicketNotFound, TicketSystemError
-from integrations.jira.rest import JiraTickets, OutcomeUnknown, dedupe_tag
+from integrations.jira.dedupe import OutcomeUnknown, dedupe_tag
+from integrations.jira.rest import JiraTickets
 from integrations.jira.retry import RetryPolicy
 from tests.fakes.jira_server import FakeJira
 
