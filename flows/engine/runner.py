@@ -154,12 +154,14 @@ def _new_incident(
     """What a new incident starts with: its runbook, inputs (secrets redacted), alert, time."""
     redactor = settings.redactor(secret_values(runbook, inputs))
     stored_inputs, _ = redactor.redact(inputs)
+    # Alert payloads are untrusted and may carry secrets (a password label, a bearer token).
+    stored_alert = None if alert is None else dict(redactor.redact(alert)[0])
     return Incident(
         id=incident_id,
         runbook=runbook_info(runbook, path),
         inputs=stored_inputs,
         secret_inputs=tuple(n for n, s in runbook.meta.inputs.items() if s.secret),
-        alert=alert,
+        alert=stored_alert,
         started_at=utc_stamp(),
         drill=drill,
     )

@@ -1,8 +1,9 @@
 """Secret redaction: what must never reach a log, ledger or chat message, replaced by a marker.
 
 Three nets, applied to every string inside a value: exact secret values the engine knows (secret
-inputs, configured tokens), well-known token shapes (Bearer, Slack, AWS, GitHub, JWT, PEM keys,
-`password=...`), and whole values under keys whose name looks secret (`Authorization`, `api_key`).
+inputs, configured tokens), well-known token shapes (Bearer, Slack, AWS, GitHub, OpenAI and
+Anthropic `sk-` keys, JWT, PEM keys, `password=...`), and whole values under keys whose name
+looks secret (`Authorization`, `api_key`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ _SCAN = re.compile(
     r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"
     r"|\bgh[pousr]_[A-Za-z0-9]{20,}\b"
     r"|\bgithub_pat_[A-Za-z0-9_]{20,}"
+    r"|\bsk-(?:proj-|ant-[a-z0-9]+-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"
     r"|\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
     r")"
     r"|\b(?P<scheme>(?i:bearer|basic))(?P<space>\s+)(?P<credential>[A-Za-z0-9\-._~+/]+=*)"
@@ -107,6 +109,7 @@ _SCAN_MARKERS = (
     "ghs_",
     "ghr_",
     "github_pat_",
+    "sk-",
     "eyj",
     "bearer",
     "basic",

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from flows.engine.routing import Route, Unroutable
 from flows.evidence.incident import new_incident_id
+from flows.evidence.redact import Redactor
 from flows.sqlite import connection, open_durable, transaction
 from flows.times import utc_stamp
 from flows.triggers.jobs import Job, JobKind, JobState
@@ -136,8 +137,10 @@ def _now() -> str:
 class Intake:
     """The SQLite intake under the engine home; safe across threads and processes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, redactor: Redactor | None = None) -> None:
         self.path = path
+        self.redactor = redactor or Redactor()
+        """Alert payloads are untrusted and may carry secrets: redacted before they are stored."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.wakeup = threading.Event()
         self.on_new_work: list[Callable[[], None]] = []
@@ -278,9 +281,7 @@ class Intake:
                     "UPDATE incidents SET resolved_at = ? WHERE key = ? AND resolved_at IS NULL",
                     (now, key),
                 )
-                self._queue(
-                    conn, JobKind.RESOLVED, row[0], found, {"alert": alert.template_context()}
-                )
+                self._queue(conn, JobKind.RESOLVED, row[0], found, {"alert": self._stored(alert)})
                 accepted.resolved.append(row[0])
                 log(Outcome.RESOLVED, row[0], found.runbook.id)
             elif row is not None:
@@ -293,10 +294,15 @@ class Intake:
                     " VALUES (?, ?, ?, ?)",
                     (key, incident, found.runbook.id, now),
                 )
-                payload = {"inputs": found.inputs, "alert": alert.template_context()}
+                payload = {"inputs": found.inputs, "alert": self._stored(alert)}
                 self._queue(conn, JobKind.START, incident, found, payload)
                 accepted.started.append(incident)
                 log(Outcome.STARTED, incident, found.runbook.id)
+
+    def _stored(self, alert: Alert) -> dict[str, Any]:
+        """The alert as jobs keep it: its template context, secrets redacted."""
+        context, _ = self.redactor.redact(alert.template_context())
+        return dict(context)
 
     @staticmethod
     def _queue(

@@ -97,7 +97,7 @@ def make_server(
     via_deployments: bool = False,
 ) -> Server:
     """Wire the intake, metrics, Slack handlers, gate messages and workers together."""
-    intake = Intake(settings.home / INTAKE_DB)
+    intake = Intake(settings.home / INTAKE_DB, settings.redactor())
     metrics = Metrics()
     verifiers, notes = build_verifiers(settings, dev=dev)
     backends = select_backends(settings.home, settings.jira(), settings.slack())

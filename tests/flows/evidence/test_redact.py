@@ -246,3 +246,14 @@ def test_the_prefilter_never_skips_text_the_scan_would_redact(text: str) -> None
         if _SCAN.search(variant):
             assert _may_hold_secret(variant), variant
     assert Redactor().redact(f"at 10:02 {text}")[1] >= 1
+
+
+def test_openai_and_anthropic_style_keys_are_redacted() -> None:
+    """`sk-proj-...` and `sk-ant-api03-...` keys are caught by their shape."""
+    text = (
+        "key sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123 and "
+        "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123_x"
+    )
+    redacted, count = Redactor().redact(text)
+    assert count == 2
+    assert "sk-" not in redacted

@@ -238,3 +238,26 @@ def test_worker_process_runs_what_the_server_accepts(home: Path) -> None:
     finally:
         worker.stop()
     assert not worker.process.is_alive()
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_secrets_in_an_alert_are_stored_nowhere(
+    client: httpx.Client, server: Server, home: Path
+) -> None:
+    """A password label, a bearer annotation and an AWS key never reach the intake or evidence."""
+    body = alertmanager_payload()
+    secrets = ("hunter2-db-pass", "eyJraWQiOiJhYmMifQ.eyJzdWIiOiJ4In0.c2ln", "AKIAIOSFODNN7EXAMPLE")
+    alert = body["alerts"][0]
+    alert["labels"]["password"] = secrets[0]
+    alert["annotations"]["curl"] = f"Authorization: Bearer {secrets[1]}"
+    alert["annotations"]["leaked"] = f"found {secrets[2]} in a commit"
+    answer = post_alert(client, body)
+    assert answer.status_code == 202, answer.text
+    [incident] = answer.json()["started"]
+    wait_idle(server)
+    stored = [
+        *(path.read_bytes() for path in home.glob("intake.db*")),  # the WAL too
+        *(path.read_bytes() for path in (home / "incidents" / incident).iterdir()),
+    ]
+    for secret in secrets:
+        assert not any(secret.encode() in data for data in stored), secret
