@@ -1,4 +1,4 @@
-"""slack_sdk's `WebClient` as this backend uses it: our retry handlers, and failures as `ChatError`s.
+"""slack_sdk's `WebClient` as this backend uses it: our retry handlers, failures as `ChatError`s.
 
 Rate limits are waited out by slack_sdk's handler; connection errors are retried only for methods
 harmless to send twice (`integrations.slack.refusals.REPEATABLE`).
