@@ -26,6 +26,7 @@ from flows.evidence.verify import (
     ARTIFACTS_DIR,
     SEAL_FILE,
     Verification,
+    artifact_name,
     check_artifacts,
     verify_ledger,
 )
@@ -292,7 +293,7 @@ def _artifact_problems(records: list[Record], hashes: Mapping[str, str]) -> list
     problems = []
     for record in records:
         sha256 = str(record.data.get("sha256", ""))
-        path = f"{ARTIFACTS_DIR}/{sha256[:2]}/{sha256}"
+        path = artifact_name(sha256)
         where = f"record {record.seq} ({record.data.get('collector', 'artifact')})"
         if path not in hashes:
             problems.append(f"{where}: artifact {path} is missing")

@@ -91,7 +91,8 @@ def verify_ledger(folder: Path, *, artifacts: bool = True) -> Verification:
         missing = f"{LEDGER_FILE} is missing but {HEAD_FILE} records {claimed} records"
         return Verification(False, 0, None, missing, 1 if claimed else None)
 
-    records, broken = check_chain(ledger_path.read_bytes(), 1, GENESIS)
+    data = ledger_path.read_bytes()  # read once: the chain and the head are checked on these bytes
+    records, broken = check_chain(data, 1, GENESIS)
     count = len(records)
     last_hash = records[-1].hash if records else None
     if broken is not None:
@@ -103,7 +104,7 @@ def verify_ledger(folder: Path, *, artifacts: bool = True) -> Verification:
             else f"{HEAD_FILE} is missing (a cut-off tail would go unnoticed)"
         )
         return Verification(False, count, last_hash, no_head, None, tuple(records))
-    problem, bad_seq = _compare_head(head, records, ledger_path.read_bytes())
+    problem, bad_seq = _compare_head(head, records, data)
     if problem is None:
         problem, bad_seq = _check_folder(folder, records, artifacts)
     return Verification(problem is None, count, last_hash, problem, bad_seq, tuple(records))
@@ -144,10 +145,8 @@ def _check_folder(
     first = records[0]
     for record in records[1:]:
         if record.incident != first.incident:
-            return (
-                f"record {record.seq}: of incident {record.incident!r}, not {first.incident!r}",
-                (record.seq),
-            )
+            other = f"record {record.seq}: of incident {record.incident!r}, not {first.incident!r}"
+            return other, record.seq
         if record.runbook != first.runbook:
             return f"record {record.seq}: names another runbook than record 1", record.seq
     document = folder / DOCUMENT_FILE
@@ -171,6 +170,11 @@ def _check_folder(
     return None, None
 
 
+def artifact_name(sha256: str) -> str:
+    """Where an artifact is stored, relative to its evidence folder (and in a bundle)."""
+    return f"{ARTIFACTS_DIR}/{sha256[:2]}/{sha256}"
+
+
 def check_artifacts(folder: Path, records: list[Record]) -> tuple[str, int] | None:
     """Every artifact a custody record names is in the folder and hashes to its sha256."""
     for record in records:
@@ -179,7 +183,7 @@ def check_artifacts(folder: Path, records: list[Record]) -> tuple[str, int] | No
         sha256 = str(record.data.get("sha256", ""))
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             return f"record {record.seq}: custody record names no sha256", record.seq
-        path = folder / ARTIFACTS_DIR / sha256[:2] / sha256
+        path = folder / artifact_name(sha256)
         if not path.is_file():
             return (
                 f"record {record.seq}: artifact {path.relative_to(folder)} is missing",
@@ -207,9 +211,9 @@ def _check_facts(path: Path, first: Record, started: Record | None) -> str | Non
         return f"{INCIDENT_FILE} names another incident or document than the records"
     if started is None:
         return None
-    recorded = started.data.get("incident")
-    if recorded is not None and recorded != incident_facts(facts):
-        changed = sorted(k for k, v in incident_facts(facts).items() if recorded.get(k) != v)
+    recorded, held = started.data.get("incident"), incident_facts(facts)
+    if recorded is not None and recorded != held:
+        changed = sorted(k for k, v in held.items() if recorded.get(k) != v)
         return (
             f"{INCIDENT_FILE}: {', '.join(changed)} differ from what record {started.seq} "
             "(run.started) recorded (edited?)"

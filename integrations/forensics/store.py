@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from flows.evidence.verify import ARTIFACTS_DIR, artifact_name
 from integrations.forensics.redaction import Counted, TextRedactor, read_lines, redact_lines
 
-ARTIFACTS = "artifacts"
 CHUNK = 1024 * 1024
 SNIFF = 8192
 """Bytes looked at to tell binary from text: a NUL byte among them means binary."""
@@ -39,7 +39,7 @@ class ArtifactStore:
 
     def __init__(self, evidence_dir: Path) -> None:
         self.evidence_dir = Path(evidence_dir)
-        self.root = self.evidence_dir / ARTIFACTS
+        self.root = self.evidence_dir / ARTIFACTS_DIR
 
     def put_stream(self, chunks: Iterable[bytes]) -> StoredArtifact:
         """Store the concatenated chunks, hashing as they stream by; return where they went."""
@@ -91,7 +91,7 @@ class ArtifactStore:
 
     def path_of(self, sha256: str) -> Path:
         """Where the artifact with this hash is (or would be) stored."""
-        return self.root / sha256[:2] / sha256
+        return self.evidence_dir / artifact_name(sha256)
 
 
 class _Capped:
