@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +16,8 @@ from flows.cli.common import EXIT_FAILED, EXIT_OK, evidence_folder, settings
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.evidence.bundle import export_bundle, verify_bundle
-from flows.evidence.incident import list_incidents
-from flows.evidence.records import Event
+from flows.evidence.census import COLUMNS, census, verify_population
+from flows.evidence.population import adopt_unlisted, note_standing, read_population
 from flows.evidence.seal import SealCheck, seal_incident, verify_seal
 from flows.evidence.verify import SEAL_FILE, read_records, verify_ledger
 from flows.prefect.local_server import read_server
@@ -23,18 +27,28 @@ evidence_app = App(name="evidence", help="Inspect and verify incident evidence."
 
 @evidence_app.command
 def verify(
-    target: str,
+    target: str | None = None,
     *,
+    every: Annotated[bool, Parameter(name="--all", negative="")] = False,
+    index_head: str | None = None,
     tsa_root: list[Path] | None = None,
     require_timestamp: Annotated[bool, Parameter(negative="")] = False,
 ) -> int:
     """Verify an incident (id or folder) or an exported bundle (.zip): exit 0 if intact, else 1.
 
-    A seal's timestamp is checked against the trust anchors: `--tsa-root CERT.pem` (repeatable)
-    or RUNBOOK_TSA_ROOTS. `--require-timestamp` fails unless the ledger is sealed with a
-    timestamp that verifies against one of them.
+    `--all` verifies the whole population instead: the incident index, every incident it names
+    and every folder it does not; `--index-head HASH` (printed by an earlier `--all`) must
+    still be in the index. A seal's timestamp is checked against the trust anchors:
+    `--tsa-root CERT.pem` (repeatable) or RUNBOOK_TSA_ROOTS. `--require-timestamp` fails
+    unless the ledger is sealed with a timestamp that verifies against one of them.
     """
     current = settings()
+    if every or target is None:
+        if target is not None:
+            raise RunbookError("give an incident or bundle to verify, or --all, not both")
+        if not every:
+            raise RunbookError("name an incident or bundle to verify, or --all for every one")
+        return _verify_all(current, index_head)
     roots = _trust_anchors([*(tsa_root or []), *current.tsa_root_files()])
     if target.endswith(".zip") and Path(target).is_file():
         bundle = verify_bundle(Path(target), trusted_roots=roots)
@@ -61,6 +75,23 @@ def verify(
         return EXIT_FAILED
     print(f"ok: sealed root {seal.root} over {seal.count} records")
     return _timestamp_verdict(seal, bool(roots), require_timestamp)
+
+
+def _verify_all(current: Settings, index_head: str | None) -> int:
+    check = verify_population(current.incidents_dir, index_head)
+    for problem in check.problems:
+        print(f"TAMPERED: {problem}")
+    for incident in check.incidents:
+        if incident.ok:
+            print(f"ok: {incident.incident}: {incident.records} records")
+        for problem in incident.problems:
+            print(f"TAMPERED: {incident.incident}: {problem}")
+    verdict = "ok" if check.ok else "FAILED"
+    print(
+        f"{verdict}: {len(check.incidents)} incident(s); index head {check.index_head} "
+        f"over {check.index_entries} entries (keep it: --index-head at the next audit)"
+    )
+    return EXIT_OK if check.ok else EXIT_FAILED
 
 
 def _trust_anchors(files: list[Path]) -> list[bytes] | None:
@@ -134,15 +165,44 @@ def _publish_bundle(settings: Settings, incident: str, bundle: Path) -> None:
 
 
 @evidence_app.command(name="list")
-def list_evidence() -> int:
-    """List incidents with their runbook, start time and current status."""
-    current = settings()
-    for incident in list_incidents(current.incidents_dir):
-        records = read_records(current.incidents_dir / incident.id, skip_unreadable=True)
-        finished = [r for r in records if r.event is Event.RUN_FINISHED]
-        status = finished[-1].data.get("status", "?") if finished else "running"
-        drill = " [drill]" if incident.drill else ""
-        print(f"{incident.id}  {incident.runbook.id}  {incident.started_at}  {status}{drill}")
+def list_evidence(
+    *,
+    json_output: Annotated[bool, Parameter(name="--json", negative="")] = False,
+    csv_output: Annotated[bool, Parameter(name="--csv", negative="")] = False,
+) -> int:
+    """List every incident: the population an auditor samples from.
+
+    `--json` and `--csv` give every field: id, runbook and version, kind, severity, drill,
+    opened, first response, contained, closed, status, commander, and the seconds to respond
+    and to recover; `indexed` false marks a folder the incident index does not name.
+    """
+    rows = census(settings().incidents_dir)
+    if json_output:
+        print(json.dumps([dataclasses.asdict(row) for row in rows], indent=2))
+    elif csv_output:
+        writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(dataclasses.asdict(row) for row in rows)
+    else:
+        for row in rows:
+            drill = " [drill]" if row.drill else ""
+            unlisted = " [NOT IN INDEX]" if not row.indexed else ""
+            print(f"{row.id}  {row.runbook}  {row.opened}  {row.status}{drill}{unlisted}")
+    return EXIT_OK
+
+
+@evidence_app.command
+def index(*, adopt: Annotated[bool, Parameter(negative="")] = False) -> int:
+    """Show the incident index's head; `--adopt` lists incidents older than the index in it."""
+    incidents_dir = settings().incidents_dir
+    if adopt:
+        adopted = adopt_unlisted(incidents_dir)
+        print(f"adopted {len(adopted)} incident(s) into the index: {', '.join(adopted) or '-'}")
+    population = read_population(incidents_dir)
+    if population.problem:
+        print(f"TAMPERED: index: {population.problem}")
+        return EXIT_FAILED
+    print(f"index head {population.head_hash} over {len(population.entries)} entries")
     return EXIT_OK
 
 

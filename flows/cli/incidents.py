@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 
 from flows.cli.common import (
@@ -17,6 +18,7 @@ from flows.cli.terminal import terminal_responder
 from flows.drills.drill import resume_incident
 from flows.engine.registry import default_registry
 from flows.engine.runner import acknowledge_gate, load_plan, start_run
+from flows.evidence.incident import Trigger
 from flows.runbook.inputs import parse_assignments
 from integrations.jira.local import LocalTicketStore
 
@@ -40,6 +42,8 @@ def run(
         runbook,
         given,
         incident_id=incident,
+        trigger=Trigger.CLI,
+        started_by=f"cli:{getpass.getuser()}",
         responder=terminal_responder(no_input),
         registry=registry,
         plan=plan,

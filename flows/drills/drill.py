@@ -38,7 +38,13 @@ from flows.engine.runner import (
 )
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
-from flows.evidence.incident import DOCUMENT_FILE, incident_folder, load_incident, new_incident_id
+from flows.evidence.incident import (
+    DOCUMENT_FILE,
+    Trigger,
+    incident_folder,
+    load_incident,
+    new_incident_id,
+)
 from flows.evidence.ledger import Ledger
 from flows.evidence.records import Event, RunbookRef
 from flows.evidence.redact import Redactor
@@ -100,6 +106,8 @@ def run_drill(
                 incident_id=incident,
                 alert=alert,
                 drill=True,
+                trigger=Trigger.DRILL,
+                started_by=f"drill:{_actor(spec)}",
                 responder=clock.responder(responder or _answerer(answers, loaded, speed, sandbox)),
                 registry=registry,
                 backends=lambda _: Backends(tickets=sandbox[0], chat=sandbox[1]),

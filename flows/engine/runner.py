@@ -16,6 +16,7 @@ from flows.evidence.incident import (
     DOCUMENT_FILE,
     INCIDENT_FILE,
     Incident,
+    Trigger,
     check_incident_id,
     incident_folder,
     load_incident,
@@ -25,6 +26,7 @@ from flows.evidence.incident import (
     running,
 )
 from flows.evidence.ledger import Ledger
+from flows.evidence.population import note_opened, note_standing
 from flows.evidence.progress import progress_from_records
 from flows.evidence.records import Event, RunbookRef
 from flows.evidence.verify import read_records
@@ -94,6 +96,8 @@ def _run(execution: Execution, resumed: bool) -> RunOutcome:
             return run_flow(execution, resumed=resumed)
     finally:
         execution.ledger.close()
+        # However the run ended, the population index learns the ledger's head and status.
+        note_standing(execution.evidence.parent, execution.evidence)
 
 
 def start_run(
@@ -104,6 +108,8 @@ def start_run(
     incident_id: str | None = None,
     alert: dict[str, Any] | None = None,
     drill: bool = False,
+    trigger: Trigger = Trigger.CLI,
+    started_by: str | None = None,
     responder: GateResponder | None = None,
     registry: ActionRegistry | None = None,
     backends: BackendFactory = default_backends,
@@ -112,7 +118,8 @@ def start_run(
 ) -> RunOutcome:
     """Run a runbook for a new incident (or continue an existing one given the same id).
 
-    `plan` is the checked plan of `path` when the caller already has it.
+    `trigger` and `started_by` say how and by whom it started (kept in the chain with the
+    incident's facts); `plan` is the checked plan of `path` when the caller already has it.
     """
     registry = registry or default_registry()
     plan = plan or load_plan(path, registry)
@@ -137,6 +144,9 @@ def start_run(
             simulate=simulate,
         )
     incident = _new_incident(settings, incident_id, path, runbook, inputs, alert, drill)
+    incident = incident.model_copy(update={"trigger": trigger, "started_by": started_by})
+    # Listed before its folder exists: a folder the index does not name was not made here.
+    note_opened(settings.incidents_dir, incident, actor=started_by or "engine")
     open_incident(settings.incidents_dir, incident, runbook.text)
     means = (registry, backends(settings), responder or NoResponder(), simulate)
     return _run(_execution(settings, plan, incident, inputs, *means), resumed=False)
@@ -236,6 +246,7 @@ def acknowledge_gate(
         ledger.record(
             Event.GATE_ACKNOWLEDGED, step=gate_id, actor=by, data={"note": note, "via": "cli"}
         )
+    note_standing(settings.incidents_dir, folder)
     return True
 
 
@@ -264,6 +275,7 @@ def record_resolution(
     source = str(alert.get("source", "alert"))
     with Ledger(folder, incident.id, _runbook_ref(runbook), settings.redactor()) as ledger:
         ledger.record(Event.ALERT_RESOLVED, actor=f"alert:{source}", data={"alert": dict(alert)})
+    note_standing(settings.incidents_dir, folder)
     tickets = backends(settings).tickets
     identity = str(alert.get("identity", ""))
     for key in keys:

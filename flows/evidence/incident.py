@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,19 @@ INCIDENTS_FOLDER = "incidents"
 RUN_LOCK_FILE = "run.lock"
 
 
+class Trigger(StrEnum):
+    """How an incident was started."""
+
+    CLI = "cli"
+    """`runbook run` on a responder's machine."""
+    SLACK = "slack"
+    """`/runbook <name>` in Slack."""
+    ALERT = "alert"
+    """A monitoring alert that arrived on a webhook."""
+    DRILL = "drill"
+    """A tabletop drill."""
+
+
 class RunbookInfo(BaseModel):
     """Which runbook document an incident runs: id, version, content hash and source path."""
 
@@ -40,6 +54,8 @@ class RunbookInfo(BaseModel):
     severity: str
     sha256: str
     source: str
+    kind: str | None = None
+    """breach, model-failure, outage or other; None in incidents opened before it was kept."""
 
 
 class Incident(BaseModel):
@@ -54,6 +70,10 @@ class Incident(BaseModel):
     alert: dict[str, Any] | None = None
     started_at: str
     drill: bool = False
+    trigger: Trigger | None = None
+    """None in incidents opened before it was kept."""
+    started_by: str | None = None
+    """Who started it: `cli:<user>`, `slack:<user>`, `alert:<source>`, `drill:<facilitator>`."""
 
     def template_context(self) -> dict[str, Any]:
         """The `incident` object templates see."""
@@ -76,6 +96,7 @@ def runbook_info(runbook: Runbook, source: Path | str) -> RunbookInfo:
         severity=runbook.meta.severity,
         sha256=runbook.sha256,
         source=str(source),
+        kind=runbook.meta.kind,
     )
 
 
@@ -98,9 +119,9 @@ def check_incident_id(incident_id: str) -> str:
 def incident_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
     """What the ledger's `run.started` record keeps of incident.json, so that file is checked.
 
-    Of incident.json (as JSON) it keeps the id, start time, drill flag and document, and the
-    alert as a sha256 of its canonical JSON: the record vouches for the alert without copying
-    what it holds.
+    Of incident.json (as JSON) it keeps the id, start time, drill flag, document, trigger and
+    who started it, and the alert as a sha256 of its canonical JSON: the record vouches for the
+    alert without copying what it holds.
     """
     alert = facts.get("alert")
     alert_sha256 = None if alert is None else hashlib.sha256(canonical_json(alert)).hexdigest()
@@ -111,6 +132,8 @@ def incident_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
         "drill": facts.get("drill", False),
         "runbook_sha256": runbook.get("sha256") if isinstance(runbook, Mapping) else None,
         "alert_sha256": alert_sha256,
+        "trigger": facts.get("trigger"),
+        "started_by": facts.get("started_by"),
     }
 
 

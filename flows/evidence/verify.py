@@ -212,8 +212,9 @@ def _check_facts(path: Path, first: Record, started: Record | None) -> str | Non
     if started is None:
         return None
     recorded, held = started.data.get("incident"), incident_facts(facts)
-    if recorded is not None and recorded != held:
-        changed = sorted(k for k, v in held.items() if recorded.get(k) != v)
+    # Ledgers written before a fact was kept do not record it: what they do record must match.
+    if isinstance(recorded, dict) and any(held.get(k) != v for k, v in recorded.items()):
+        changed = sorted(k for k, v in recorded.items() if held.get(k) != v)
         return (
             f"{INCIDENT_FILE}: {', '.join(changed)} differ from what record {started.seq} "
             "(run.started) recorded (edited?)"

@@ -23,6 +23,7 @@ from prefect.exceptions import ObjectAlreadyExists
 from flows.drills.drill import resume_incident
 from flows.engine.runner import start_run
 from flows.engine.settings import load_settings
+from flows.evidence.incident import Trigger
 
 FLOW_NAME = "run-runbook"
 ENTRYPOINT = "flows/prefect/deployments.py:run_runbook"
@@ -35,6 +36,8 @@ def run_runbook(
     inputs: dict[str, Any] | None = None,
     alert: dict[str, Any] | None = None,
     kind: str = "start",
+    trigger: str = "alert",
+    started_by: str | None = None,
 ) -> dict[str, Any]:
     """Start (or resume) one incident of one runbook on this worker; return the outcome."""
     settings = load_settings()
@@ -42,7 +45,13 @@ def run_runbook(
         outcome = resume_incident(settings, incident)
     else:
         outcome = start_run(
-            settings, Path(runbook), inputs or {}, incident_id=incident, alert=alert
+            settings,
+            Path(runbook),
+            inputs or {},
+            incident_id=incident,
+            alert=alert,
+            trigger=Trigger(trigger),
+            started_by=started_by,
         )
     return outcome.to_json()
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from flows.evidence.incident import Trigger
+
 
 class JobKind(StrEnum):
     """What a job does to its incident."""
@@ -38,3 +40,13 @@ class Job:
     incident: str
     runbook_path: str
     payload: dict[str, Any]
+
+
+def job_origin(job: Job) -> tuple[Trigger, str]:
+    """How a start job's incident began and who began it: a Slack user, or the alert's source."""
+    started_by = job.payload.get("started_by")
+    if isinstance(started_by, str) and started_by.startswith("slack:"):
+        return Trigger.SLACK, started_by
+    alert = job.payload.get("alert")
+    source = alert.get("source", "webhook") if isinstance(alert, dict) else "webhook"
+    return Trigger.ALERT, f"alert:{source}"

@@ -22,7 +22,7 @@ from flows.runbook.model import Runbook
 from flows.runbook.validate import validate_paths
 from flows.triggers.app import ServerState, build_verifiers
 from flows.triggers.intake import Intake
-from flows.triggers.jobs import Job, JobKind
+from flows.triggers.jobs import Job, JobKind, job_origin
 from flows.triggers.metrics import Metrics
 from flows.triggers.slack import SlackHandlers
 from flows.triggers.workers import Workers
@@ -74,9 +74,12 @@ def deployment_runner(settings: Settings, runbooks: list[Runbook]) -> Callable[[
         key = f"{job.incident}:{job.kind}:{job.id}"
         match job.kind:
             case JobKind.START:
+                trigger, started_by = job_origin(job)
                 parameters = {
                     "inputs": job.payload.get("inputs", {}),
                     "alert": job.payload.get("alert"),
+                    "trigger": str(trigger),
+                    "started_by": started_by,
                 }
                 submit(ids[job.runbook_path], job.incident, key, parameters)
             case JobKind.RESUME:

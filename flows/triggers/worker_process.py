@@ -12,6 +12,7 @@ import contextlib
 import multiprocessing
 import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -73,8 +74,23 @@ def start_worker_process(
         name="runbook-workers",
         daemon=True,
     )
-    process.start()
+    # Started with Ctrl-C ignored, which a new process inherits: the signal reaching the group
+    # while the child is still importing would otherwise end it with a KeyboardInterrupt dump.
+    with _sigint_ignored():
+        process.start()
     receiver.close()
     handle = WorkerProcess(process, sender, threading.Lock())
     intake.on_new_work.append(handle.nudge)
     return handle
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may change signal handlers; nothing to inherit then
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -17,7 +17,7 @@ from flows.engine.execute import RunOutcome
 from flows.engine.runner import BackendFactory, default_backends, record_resolution, start_run
 from flows.engine.settings import Settings
 from flows.triggers.intake import Intake
-from flows.triggers.jobs import Job, JobKind
+from flows.triggers.jobs import Job, JobKind, job_origin
 from flows.triggers.metrics import Metrics
 
 LOG = logging.getLogger(__name__)
@@ -105,12 +105,15 @@ class Workers:
     def _start(self, job: Job) -> RunOutcome:
         runbook = Path(job.runbook_path)
         self.metrics.runs_started.labels(runbook=runbook.stem).inc()
+        trigger, started_by = job_origin(job)
         return start_run(
             self.settings,
             runbook,
             job.payload.get("inputs", {}),
             incident_id=job.incident,
             alert=job.payload.get("alert"),
+            trigger=trigger,
+            started_by=started_by,
             responder=self.responder_for(job),
             backends=self.backends,
         )
