@@ -16,6 +16,10 @@ from pathlib import Path
 
 import httpx
 from cryptography import x509
+from pyasn1.codec.ber import decoder as ber_decoder
+from pyasn1.codec.der import encoder as der_encoder
+from pyasn1.error import PyAsn1Error
+from pyasn1_modules import rfc3161, rfc5652  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict
 from rfc3161_client import (
     HashAlgorithm,
@@ -118,7 +122,11 @@ class Timestamp(BaseModel):
 
     url: str
     token: str
-    """The TSA's whole TimeStampResp, DER, base64: status, signed token and certificates."""
+    """The TSA's whole TimeStampResp as it sent it, base64: status, signed token, certificates.
+
+    Kept byte for byte, because what the authority sent is the evidence; it is DER except,
+    with many TSAs, for the order of the certificates (see `der_ordered`).
+    """
     gen_time: str
 
 
@@ -216,7 +224,7 @@ def _timestamp(root: bytes, url: str, timeout_s: float) -> Timestamp:
             timeout=timeout_s,
         )
         reply.raise_for_status()
-        response = decode_timestamp_response(reply.content)
+        response = read_response(reply.content)
     except (httpx.HTTPError, ValueError) as error:
         raise _tsa_error(url, f"no usable response ({error})") from None
     problem = _check_response(response, root)
@@ -226,6 +234,40 @@ def _timestamp(root: bytes, url: str, timeout_s: float) -> Timestamp:
         raise _tsa_error(url, problem)
     gen_time = _stamp(response.tst_info.gen_time)
     return Timestamp(url=url, token=base64.b64encode(reply.content).decode(), gen_time=gen_time)
+
+
+def der_ordered(reply: bytes) -> bytes:
+    """The TSA's reply re-encoded in DER, which sorts the SET OF certificates of its SignedData.
+
+    DER orders the members of a SET OF by their encodings (X.690 11.6) and rfc3161-client reads
+    DER only, but TSAs commonly send their certificates signer first, then its chain (`openssl
+    ts -reply` does). pyasn1 reads the reply as BER and writes it back as DER: for a reply that
+    is DER but for that order, only the order changes, and a reply in DER comes back byte for
+    byte. The certificates are not among the signed attributes, so their order changes nothing
+    the signature covers.
+    """
+    response, rest = ber_decoder.decode(reply, asn1Spec=rfc3161.TimeStampResp())
+    if rest:
+        raise ValueError(f"{len(rest)} bytes after the TimeStampResp")
+    token = response["timeStampToken"]
+    # A rejection carries no token, and a token that is not SignedData is left for
+    # rfc3161-client to refuse.
+    if not token.isValue or token["contentType"] != rfc5652.id_signedData:
+        return reply
+    signed, rest = ber_decoder.decode(token["content"], asn1Spec=rfc5652.SignedData())
+    if rest:
+        raise ValueError(f"{len(rest)} bytes after the SignedData")
+    token["content"] = der_encoder.encode(signed)
+    return der_encoder.encode(response)
+
+
+def read_response(reply: bytes) -> TimeStampResponse:
+    """Decode a TimeStampResp as the TSA sent it (see `der_ordered`); ValueError if unreadable."""
+    try:
+        ordered = der_ordered(reply)
+    except PyAsn1Error as error:
+        raise ValueError(f"not an RFC 3161 TimeStampResp ({error})") from None
+    return decode_timestamp_response(ordered)
 
 
 def _check_response(response: TimeStampResponse, root: bytes) -> str | None:
@@ -318,7 +360,7 @@ def _check_timestamp(
 ) -> tuple[datetime | None, bool, list[str]]:
     """The token's own genTime, whether its signature verified against a root, and problems."""
     try:
-        response = decode_timestamp_response(base64.b64decode(tsa.token, validate=True))
+        response = read_response(base64.b64decode(tsa.token, validate=True))
     except ValueError as error:
         return None, False, [f"{SEAL_FILE}: the timestamp token cannot be read ({error})"]
     stamped = response.tst_info.gen_time
