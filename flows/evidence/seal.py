@@ -344,15 +344,43 @@ def _seal_problems(folder: Path, seal: Seal) -> list[str]:
         problems.append(f"{SEAL_FILE}: the Merkle root differs from records 1..{seal.count}")
     if sealed[-1].hash != seal.head_hash:
         problems.append(f"record {seal.count}: hash differs from the head hash in {SEAL_FILE}")
-    if not any(
-        r.event is Event.EVIDENCE_SEALED and r.data.get("root") == seal.root
-        for r in records[seal.count :]
-    ):
-        problems.append(
+    return problems + _record_problems(seal, records)
+
+
+def _record_problems(seal: Seal, records: Sequence[Record]) -> list[str]:
+    """seal.json is the one the latest `evidence.sealed` record describes, field for field.
+
+    An earlier, genuine seal.json put back after a later seal would vouch for fewer records
+    than the ledger says were sealed; one with another token would show another time.
+    """
+    sealed = [r for r in records[seal.count :] if r.event is Event.EVIDENCE_SEALED]
+    if not sealed:
+        return [
             f"{SEAL_FILE}: no {Event.EVIDENCE_SEALED} record after record {seal.count} "
             "names its root"
-        )
-    return problems
+        ]
+    latest = sealed[-1]
+    expected = {
+        "algorithm": seal.algorithm,
+        "count": seal.count,
+        "root": seal.root,
+        "head_hash": seal.head_hash,
+        "tsa": seal.tsa.url if seal.tsa else None,
+        "gen_time": seal.tsa.gen_time if seal.tsa else None,
+    }
+    differ = sorted(key for key, value in expected.items() if latest.data.get(key) != value)
+    if not differ:
+        return []
+    if any(r.data.get("root") == seal.root for r in sealed[:-1]):
+        return [
+            f"{SEAL_FILE} is an earlier seal: record {latest.seq}, the latest "
+            f"{Event.EVIDENCE_SEALED}, seals {latest.data.get('count')} records "
+            "(put back, or sealing was interrupted: seal again)"
+        ]
+    return [
+        f"{SEAL_FILE}: {', '.join(differ)} differ from the {Event.EVIDENCE_SEALED} record "
+        f"{latest.seq} (edited?)"
+    ]
 
 
 def _check_timestamp(

@@ -227,7 +227,31 @@ def test_a_timestamp_of_another_root_fails(tmp_path: Path, tsa: TimestampServer)
     token = json.loads((folder / SEAL_FILE).read_text())["tsa"]
     seal = json.loads((other / SEAL_FILE).read_text())
     (other / SEAL_FILE).write_text(json.dumps({**seal, "tsa": token}))
-    assert "imprint is not SHA-256 of the Merkle root" in verify_seal(other).problems[0]
+    problems = verify_seal(other).problems
+    assert any("imprint is not SHA-256 of the Merkle root" in p for p in problems), problems
+
+
+def test_an_earlier_seal_put_back_after_a_later_one_fails(tmp_path: Path) -> None:
+    """A genuine older seal.json would vouch for fewer records than the ledger says were sealed."""
+    folder = make_incident(tmp_path)
+    seal_incident(folder)
+    earlier = (folder / SEAL_FILE).read_bytes()
+    seal_incident(folder)  # seals the first seal's record too
+    assert verify_seal(folder).ok
+    (folder / SEAL_FILE).write_bytes(earlier)
+    problems = verify_seal(folder).problems
+    assert problems and "is an earlier seal" in problems[0], problems
+
+
+def test_a_seal_whose_fields_differ_from_its_record_fails(tmp_path: Path) -> None:
+    """seal.json's count and head are checked against the chain; its record says the rest."""
+    folder = make_incident(tmp_path)
+    seal_incident(folder)
+    seal = json.loads((folder / SEAL_FILE).read_text())
+    fake_tsa = {"url": "https://tsa.example", "token": "", "gen_time": "2020-01-01T00:00:00Z"}
+    (folder / SEAL_FILE).write_text(json.dumps({**seal, "tsa": fake_tsa}))
+    problems = verify_seal(folder).problems
+    assert any("gen_time, tsa differ from the evidence.sealed record" in p for p in problems)
 
 
 def test_a_rejecting_tsa_stops_the_seal(tmp_path: Path, tsa: TimestampServer) -> None:
