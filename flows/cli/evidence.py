@@ -138,11 +138,14 @@ def seal(incident: str, *, tsa: str | None = None) -> int:
 
 
 @evidence_app.command
-def export(incident: str, *, out: Path) -> int:
-    """Write an auditor's bundle: ledger, artifacts, manifest of hashes, report.html, seal."""
+def export(incident: str, *, out: Path, by: str | None = None) -> int:
+    """Write an auditor's bundle: ledger, artifacts, manifest of hashes, report.html, seal.
+
+    The manifest and the report name who exported it: `--by NAME`, else the OS user.
+    """
     current = settings()
     folder = evidence_folder(current, incident)
-    path = export_bundle(folder, out)
+    path = export_bundle(folder, out, exported_by=by)
     print(f"wrote {path}; check it anywhere with: runbook evidence verify {path}")
     _publish_bundle(current, folder.name, path)
     return EXIT_OK

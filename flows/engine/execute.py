@@ -7,6 +7,7 @@ to the ledger before the walk moves on, so the ledger always tells where a resum
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +211,8 @@ class _StepAttempts:
         """The outputs of the attempt that succeeded; its record is on disk before it returns."""
         self.ledger_error: Exception | None = None
         """What kept that record from the ledger; raised after the task, where it belongs."""
+        self.failure: str | None = None
+        """Why the latest attempt failed: the next attempt's `step.retried` record keeps it."""
 
     def __call__(self) -> Mapping[str, Any]:
         if self.outputs is not None:
@@ -227,8 +230,21 @@ class _StepAttempts:
                 done["simulated"] = True
         if outputs is None:
             if self.count > 1:
-                self.walk.record(Event.STEP_RETRIED, step.id, {"attempt": self.count})
-            outputs = _act(self.walk, step, self.action, self.args, self.count)
+                retried: dict[str, Any] = {"attempt": self.count}
+                if self.failure is not None:
+                    retried["error"] = self.failure
+                self.walk.record(Event.STEP_RETRIED, step.id, retried)
+            self.failure = None
+            try:
+                outputs = _act(self.walk, step, self.action, self.args, self.count)
+            except StepError as error:
+                self.failure = str(error)
+                raise
+            except asyncio.CancelledError:
+                # The orchestrator ends an attempt past `timeout_s` by raising this inside it.
+                limit = step.spec.timeout_s
+                self.failure = f"timed out after {limit:g} s" if limit else "cancelled"
+                raise
         self.outputs = outputs
         shown, hidden = _recorded_outputs(run, self.action, outputs)
         if hidden:

@@ -6,8 +6,10 @@ off the machine, so a later rewrite of the incident folder no longer matches the
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
+import os
 import tempfile
 import zipfile
 from collections import Counter
@@ -69,10 +71,12 @@ class _Manifest(BaseModel):
     files: list[_Entry]
 
 
-def export_bundle(folder: Path, out: Path) -> Path:
+def export_bundle(folder: Path, out: Path, *, exported_by: str | None = None) -> Path:
     """Write the incident's evidence bundle (a zip) to `out` and return its path.
 
-    Refuses a ledger that does not verify: copy such a folder as it is instead.
+    Refuses a ledger that does not verify: copy such a folder as it is instead. The manifest
+    and the report say who exported it (`exported_by`, else the OS user) and when; the ledger
+    is not written to, so the bundle holds the evidence exactly as it stood.
     """
     folder, out = Path(folder), Path(out)
     with tempfile.TemporaryDirectory() as staging:
@@ -98,14 +102,17 @@ def export_bundle(folder: Path, out: Path) -> Path:
                     hint="run `runbook evidence verify`; copy the folder as it is for forensics",
                 )
             )
+        by, at = exported_by or _os_user(), utc_stamp(timespec="seconds")
+        summary = _verification_summary(verification, snapshot)
         report = snapshot / REPORT_FILE
-        report.write_text(_report(snapshot, _verification_summary(verification, snapshot)))
+        report.write_text(_report(snapshot, summary, by, at))
         sources = {path.name: path for path in snapshot.iterdir()}
         sources |= dict(_artifact_files(folder))
         manifest = {
             "version": BUNDLE_VERSION,
             "incident": folder.name,
-            "exported_at": utc_stamp(timespec="seconds"),
+            "exported_at": at,
+            "exported_by": by,
             "ledger": {"count": verification.count, "head_hash": verification.head_hash},
             "files": [
                 {"path": name, "sha256": _sha256_file(path), "size": path.stat().st_size}
@@ -132,37 +139,62 @@ def _artifact_files(folder: Path) -> Iterator[tuple[str, Path]]:
             yield path.relative_to(folder).as_posix(), path
 
 
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no LOGNAME or USER and no passwd entry, as in some containers
+        return f"uid {os.getuid()}"
+
+
 def _verification_summary(verification: Verification, folder: Path) -> dict[str, Any]:
-    summary: dict[str, Any] = {
-        "ledger": {
-            "ok": verification.ok,
-            "count": verification.count,
-            "head": verification.head_hash,
-            "problem": verification.problem,
-        }
+    """Each check export made, by name: `ok` (None: not made), `detail`, and other facts."""
+    summary: dict[str, Any] = {}
+    for check in verification.checks:
+        summary[check.name] = {"ok": check.ok, "detail": check.detail}
+    summary["chain"] |= {"records": verification.count, "head": verification.head_hash}
+    # Export checks the artifacts in the folder itself (verify_ledger left them to it), and
+    # only a ledger whose artifacts all match is exported.
+    custody = [r for r in verification.records if r.event is Event.ARTIFACT_COLLECTED]
+    summary["artifacts"] = {
+        "ok": verification.ok,
+        "detail": f"{len(custody)} artifact(s) present and hashing to their custody records",
     }
     if (folder / SEAL_FILE).exists():
-        seal = verify_seal(folder)
-        summary["seal"] = _seal_summary(seal)
+        summary |= _seal_summary(verify_seal(folder))
+    else:
+        summary["seal root"] = {"ok": None, "detail": "not sealed (runbook evidence seal)"}
     return summary
 
 
 def _seal_summary(seal: SealCheck) -> dict[str, Any]:
-    return {
+    """The seal's root and its timestamp, as two checks."""
+    root: dict[str, Any] = {
         "ok": seal.ok,
-        "count": seal.count,
+        "detail": "; ".join(seal.problems)
+        or f"the Merkle root of records 1..{seal.count} is the one sealed",
         "root": seal.root,
-        "timestamp": seal.gen_time,
-        "problems": "; ".join(seal.problems) or None,
     }
+    stamp: dict[str, Any]
+    if seal.gen_time is None:
+        stamp = {"ok": None, "detail": "the seal has no timestamp (seal with --tsa URL)"}
+    elif seal.time_verified:
+        stamp = {"ok": True, "detail": f"signed at {seal.gen_time}, verified"}
+    else:
+        # Export has no trust anchor: the token's signature is the auditor's to check.
+        stamp = {
+            "ok": None,
+            "detail": f"the token says {seal.gen_time}; its signature is not checked at export "
+            "(runbook evidence verify BUNDLE --tsa-root CERT.pem)",
+        }
+    return {"seal root": root, "timestamp": stamp}
 
 
-def _report(folder: Path, verification: Mapping[str, Any]) -> str:
+def _report(folder: Path, verification: Mapping[str, Any], by: str, at: str) -> str:
     # Imported here: the report's templates and Markdown parser add 80 ms that verifying a
     # bundle never needs, only exporting one.
-    from flows.evidence.report import render_report
+    from flows.evidence.report import Exported, render_report
 
-    return render_report(folder, verification)
+    return render_report(folder, verification, Exported(by=by, at=at))
 
 
 def _sha256_file(path: Path) -> str:

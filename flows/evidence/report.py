@@ -1,7 +1,10 @@
 """The human report of an incident's evidence: one self-contained HTML page, fit to print.
 
-Everything comes from the incident folder (incident.json, the runbook as run, the ledger) plus an
-optional verification result. The functions here read those into plain values; the Jinja
+Everything comes from the incident folder (incident.json, the runbook as run, the ledger) plus,
+at export, each verification check's result and who exported the bundle. The timeline tells the
+whole story: every attempt, retry, failure and rollback with its time, attempt number and error.
+SOC 2 criteria are mapped by the one table in `criteria.py`. The functions here read those into
+plain values; the Jinja
 templates in `templates/` lay them out with autoescape on, because ledger, alert and runbook
 text is untrusted. The page loads nothing from elsewhere and runs no script.
 """
@@ -18,46 +21,61 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from flows.evidence.chart import timeline_chart
+from flows.evidence.criteria import CRITERIA, TICKET_ACTION, Line, Story, criterion
 from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE, Incident
 from flows.evidence.progress import Progress
 from flows.evidence.records import Record
 from flows.evidence.spans import (
-    OUTCOME_LABEL,
+    Moment,
     Span,
     clock,
     duration,
+    find_rollbacks,
     parse_time,
     read_entries,
     read_spans,
-    timeline_chart,
+    story,
 )
 from flows.runbook.model import Runbook
 from flows.runbook.parse import parse_runbook
 
-_TICKET_ACTION = "jira.create_issue"
 _CHANNEL_ACTION = "slack.create_channel"
-_COMMUNICATION = ("slack.", "jira.comment")
-_CONTAINMENT_WORDS = ("contain", "mitigat")
 
 
-def render_report(folder: Path, verification: Mapping[str, Any] | None = None) -> str:
+@dataclass(frozen=True)
+class Exported:
+    """Who exported the evidence bundle the report is in, and when (UTC, as in the manifest)."""
+
+    by: str
+    at: str
+
+
+def render_report(
+    folder: Path,
+    verification: Mapping[str, Any] | None = None,
+    exported: Exported | None = None,
+) -> str:
     """The incident in `folder` as one self-contained HTML document.
 
-    `verification` maps a check's name ("ledger", "seal", "bundle") to its result mapping
-    (`ok`, `count`, `problem`, ...); the report shows what is given and says when nothing is.
+    `verification` maps each check's name to its result mapping (`ok`: True, False, or None
+    for a check not made; `detail` and any other facts); the report shows each check given and
+    says when there are none. `exported` says who exported the bundle and when.
     """
     folder = Path(folder)
     incident = Incident.model_validate(json.loads((folder / INCIDENT_FILE).read_text()))
     runbook = parse_runbook(folder / DOCUMENT_FILE)
     entries, progress = read_entries(folder)
     spans = read_spans(runbook, entries, progress)
+    named = set(runbook.meta.soc2)
     page = _templates().get_template("report.html.j2")
     return page.render(
         incident_id=incident.id,
-        ticket_action=_TICKET_ACTION,
-        summary=_summary(incident, runbook, entries, progress),
-        soc2=[Criterion(c, _evidence(c, entries, spans, incident)) for c in runbook.meta.soc2],
+        summary=_summary(incident, runbook, entries, progress, exported),
+        soc2=[_mapped(c, Story(incident, entries, spans)) for c in runbook.meta.soc2],
+        unnamed=[c.id for c in CRITERIA if c.id not in named],
         chart=timeline_chart(spans, entries),
+        events=[_event_row(m) for m in story(entries, find_rollbacks(entries))],
         steps=[_step_row(span) for span in spans],
         tickets=_tickets(entries, runbook),
         channels=_channels(entries, runbook),
@@ -107,10 +125,15 @@ class Summary:
     outcome: str
     runs: int
     inputs: str
+    exported: str
 
 
 def _summary(
-    incident: Incident, runbook: Runbook, entries: Sequence[Record], progress: Progress
+    incident: Incident,
+    runbook: Runbook,
+    entries: Sequence[Record],
+    progress: Progress,
+    exported: Exported | None,
 ) -> Summary:
     final = _final(entries)
     data = final.data if final else {}
@@ -137,6 +160,11 @@ def _summary(
         outcome=f"waiting at {', '.join(map(str, waiting))}" if status == "waiting" else status,
         runs=progress.runs,
         inputs=", ".join(f"{k}={v!r}" for k, v in incident.inputs.items()) or "none",
+        exported=(
+            f"by {exported.by} at {exported.at}"
+            if exported
+            else "not exported: this report was rendered from the incident folder"
+        ),
     )
 
 
@@ -144,59 +172,52 @@ def _summary(
 
 
 @dataclass(frozen=True)
-class Line:
-    """One line of evidence: a record's name set as code (when there is one), then `text`."""
-
-    code: str | None
-    text: str
-
-
-@dataclass(frozen=True)
-class Criterion:
-    """A SOC 2 criterion the runbook names, with the lines that evidence it."""
+class Mapped:
+    """A SOC 2 criterion the runbook names: its rule in words (None without a rule), and the
+    lines of evidence the rule found."""
 
     id: str
+    name: str
+    rule: list[tuple[bool, str]] | None
+    """The rule's text in pieces, each `(is_code, text)`; None when the engine has no rule."""
     evidence: list[Line]
 
 
-def _evidence(
-    criterion: str, entries: Sequence[Record], spans: Sequence[Span], incident: Incident
-) -> list[Line]:
-    """The records that evidence one criterion, by the rule report.html.j2 states for it."""
-    if criterion == "CC7.3":
-        lines = [_event_line(e) for e in entries if e.event in ("run.started", "alert.resolved")]
-        if incident.alert is not None:
-            lines.insert(0, Line(None, f"alert that opened the incident, from {_source(incident)}"))
-        return lines + [_span_line(s) for s in spans if s.uses == _TICKET_ACTION and s.records]
-    if criterion == "CC7.4":
-        return [
-            _span_line(s)
-            for s in spans
-            if s.records and (s.is_gate or s.uses.startswith(_COMMUNICATION))
-        ]
-    if criterion == "CC7.5":
-        gates = [s for s in spans if s.is_gate]
-        contained = next(
-            (g for g in gates if any(w in f"{g.id} {g.title}".lower() for w in _CONTAINMENT_WORDS)),
-            gates[0] if gates else None,
-        )
-        after = spans[spans.index(contained) + 1 :] if contained else []
-        final = _final(entries)
-        return [_span_line(s) for s in after if s.records] + ([_event_line(final)] if final else [])
-    return []
+def _mapped(criterion_id: str, story: Story) -> Mapped:
+    rule = criterion(criterion_id)
+    if rule is None:
+        return Mapped(criterion_id, "", None, [])
+    # Backticks in the rule mark code, as in docs/evidence.md: odd pieces are code.
+    pieces = [(index % 2 == 1, text) for index, text in enumerate(rule.looks_at.split("`"))]
+    return Mapped(rule.id, rule.name, [p for p in pieces if p[1]], rule.evidence(story))
 
 
-def _span_line(span: Span) -> Line:
-    when = f" at {clock(span.end)}" if span.end else ""
-    who = f" by {span.who}" if span.is_gate and span.who else ""
-    kind = "gate" if span.is_gate else f"step ({span.uses})"
-    return Line(span.id, f" {kind}: {OUTCOME_LABEL[span.status]}{who}{when}")
+# -- the timeline, record by record -----------------------------------------------------------
 
 
-def _event_line(entry: Record) -> Line:
-    status = entry.data.get("status")
-    suffix = f": {status}" if status else ""
-    return Line(entry.event, f"{suffix} at {clock(entry.at)}")
+@dataclass(frozen=True)
+class EventRow:
+    """One record on the report's timeline: when, which item, which attempt, what and why."""
+
+    seq: int
+    at: str
+    item: str
+    attempt: str
+    what: str
+    detail: str
+    failed: bool
+
+
+def _event_row(moment: Moment) -> EventRow:
+    return EventRow(
+        seq=moment.seq,
+        at=clock(moment.at),
+        item=moment.item,
+        attempt=str(moment.attempt) if moment.attempt else "",
+        what=moment.what,
+        detail=moment.detail,
+        failed=moment.failed,
+    )
 
 
 def _source(incident: Incident) -> str:
@@ -231,7 +252,7 @@ def _step_row(span: Span) -> StepRow:
         is_gate=span.is_gate,
         uses=span.uses,
         status=span.status,
-        outcome=OUTCOME_LABEL[span.status],
+        outcome=span.outcome,
         who=span.who,
         started=clock(span.start) if span.start else "",
         ended=clock(span.end) if span.end else "",
@@ -289,7 +310,7 @@ def _outputs(
 
 def _tickets(entries: Sequence[Record], runbook: Runbook) -> list[Ticket]:
     tickets = []
-    for entry, outputs in _outputs(entries, runbook, _TICKET_ACTION):
+    for entry, outputs in _outputs(entries, runbook, TICKET_ACTION):
         url = outputs.get("url")
         # Only web links become clickable: a `javascript:` URL from a compromised backend must not.
         web = isinstance(url, str) and url.startswith(("https://", "http://"))
@@ -340,10 +361,12 @@ class Note:
 
 @dataclass(frozen=True)
 class Check:
-    """One verification result: whether it passed and the facts it reported."""
+    """One verification check: passed, failed or not made, what it found, and its other facts."""
 
     name: str
-    ok: bool
+    ok: bool | None
+    """None: the check was not made (an earlier one failed, or it does not apply here)."""
+    detail: str
     facts: list[tuple[str, str]]
 
 
@@ -367,8 +390,14 @@ def _checks(verification: Mapping[str, Any]) -> list[Check]:
     checks = []
     for name, result in verification.items():
         result = result if isinstance(result, Mapping) else {"ok": bool(result)}
-        facts = [(str(k), str(v)) for k, v in result.items() if k != "ok" and v is not None]
-        checks.append(Check(str(name), bool(result.get("ok")), facts))
+        ok = result.get("ok")
+        facts = [
+            (str(k), str(v))
+            for k, v in result.items()
+            if k not in ("ok", "detail") and v is not None
+        ]
+        detail = str(result.get("detail") or "")
+        checks.append(Check(str(name), None if ok is None else bool(ok), detail, facts))
     return checks
 
 

@@ -1,30 +1,34 @@
 """Steps and gates as spans of time read from an incident's ledger, and their timeline chart.
 
-The chart is inline SVG for the evidence report: one row per step or gate in document order, a
-bar from its start to its end, and the acknowledging responder on gates. This module computes
-where everything goes; `templates/timeline.svg.j2` lays it out, escaping every value.
+Each span keeps its moments: every record about the item (attempts, retries with the error of the
+attempt before, failures and what `on_failure` did, rollbacks, skips, gate answers), so the report
+tells the whole story rather than the last status. The chart is inline SVG: one row per step or
+gate in document order, a bar from its start to its end, a mark at each failed attempt, and the
+acknowledging responder on gates. This module computes where everything goes;
+`templates/timeline.svg.j2` lays it out, escaping every value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from flows.evidence.progress import ItemStatus, Progress, progress_from_records
-from flows.evidence.records import Record
+from flows.evidence.records import Event, Record
 from flows.evidence.verify import read_records
 from flows.runbook.model import Gate, Runbook
 
 OUTCOME_LABEL = {status: str(status) for status in ItemStatus} | {ItemStatus.PENDING: "not reached"}
 
 
-# Axis tick spacing candidates (seconds): the first giving at most eight ticks is used.
-_TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200)
-
-
-_SVG_WIDTH, _LABEL_WIDTH, _RIGHT_PAD, _ROW, _AXIS = 1000, 220, 24, 26, 34
+_ON_FAILURE_KEYWORDS = ("stop", "continue")
+_STEP_ENDS = {
+    Event.STEP_SUCCEEDED: ItemStatus.SUCCEEDED,
+    Event.STEP_FAILED: ItemStatus.FAILED,
+    Event.STEP_SKIPPED: ItemStatus.SKIPPED,
+}
 
 
 def read_entries(folder: Path) -> tuple[list[Record], Progress]:
@@ -35,6 +39,36 @@ def read_entries(folder: Path) -> tuple[list[Record], Progress]:
     """
     records = read_records(folder, skip_unreadable=True)
     return records, progress_from_records(records)
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One record about a step or gate, as the timeline tells it."""
+
+    seq: int
+    at: datetime
+    item: str
+    """The step or gate; empty for a record about the whole run."""
+    event: str
+    attempt: int | None
+    """Which attempt of the step the record is about; None when it is about no attempt."""
+    what: str
+    detail: str
+    """The error, reason or note as recorded: ledger text, untrusted."""
+    failed: bool
+    """A failed attempt, a failed step or an artifact not collected: marked on the chart."""
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """A step's failure that ran its `on_failure` rollback step, and how the rollback ended."""
+
+    failed: str
+    by: str
+    seq: int
+    """The `step.failed` record that named the rollback."""
+    outcome: ItemStatus | None
+    """The rollback step's first outcome after that record; None when none is recorded."""
 
 
 @dataclass(frozen=True)
@@ -50,14 +84,48 @@ class Span:
     who: str
     detail: str
     records: tuple[int, ...]
+    moments: tuple[Moment, ...] = ()
+    rollbacks: tuple[Rollback, ...] = ()
+    """Failures of this step that ran its rollback step, in ledger order."""
+    rollback_of: tuple[str, ...] = ()
+    """The steps whose failure ran this one as their rollback."""
+    attempts: int = 0
+    """Attempts of the step in its latest run of it (0 for a gate, or a step never started)."""
 
     @property
     def is_gate(self) -> bool:
         return self.uses == "gate"
 
+    @property
+    def outcome(self) -> str:
+        """The final status in words, never a bare `succeeded` for a step that failed first."""
+        label = OUTCOME_LABEL[self.status]
+        if self.status is ItemStatus.SUCCEEDED and self.attempts > 1:
+            label = f"succeeded on attempt {self.attempts}"
+        if self.rollbacks:
+            last = self.rollbacks[-1]
+            if self.status is ItemStatus.FAILED:
+                label = f"failed, rolled back by {last.by}{_rollback_end(last)}"
+            else:
+                label = f"{label} (after a failure rolled back by {last.by})"
+        if self.rollback_of:
+            label = f"{label} (rollback of {', '.join(self.rollback_of)})"
+        return label
+
+
+def _rollback_end(rollback: Rollback) -> str:
+    if rollback.outcome is ItemStatus.SUCCEEDED:
+        return ""
+    if rollback.outcome is None:
+        return " (the rollback has no outcome recorded)"
+    ended = "was skipped" if rollback.outcome is ItemStatus.SKIPPED else str(rollback.outcome)
+    return f" (the rollback {ended})"
+
 
 def read_spans(runbook: Runbook, entries: Sequence[Record], progress: Progress) -> list[Span]:
     """Every step and gate in document order, with what the ledger says about it."""
+    rollbacks = find_rollbacks(entries)
+    moments = story(entries, rollbacks)
     spans = []
     for item in runbook.items:
         mine = [e for e in entries if e.step == item.id]
@@ -67,6 +135,7 @@ def read_spans(runbook: Runbook, entries: Sequence[Record], progress: Progress) 
         status = progress.statuses.get(item.id, ItemStatus.PENDING)
         end = ends[-1] if ends and status in _END_STATUSES else None
         ack = progress.acks.get(item.id)
+        told = tuple(m for m in moments if m.item == item.id)
         spans.append(
             Span(
                 id=item.id,
@@ -78,6 +147,10 @@ def read_spans(runbook: Runbook, entries: Sequence[Record], progress: Progress) 
                 who=ack.by if ack else ("engine" if mine else ""),
                 detail=ack.note if ack else _detail(ends[-1] if ends else None),
                 records=tuple(e.seq for e in mine),
+                moments=told,
+                rollbacks=tuple(r for r in rollbacks if r.failed == item.id),
+                rollback_of=tuple(dict.fromkeys(r.failed for r in rollbacks if r.by == item.id)),
+                attempts=_latest_attempts(told),
             )
         )
     return spans
@@ -106,128 +179,118 @@ def _detail(entry: Record | None) -> str:
     return ", ".join(parts + (["simulated"] if data.get("simulated") else []))
 
 
+def _latest_attempts(moments: Sequence[Moment]) -> int:
+    """The attempts of the latest run of a step: counted from its last `step.started`."""
+    starts = [i for i, m in enumerate(moments) if m.event == Event.STEP_STARTED]
+    latest = moments[starts[-1] :] if starts else moments
+    return max((m.attempt or 0 for m in latest), default=0)
+
+
+# -- the story, record by record --------------------------------------------------------------
+
+
+def find_rollbacks(entries: Sequence[Record]) -> list[Rollback]:
+    """Every `step.failed` whose `on_failure` named a rollback step, with the rollback's outcome."""
+    found = []
+    for index, entry in enumerate(entries):
+        target = entry.data.get("on_failure")
+        if entry.event is not Event.STEP_FAILED or entry.step is None:
+            continue
+        if not isinstance(target, str) or target in _ON_FAILURE_KEYWORDS:
+            continue
+        ended = next(
+            (e for e in entries[index + 1 :] if e.step == target and e.event in _STEP_ENDS), None
+        )
+        outcome = _STEP_ENDS[ended.event] if ended is not None else None
+        found.append(Rollback(failed=entry.step, by=target, seq=entry.seq, outcome=outcome))
+    return found
+
+
+def story(entries: Sequence[Record], rollbacks: Sequence[Rollback]) -> list[Moment]:
+    """One moment per record, in ledger order: the whole story, the run's own records too."""
+    # A rollback step's first record after the failure that named it starts the rollback.
+    pending = list(rollbacks)
+    by_seq = {r.seq: r for r in rollbacks}
+    moments = []
+    for entry in entries:
+        rollback = None
+        if entry.step is not None and entry.event in (Event.STEP_STARTED, *_STEP_ENDS):
+            rollback = next((r for r in pending if r.by == entry.step and r.seq < entry.seq), None)
+            if rollback is not None:
+                pending.remove(rollback)
+        moments.append(_moment(entry, by_seq.get(entry.seq), rollback))
+    return moments
+
+
+def _moment(entry: Record, named: Rollback | None, rollback_of: Rollback | None) -> Moment:
+    """What one record says about its step or gate, in words, with its attempt and detail."""
+    data, event = entry.data, entry.event
+    attempt: int | None = None
+    failed = False
+    as_rollback = f" as the rollback of {rollback_of.failed}" if rollback_of else ""
+    if event is Event.STEP_STARTED:
+        attempt, what, detail = 1, f"started{as_rollback}", ""
+    elif event is Event.STEP_RETRIED:
+        attempt = _count(data.get("attempt"))
+        before = f"attempt {attempt - 1}" if attempt else "an attempt"
+        what, failed = f"{before} failed; attempt {attempt} started", True
+        detail = str(data.get("error", "the error of the failed attempt is not recorded"))
+    elif event is Event.STEP_SUCCEEDED:
+        attempt = _count(data.get("attempts"))
+        what = f"succeeded{as_rollback}"
+        detail = "simulated (drill)" if data.get("simulated") else ""
+    elif event is Event.STEP_FAILED:
+        attempt, failed = _count(data.get("attempts")) or None, True
+        what = f"failed{as_rollback}{_after_failure(data.get('on_failure'), named)}"
+        detail = str(data.get("error", ""))
+    elif event is Event.STEP_SKIPPED:
+        what, detail = f"skipped{as_rollback}", str(data.get("reason", ""))
+    elif event is Event.GATE_WAITING:
+        what, detail = "waiting for a responder", ""
+    elif event is Event.GATE_ACKNOWLEDGED:
+        what, detail = f"acknowledged by {entry.actor}", str(data.get("note", ""))
+    elif event is Event.ARTIFACT_FAILED:
+        what, failed = f"artifact not collected ({data.get('collector', '?')})", True
+        detail = str(data.get("error", ""))
+    elif event is Event.ARTIFACT_COLLECTED:
+        what = f"artifact collected ({data.get('collector', '?')})"
+        detail = str(data.get("sha256", ""))
+    elif event is Event.RUN_FINISHED:
+        what = f"run finished: {data.get('status', '?')}"
+        waiting = data.get("waiting") or []
+        detail = f"waiting at {', '.join(map(str, waiting))}" if waiting else ""
+    elif event is Event.EVIDENCE_SEALED:
+        what, detail = f"evidence sealed over {data.get('count', '?')} records", ""
+    else:  # run.started, run.resumed, note, alert.resolved, drill records
+        what, detail = _PLAIN_NAMES.get(event, str(event)), str(data.get("text", ""))
+    return Moment(entry.seq, entry.at, entry.step or "", event, attempt, what, detail, failed)
+
+
+_PLAIN_NAMES = {
+    Event.RUN_STARTED: "run started",
+    Event.RUN_RESUMED: "run resumed",
+    Event.ALERT_RESOLVED: "alert resolved",
+}
+
+
+def _after_failure(on_failure: object, named: Rollback | None) -> str:
+    """What the failure led to, by the `on_failure` the record names."""
+    if named is not None:
+        return f"; rolled back by {named.by}{_rollback_end(named)}"
+    if on_failure == "continue":
+        return "; the run went on (on_failure: continue)"
+    if on_failure == "stop":
+        return "; the run stopped (on_failure: stop)"
+    return ""
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def parse_time(ts: str) -> datetime:
     """A ledger timestamp as a datetime."""
     return datetime.fromisoformat(ts)
-
-
-# -- the chart --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Mark:
-    """A vertical line across the chart at `x`: an axis tick or a resumed run, with its label."""
-
-    x: float
-    label: str
-
-
-@dataclass(frozen=True)
-class Bar:
-    """The bar of an item that began: closed (`bar`) or still open (`open`), and its caption."""
-
-    kind: str
-    status: str
-    x: float
-    y: int
-    width: float
-    tooltip: str
-    caption: str
-    caption_x: float
-    caption_anchor: str
-
-
-@dataclass(frozen=True)
-class Row:
-    """One row of the chart: the item's label and, once it began, its bar."""
-
-    label: str
-    text_y: float
-    bar: Bar | None
-
-
-@dataclass(frozen=True)
-class Chart:
-    """Everything the timeline template draws, in SVG user units."""
-
-    width: int
-    height: int
-    grid_top: int
-    tick_y: int
-    label_x: int
-    unreached_x: int
-    bar_height: int
-    ticks: list[Mark]
-    resumes: list[Mark]
-    rows: list[Row]
-
-
-def timeline_chart(spans: Sequence[Span], entries: Sequence[Record]) -> Chart | None:
-    """The chart of every span over the time the ledger covers; None when it has no records."""
-    if not entries:
-        return None
-    t0, t1 = entries[0].at, entries[-1].at
-    total = max((t1 - t0).total_seconds(), 1.0)
-    plot = _SVG_WIDTH - _LABEL_WIDTH - _RIGHT_PAD
-
-    def x(moment: datetime) -> float:
-        return _LABEL_WIDTH + plot * (moment - t0).total_seconds() / total
-
-    step = next((s for s in _TICK_STEPS if total / s <= 8), 86400)
-    ticks = [
-        Mark(
-            _LABEL_WIDTH + plot * tick / total,
-            clock(t0 + timedelta(seconds=tick), seconds=step < 60),
-        )
-        for tick in range(0, int(total) + 1, step)
-    ]
-    resumes = [Mark(x(e.at), clock(e.at)) for e in entries if e.event == "run.resumed"]
-    return Chart(
-        width=_SVG_WIDTH,
-        height=_AXIS + _ROW * len(spans) + 8,
-        grid_top=_AXIS - 8,
-        tick_y=_AXIS - 14,
-        label_x=_LABEL_WIDTH - 10,
-        unreached_x=_LABEL_WIDTH + 4,
-        bar_height=_ROW - 12,
-        ticks=ticks,
-        resumes=resumes,
-        rows=[_row(span, _AXIS + row * _ROW, x, t1) for row, span in enumerate(spans)],
-    )
-
-
-def _row(span: Span, top: int, x: Callable[[datetime], float], last: datetime) -> Row:
-    """One row of the chart: the item's label and, once it began, its bar and caption."""
-    name = f"{span.id}{' (gate)' if span.is_gate else ''}"
-    label, text_y = _truncate(name, 30), top + _ROW / 2 + 4
-    if span.start is None:
-        return Row(label=label, text_y=text_y, bar=None)
-    x1 = x(span.start)
-    width = max(x(span.end or last) - x1, 3.0)
-    if span.is_gate and span.end is not None:
-        caption = f"✓ {span.who} · {clock(span.end)} · waited {duration(span)}"
-    elif span.end is not None:
-        caption = f"{OUTCOME_LABEL[span.status]} · {duration(span)}"
-    else:
-        caption = OUTCOME_LABEL[span.status]
-    # Captions go right of the bar, or left of it when the bar reaches the right edge.
-    right = x1 + width + 6
-    anchor, cx = ("start", right) if right + 6 * len(caption) < _SVG_WIDTH else ("end", x1 - 6)
-    return Row(
-        label=label,
-        text_y=text_y,
-        bar=Bar(
-            kind="bar" if span.end is not None else "open",
-            status=span.status,
-            x=x1,
-            y=top + 6,
-            width=width,
-            tooltip=f"{span.id}: {OUTCOME_LABEL[span.status]}, {duration(span)}",
-            caption=caption,
-            caption_x=cx,
-            caption_anchor=anchor,
-        ),
-    )
 
 
 def clock(moment: datetime, *, seconds: bool = True) -> str:
@@ -246,7 +309,3 @@ def duration(span: Span) -> str:
     if minutes < 60:
         return f"{minutes} min {secs} s"
     return f"{minutes // 60} h {minutes % 60} min"
-
-
-def _truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -33,8 +33,31 @@ from flows.evidence.records import (
 )
 
 SEAL_FILE = "seal.json"
+_NOT_CANONICAL = "not stored in its canonical form (duplicate keys, spacing, key order?)"
 ARTIFACTS_DIR = "artifacts"
 """Where artifacts are stored, content-addressed: `artifacts/<first two hex>/<sha256>`."""
+
+
+CHECKS = (
+    ("chain", "every record's hash matches its contents and names the hash of the one before"),
+    ("canonical bytes", "every record is stored exactly as its canonical line"),
+    ("head", "head.json's count, last hash and size are the ledger's"),
+    ("incident", "every record is of one incident and one runbook document"),
+    (DOCUMENT_FILE, "the document the records name, by its sha256 (when in the folder)"),
+    (INCIDENT_FILE, "names the records' incident and document; its facts are run.started's"),
+    ("artifacts", "every artifact a custody record names is present and hashes to its sha256"),
+    ("seal", "a ledger with an evidence.sealed record has its seal.json"),
+)
+"""The checks `verify_ledger` makes, in order, with what each one passing shows."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One of `CHECKS` as made: passed, failed, or not made (`ok` None), and what it found."""
+
+    name: str
+    ok: bool | None
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -48,6 +71,28 @@ class Verification:
     bad_seq: int | None
     records: tuple[Record, ...] = field(default=(), compare=False, repr=False)
     """The `count` records that chain, as read: what seal and export work on."""
+    checks: tuple[Check, ...] = field(default=(), compare=False)
+    """Each of `CHECKS` with its own result: the ones after a failed check are not made."""
+
+
+def _checks(
+    failed: str | None, problem: str | None, *, artifacts: bool = True
+) -> tuple[Check, ...]:
+    """Every check's result when `failed` (a name in `CHECKS`, or None) found `problem`."""
+    results, reached = [], True
+    for name, shows in CHECKS:
+        if name == failed:
+            results.append(Check(name, False, problem or ""))
+            reached = False
+        elif not reached or (failed == "canonical bytes" and name == "chain"):
+            # The chain and the bytes are checked record by record: past the record where one
+            # failed, neither was made.
+            results.append(Check(name, None, "not checked: an earlier check failed"))
+        elif name == "artifacts" and not artifacts:
+            results.append(Check(name, None, "not checked here: left to the caller"))
+        else:
+            results.append(Check(name, True, shows))
+    return tuple(results)
 
 
 def read_records(folder: Path, *, skip_unreadable: bool = False) -> list[Record]:
@@ -84,30 +129,39 @@ def verify_ledger(folder: Path, *, artifacts: bool = True) -> Verification:
     folder = Path(folder)
     ledger_path, head_path = folder / LEDGER_FILE, folder / HEAD_FILE
     if not ledger_path.exists() and not head_path.exists():
-        return Verification(False, 0, None, f"no {LEDGER_FILE} in {folder}", None)
+        absent = f"no {LEDGER_FILE} in {folder}"
+        return Verification(False, 0, None, absent, None, checks=_checks("chain", absent))
     head = parse_head(head_path.read_bytes()) if head_path.exists() else None
     if not ledger_path.exists():
         claimed = head.count if head else 0
         missing = f"{LEDGER_FILE} is missing but {HEAD_FILE} records {claimed} records"
-        return Verification(False, 0, None, missing, 1 if claimed else None)
+        return Verification(
+            False, 0, None, missing, 1 if claimed else None, checks=_checks("chain", missing)
+        )
 
     data = ledger_path.read_bytes()  # read once: the chain and the head are checked on these bytes
     records, broken = check_chain(data, 1, GENESIS)
     count = len(records)
     last_hash = records[-1].hash if records else None
     if broken is not None:
-        return Verification(False, count, last_hash, broken, count + 1, tuple(records))
+        at_fault = "canonical bytes" if broken.endswith(_NOT_CANONICAL) else "chain"
+        return Verification(
+            False, count, last_hash, broken, count + 1, tuple(records), _checks(at_fault, broken)
+        )
     if head is None:
         no_head = (
             f"{HEAD_FILE}: not a valid head (expected count, hash and size)"
             if head_path.exists()
             else f"{HEAD_FILE} is missing (a cut-off tail would go unnoticed)"
         )
-        return Verification(False, count, last_hash, no_head, None, tuple(records))
+        checks = _checks("head", no_head)
+        return Verification(False, count, last_hash, no_head, None, tuple(records), checks)
     problem, bad_seq = _compare_head(head, records, data)
+    failed: str | None = None if problem is None else "head"
     if problem is None:
-        problem, bad_seq = _check_folder(folder, records, artifacts)
-    return Verification(problem is None, count, last_hash, problem, bad_seq, tuple(records))
+        failed, problem, bad_seq = _check_folder(folder, records, artifacts)
+    checks = _checks(failed, problem, artifacts=artifacts)
+    return Verification(problem is None, count, last_hash, problem, bad_seq, tuple(records), checks)
 
 
 def _compare_head(head: Head, records: list[Record], data: bytes) -> tuple[str | None, int | None]:
@@ -138,36 +192,42 @@ def _compare_head(head: Head, records: list[Record], data: bytes) -> tuple[str |
 
 def _check_folder(
     folder: Path, records: list[Record], artifacts: bool
-) -> tuple[str | None, int | None]:
-    """The records are of one incident and one document, and the folder's files are theirs."""
+) -> tuple[str | None, str | None, int | None]:
+    """The records are of one incident and one document, and the folder's files are theirs:
+    the name of the check that failed (in `CHECKS`), its problem and bad record, or Nones."""
     if not records:
-        return None, None
+        return None, None, None
     first = records[0]
     for record in records[1:]:
         if record.incident != first.incident:
             other = f"record {record.seq}: of incident {record.incident!r}, not {first.incident!r}"
-            return other, record.seq
+            return "incident", other, record.seq
         if record.runbook != first.runbook:
-            return f"record {record.seq}: names another runbook than record 1", record.seq
+            return (
+                "incident",
+                f"record {record.seq}: names another runbook than record 1",
+                record.seq,
+            )
     document = folder / DOCUMENT_FILE
     if document.exists():
         digest = hashlib.sha256(document.read_bytes()).hexdigest()
         if digest != first.runbook.sha256:
-            return f"{DOCUMENT_FILE} is not the document the records name (sha256 {digest})", None
+            named = f"{DOCUMENT_FILE} is not the document the records name (sha256 {digest})"
+            return DOCUMENT_FILE, named, None
     facts = folder / INCIDENT_FILE
     if facts.exists():
         started = next((r for r in records if r.event is Event.RUN_STARTED), None)
         problem = _check_facts(facts, first, started)
         if problem is not None:
-            return problem, None
+            return INCIDENT_FILE, problem, None
     if artifacts:
         stored = check_artifacts(folder, records)
         if stored is not None:
-            return stored
+            return "artifacts", *stored
     sealed = [r for r in records if r.event is Event.EVIDENCE_SEALED]
     if sealed and not (folder / SEAL_FILE).exists():
-        return f"record {sealed[-1].seq} seals the ledger, but {SEAL_FILE} is missing", None
-    return None, None
+        return "seal", f"record {sealed[-1].seq} seals the ledger, but {SEAL_FILE} is missing", None
+    return None, None, None
 
 
 def artifact_name(sha256: str) -> str:
@@ -268,7 +328,7 @@ def _check_record(line: bytes, seq: int, prev: str) -> tuple[Record | None, str]
     if set(raw) == set(RECORD_FIELDS) and line + b"\n" != record_line(
         {name: raw[name] for name in RECORD_FIELDS}
     ):
-        return None, "not stored in its canonical form (duplicate keys, spacing, key order?)"
+        return None, _NOT_CANONICAL
     try:
         return Record.model_validate(raw), ""
     except ValidationError as error:
