@@ -131,7 +131,10 @@ def _timestamp_verdict(seal: SealCheck, anchored: bool, require_timestamp: bool)
 @evidence_app.command
 def seal(incident: str, *, tsa: str | None = None) -> int:
     """Seal an incident's ledger: a Merkle root, timestamped by an RFC 3161 authority if given."""
-    sealed = seal_incident(evidence_folder(settings(), incident), tsa_url=tsa)
+    current = settings()
+    folder = evidence_folder(current, incident)
+    sealed = seal_incident(folder, tsa_url=tsa)
+    note_standing(folder.parent, folder)
     stamped = f", timestamp from {sealed.tsa.url}" if sealed.tsa else ""
     print(f"sealed {sealed.count} records: root {sealed.root}{stamped}")
     return EXIT_OK
