@@ -24,6 +24,7 @@ from flows.errors import Problem, RunbookError
 from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE
 from flows.evidence.records import HEAD_FILE, LEDGER_FILE, Event, Record
 from flows.evidence.seal import SealCheck, verify_seal
+from flows.evidence.unzip import Damaged, Digest, Limits, Refused, UntrustedZip, open_zip
 from flows.evidence.verify import (
     ARTIFACTS_DIR,
     SEAL_FILE,
@@ -208,23 +209,31 @@ def _sha256_file(path: Path) -> str:
 # -- verifying ----------------------------------------------------------------------------------
 
 
-def verify_bundle(zip_path: Path, trusted_roots: list[bytes] | None = None) -> BundleCheck:
+def verify_bundle(
+    zip_path: Path, trusted_roots: list[bytes] | None = None, limits: Limits | None = None
+) -> BundleCheck:
     """Check a bundle offline: manifest hashes, no extra files, the ledger, artifacts, the seal.
 
-    `trusted_roots` (PEM) also checks the seal's timestamp signature.
+    `trusted_roots` (PEM) also checks the seal's timestamp signature. The zip is read within
+    `limits` (`flows.evidence.unzip`'s defaults if None); a bundle past one is refused.
     """
     try:
-        bundle = zipfile.ZipFile(zip_path)
-    except (OSError, zipfile.BadZipFile) as error:
+        bundle = open_zip(zip_path, limits)
+    except Refused as refusal:
+        return BundleCheck(ok=False, problems=refusal.problems)
+    except (OSError, zipfile.BadZipFile, NotImplementedError) as error:
         return BundleCheck(ok=False, problems=[f"{zip_path}: not a readable zip ({error})"])
     with bundle, tempfile.TemporaryDirectory() as scratch:
-        return _verify_open(bundle, Path(scratch), trusted_roots)
+        try:
+            return _verify_open(bundle, Path(scratch), trusted_roots)
+        except Refused as refusal:
+            return BundleCheck(ok=False, problems=refusal.problems)
 
 
 def _verify_open(
-    bundle: zipfile.ZipFile, scratch: Path, trusted_roots: list[bytes] | None
+    bundle: UntrustedZip, scratch: Path, trusted_roots: list[bytes] | None
 ) -> BundleCheck:
-    names = bundle.namelist()
+    names = bundle.names()
     problems = [f"{name}: appears more than once" for name in sorted(_duplicates(names))]
     problems += [f"{name}: unsafe path in the bundle" for name in names if not _safe(name)]
     if problems:
@@ -233,32 +242,28 @@ def _verify_open(
     if manifest is None:
         return BundleCheck(ok=False, problems=[problem or MANIFEST_FILE])
     listed = {entry["path"]: entry for entry in manifest["files"]}
-    hashes: dict[str, str] = {}
-    for name in names:
-        if name.endswith("/"):
-            continue
+    members = [name for name in names if not name.endswith("/") and name != MANIFEST_FILE]
+    digests: dict[str, Digest] = {}
+    # Only listed members are read: an added one is named without decompressing any of it.
+    for name in (name for name in members if name in listed):
         try:
-            hashes[name] = _sha256_member(bundle, name)
-        except zipfile.BadZipFile:
+            digests[name] = _read_member(bundle, name, scratch)
+        except Damaged as damage:
             # A member changed in place without its zip checksum: unreadable is tampered too.
-            problems.append(f"{name}: damaged in the zip (checksum mismatch)")
+            problems.append(f"{name}: damaged in the zip ({damage})")
     for name, entry in sorted(listed.items()):
         if name not in names:
             problems.append(f"{name}: listed in {MANIFEST_FILE} but missing")
-        elif name not in hashes:
+        elif name not in digests:
             continue
-        elif hashes[name] != entry["sha256"] or bundle.getinfo(name).file_size != entry["size"]:
+        elif (digests[name].sha256, digests[name].size) != (entry["sha256"], entry["size"]):
             problems.append(f"{name}: content differs from {MANIFEST_FILE} (changed?)")
     problems += [
         f"{name}: not listed in {MANIFEST_FILE} (added?)"
-        for name in sorted(hashes)
-        if name not in listed and name != MANIFEST_FILE
+        for name in sorted(members)
+        if name not in listed
     ]
-    # The same files a folder's verify checks: the ledger and head, the document and facts the
-    # records must match, and the seal.
-    for name in (LEDGER_FILE, HEAD_FILE, DOCUMENT_FILE, INCIDENT_FILE, SEAL_FILE):
-        if name in hashes:
-            (scratch / name).write_bytes(bundle.read(name))
+    hashes = {name: digest.sha256 for name, digest in digests.items()}
     verification = verify_ledger(scratch, artifacts=False)  # checked in the zip, below
     if not verification.ok:
         problems.append(f"{LEDGER_FILE}: {verification.problem}")
@@ -287,24 +292,30 @@ def _safe(name: str) -> bool:
 
 
 def _read_manifest(
-    bundle: zipfile.ZipFile, names: list[str]
+    bundle: UntrustedZip, names: list[str]
 ) -> tuple[dict[str, Any] | None, str | None]:
     if MANIFEST_FILE not in names:
         return None, f"{MANIFEST_FILE}: missing (not an evidence bundle?)"
     try:
-        manifest = json.loads(bundle.read(MANIFEST_FILE))
+        manifest = json.loads(bundle.read_document(MANIFEST_FILE)[0])
         shape = _Manifest.model_validate(manifest)
+    except Damaged as damage:
+        return None, f"{MANIFEST_FILE}: damaged in the zip ({damage})"
     except ValueError as error:
         return None, f"{MANIFEST_FILE}: not a valid manifest ({error})"
     return shape.model_dump(), None
 
 
-def _sha256_member(bundle: zipfile.ZipFile, name: str) -> str:
-    digest = hashlib.sha256()
-    with bundle.open(name) as member:
-        while chunk := member.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _read_member(bundle: UntrustedZip, name: str, scratch: Path) -> Digest:
+    """Hash a member; the files a folder's verify reads go to `scratch` on the way: the ledger
+    and head, the document and facts the records must match, and the seal."""
+    if name == LEDGER_FILE:
+        return bundle.copy_lines(name, scratch / name)
+    if name in (HEAD_FILE, INCIDENT_FILE, SEAL_FILE):
+        data, digest = bundle.read_document(name)  # JSON that verify parses whole
+        (scratch / name).write_bytes(data)
+        return digest
+    return bundle.digest(name, scratch / name if name == DOCUMENT_FILE else None)
 
 
 def _head_problems(claimed: Mapping[str, Any], verification: Verification) -> list[str]:
