@@ -3,7 +3,9 @@
 Each case runs in a fresh child process that reports its wall time and how much its peak
 resident memory (ru_maxrss) grew during the snapshot, so the cases do not hide each other's
 peaks. The same log at 50 MB and 200 MB shows that memory does not grow with file size.
-Text is redacted line by line (the engine's Redactor, as in a real run). Prints, never asserts.
+Text is redacted line by line (the engine's Redactor, as in a real run: secrets and every kind
+of personal data); the big log is also snapshotted with secrets alone, the baseline the
+personal data scans add to. Prints, never asserts.
 
     .venv/bin/python bench/snapshot_bench.py --sizes 50 200
 """
@@ -39,16 +41,17 @@ def write_log(path: Path, megabytes: int) -> None:
             log.write(piece)
 
 
-def run_case(evidence: Path, spec: dict[str, object]) -> dict[str, float]:
+def run_case(evidence: Path, spec: dict[str, object], personal: bool = True) -> dict[str, float]:
     """Snapshot one collector spec in this process; seconds and ru_maxrss growth in MiB."""
     from flows.contract.actions import ActionContext
     from flows.evidence.ledger import Ledger
+    from flows.evidence.personal import PersonalDataRedactor
     from flows.evidence.records import RunbookRef
     from flows.evidence.redact import Redactor
     from integrations.backends import local_backends
     from integrations.forensics.actions import SnapshotArgs, snapshot
 
-    redactor = Redactor(["bench-secret-value"])
+    redactor = Redactor(["bench-secret-value"], personal=PersonalDataRedactor())
     backends = local_backends(evidence / "backends", echo=lambda line: None)
     args = SnapshotArgs.model_validate({"collectors": [spec]})
     ref = RunbookRef(id="bench", version=1, sha256="0" * 64)
@@ -62,6 +65,7 @@ def run_case(evidence: Path, spec: dict[str, object]) -> dict[str, float]:
             evidence=ledger,
             home=evidence,
             redact=lambda text: redactor.redact(text)[0],
+            redact_collected=lambda text: redactor.redact(text, personal=personal)[0],
             evidence_dir=evidence,
         )
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -74,14 +78,22 @@ def run_case(evidence: Path, spec: dict[str, object]) -> dict[str, float]:
     return {"seconds": seconds, "rss_growth_mib": (after - before) / 1024, "stored": stored}
 
 
-def in_child(evidence: Path, spec: dict[str, object]) -> dict[str, float]:
+def in_child(evidence: Path, spec: dict[str, object], personal: bool = True) -> dict[str, float]:
     """Run one case in a fresh interpreter and read back its figures."""
     code = (
         "import json, sys; from pathlib import Path; from bench.snapshot_bench import run_case; "
-        "print(json.dumps(run_case(Path(sys.argv[1]), json.loads(sys.argv[2]))))"
+        "print(json.dumps(run_case(Path(sys.argv[1]), json.loads(sys.argv[2]), "
+        "sys.argv[3] == 'personal')))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code, str(evidence), json.dumps(spec)],
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(evidence),
+            json.dumps(spec),
+            "personal" if personal else "secrets",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -108,13 +120,12 @@ def main() -> None:
         for size in options.sizes:
             log = root / f"app-{size}.log"
             write_log(log, size)
+            whole = {"type": "file", "paths": [str(log)], "max_bytes": 1 << 30}
             report(
-                f"file, {size} MB log",
-                in_child(
-                    root / f"ev-file-{size}",
-                    {"type": "file", "paths": [str(log)], "max_bytes": 1 << 30},
-                ),
+                f"file, {size} MB log, secrets only",
+                in_child(root / f"ev-secrets-{size}", whole, personal=False),
             )
+            report(f"file, {size} MB log", in_child(root / f"ev-file-{size}", whole))
             tail = {"type": "log_tail", "path": str(log), "lines": 1000}
             report(f"log_tail 1000 lines, {size} MB log", in_child(root / f"ev-tail-{size}", tail))
             grep = {"type": "log_tail", "path": str(log), "lines": 1000, "grep": "id=1\\d*7 "}

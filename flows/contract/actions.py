@@ -49,6 +49,9 @@ class ActionContext:
     attempt: int = 1
     redact: Callable[[str], str] = field(default=lambda text: text)
     """Masks the run's known secrets; actions apply it to anything people will read (chat)."""
+    redact_collected: Callable[[str], str] | None = None
+    """Masks what `redact` masks and the personal data the install redacts from what arrives
+    from outside; actions apply it to evidence they collect. None: `redact` alone."""
     severity: str = ""
     brief: str = ""
     """Markdown: the runbook's title, severity, inputs and opening prose, for ticket bodies."""

@@ -303,6 +303,7 @@ def _act(walk: _Walk, step: Step, action: Action, args: BaseModel, attempt: int)
         drill=run.incident.drill,
         attempt=attempt,
         redact=lambda text: run.redactor.redact(text)[0],
+        redact_collected=lambda text: run.redactor.redact(text, personal=True)[0],
         severity=run.plan.runbook.meta.severity,
         brief=walk.brief,
         evidence_dir=run.evidence,

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
 from flows.evidence.incident import incidents_under
+from flows.evidence.personal import PersonalData, PersonalDataRedactor
 from flows.evidence.redact import Redactor
 from integrations.config import JiraConfig, SlackConfig
 
@@ -101,7 +103,28 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Extra regular expressions whose matches are redacted everywhere.",
     )
+    # NoDecode: the environment spells the list `email,card` (or `none`), not as JSON.
+    redact_personal_data: Annotated[list[PersonalData], NoDecode] = Field(
+        default_factory=lambda: list(PersonalData),
+        description="Personal data redacted from what arrives from outside (collected"
+        " artifacts, alert payloads): any of email, phone, card, national_id, iban,"
+        " comma-separated; `none` for none. Default: all.",
+    )
+    redact_phone_region: str = Field(
+        default="US",
+        pattern=r"^[A-Z]{2}$",
+        description="Where phone numbers written without `+` and a country code are from"
+        " (ISO 3166 code: US, GB, DE, ...).",
+    )
     workers: int = Field(default=2, ge=1, le=64, description="Runs the server executes at once.")
+
+    @field_validator("redact_personal_data", mode="before")
+    @classmethod
+    def _kinds_from_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        words = [word.strip().lower() for word in value.split(",") if word.strip()]
+        return [] if words == ["none"] else words
 
     @field_validator("jira_config", "slack_config", mode="before")
     @classmethod
@@ -150,9 +173,12 @@ class Settings(BaseSettings):
         return [Path(part) for part in (self.tsa_roots or "").split(":") if part.strip()]
 
     def redactor(self, secrets: list[str] | None = None) -> Redactor:
-        """A redactor for this install: configured secrets, extra ones, configured patterns."""
+        """A redactor for this install: configured secrets, extra ones, configured patterns,
+        and the personal data it redacts from what arrives from outside."""
         return Redactor(
-            secrets=[*self.known_secrets(), *(secrets or [])], patterns=self.redact_patterns
+            secrets=[*self.known_secrets(), *(secrets or [])],
+            patterns=self.redact_patterns,
+            personal=PersonalDataRedactor(self.redact_personal_data, self.redact_phone_region),
         )
 
     def jira(self) -> JiraConfig | None:

@@ -2,8 +2,11 @@
 
 Three nets, applied to every string inside a value: exact secret values the engine knows (secret
 inputs, configured tokens), well-known token shapes (Bearer, Slack, AWS, GitHub, OpenAI and
-Anthropic `sk-` keys, JWT, PEM keys, `password=...`), and whole values under keys whose name
-looks secret (`Authorization`, `api_key`).
+Anthropic `sk-` keys, JWT, PEM keys, passwords in connection strings, `password=...`), and whole
+values under keys whose name looks secret (`Authorization`, `api_key`).
+
+What arrives from outside (collected artifacts, alert payloads) is redacted with
+`personal=True`: the personal data the install chose (`flows.evidence.personal`) goes too.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from flows.evidence.personal import PersonalDataRedactor
 
 REDACTED = "[REDACTED]"
 MIN_SECRET_LENGTH = 4
@@ -46,7 +51,16 @@ _KEY_SEPARATORS = re.compile(r"[-_.\s]+")
 # Checked first, on its own: a PEM block spans lines and spaces, which the one-pass scan below
 # treats as ends of values.
 _PEM = re.compile(
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.DOTALL
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?"
+    r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+    re.DOTALL,
+)
+
+# The password of a URL's user info (`postgres://app:hunter2@db/orders`, `redis://:pw@cache`):
+# only the password goes, so the scheme, user and host stay readable. Checked on its own, and
+# only where a `://` and an `@` are: a password in a URL may hold any character but `@` and `/`.
+_URL_PASSWORD = re.compile(
+    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s:/?#@\[\]]*:)(?P<password>[^\s/?#@]+)(?=@)"
 )
 
 # One pass over the text finds three kinds of secret, leftmost first:
@@ -61,7 +75,7 @@ _SECRET_KEY_TEXT = (
 )
 _SCAN = re.compile(
     r"(?P<shape>"
-    r"\bxox[abposr]-[A-Za-z0-9-]+"
+    r"\bxox[abposre]-[A-Za-z0-9-]+"
     r"|\bxapp-[A-Za-z0-9-]+"
     r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"
     r"|\bgh[pousr]_[A-Za-z0-9]{20,}\b"
@@ -170,61 +184,76 @@ def _scan(text: str) -> tuple[str, int]:
 
 
 class Redactor:
-    """Replaces secrets in any JSON-like value with "[REDACTED]" and counts the replacements."""
+    """Replaces secrets in any JSON-like value with "[REDACTED]" and counts the replacements.
 
-    def __init__(self, secrets: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
+    `personal` is the personal data the install redacts from what arrives from outside; only
+    `redact(..., personal=True)` applies it.
+    """
+
+    def __init__(
+        self,
+        secrets: Iterable[str] = (),
+        patterns: Iterable[str] = (),
+        personal: PersonalDataRedactor | None = None,
+    ) -> None:
         self._secrets = frozenset(s for s in secrets if len(s) >= MIN_SECRET_LENGTH)
         self._patterns = tuple(patterns)
+        self.personal = personal
         # Longest first, so a secret that contains another is replaced whole.
         known = sorted(self._secrets, key=len, reverse=True)
         self._known = re.compile("|".join(map(re.escape, known))) if known else None
         self._extra = tuple(re.compile(p) for p in self._patterns)
         # Mapping keys repeat from record to record ("status", "url"): redact each name once,
         # and decide once whether it names a secret.
-        self._keys: dict[str, tuple[str, int, bool]] = {}
+        self._keys: dict[tuple[str, bool], tuple[str, int, bool]] = {}
 
     def with_secrets(self, secrets: Iterable[str]) -> Redactor:
         """A new redactor that also knows these secret values; this one is unchanged."""
-        return Redactor(self._secrets | frozenset(secrets), self._patterns)
+        return Redactor(self._secrets | frozenset(secrets), self._patterns, self.personal)
 
-    def redact(self, value: Any) -> tuple[Any, int]:
-        """A deep copy of `value` with secrets replaced, and how many replacements were made."""
+    def redact(self, value: Any, *, personal: bool = False) -> tuple[Any, int]:
+        """A deep copy of `value` with secrets replaced, and how many replacements were made.
+
+        `personal=True` replaces the chosen personal data too, after the secrets.
+        """
         if isinstance(value, str):
-            return self._redact_text(value)
+            return self._redact_text(value, personal)
         if type(value) is dict or isinstance(value, Mapping):
-            return self._redact_mapping(value)
+            return self._redact_mapping(value, personal)
         if isinstance(value, list | tuple):
-            pairs = [self.redact(item) for item in value]
+            pairs = [self.redact(item, personal=personal) for item in value]
             items = [item for item, _ in pairs]
             return (tuple(items) if isinstance(value, tuple) else items), sum(n for _, n in pairs)
         return value, 0
 
-    def _redact_mapping(self, value: Mapping[Any, Any]) -> tuple[dict[Any, Any], int]:
+    def _redact_mapping(
+        self, value: Mapping[Any, Any], personal: bool
+    ) -> tuple[dict[Any, Any], int]:
         out: dict[Any, Any] = {}
         total = 0
         for key, item in value.items():
             if isinstance(key, str):
-                key, n, secret = self._redact_key(key)
+                key, n, secret = self._redact_key(key, personal)
                 total += n
                 if secret and _worth_hiding(item):
                     out[key] = REDACTED
                     total += 1
                     continue
-            out[key], n = self.redact(item)
+            out[key], n = self.redact(item, personal=personal)
             total += n
         return out, total
 
-    def _redact_key(self, key: str) -> tuple[str, int, bool]:
+    def _redact_key(self, key: str, personal: bool) -> tuple[str, int, bool]:
         """The key with secrets replaced, how many, and whether (so replaced) it names a secret."""
-        known = self._keys.get(key)
+        known = self._keys.get((key, personal))
         if known is None:
-            redacted, n = self._redact_text(key)
+            redacted, n = self._redact_text(key, personal)
             known = (redacted, n, is_secret_key(redacted))
             if len(self._keys) < _KEY_CACHE_SIZE:
-                self._keys[key] = known
+                self._keys[(key, personal)] = known
         return known
 
-    def _redact_text(self, text: str) -> tuple[str, int]:
+    def _redact_text(self, text: str, personal: bool = False) -> tuple[str, int]:
         total = 0
         if self._known is not None:
             text, n = self._known.subn(REDACTED, text)
@@ -235,8 +264,29 @@ class Redactor:
         if "PRIVATE KEY" in text:
             text, n = _PEM.subn(REDACTED, text)
             total += n
+        if "://" in text and "@" in text:
+            text, n = _redact_url_passwords(text)
+            total += n
         text, n = _scan(text)
-        return text, total + n
+        total += n
+        if personal and self.personal is not None:
+            # After the secrets: a token holding digits or an `@` is gone whole before this.
+            text, n = self.personal.redact(text)
+            total += n
+        return text, total
+
+
+def _redact_url_passwords(text: str) -> tuple[str, int]:
+    count = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group("password") == REDACTED:
+            return match.group(0)
+        count += 1
+        return match.group("head") + REDACTED
+
+    return _URL_PASSWORD.sub(replace, text), count
 
 
 def _worth_hiding(value: Any) -> bool:

@@ -140,7 +140,8 @@ class Intake:
     def __init__(self, path: Path, redactor: Redactor | None = None) -> None:
         self.path = path
         self.redactor = redactor or Redactor()
-        """Alert payloads are untrusted and may carry secrets: redacted before they are stored."""
+        """Alert payloads are untrusted and may carry secrets and personal data: both are
+        redacted before they are stored (the runbook's own inputs keep what it maps from them)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.wakeup = threading.Event()
         self.on_new_work: list[Callable[[], None]] = []
@@ -300,8 +301,8 @@ class Intake:
                 log(Outcome.STARTED, incident, found.runbook.id)
 
     def _stored(self, alert: Alert) -> dict[str, Any]:
-        """The alert as jobs keep it: its template context, secrets redacted."""
-        context, _ = self.redactor.redact(alert.template_context())
+        """The alert as jobs keep it: its template context, secrets and personal data redacted."""
+        context, _ = self.redactor.redact(alert.template_context(), personal=True)
         return dict(context)
 
     @staticmethod

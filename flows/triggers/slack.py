@@ -94,8 +94,21 @@ class SlackHandlers:
                 f"You may not start `{runbook.id}` from here (allowed: "
                 f"{', '.join(runbook.meta.triggers.slack.allowed)})."  # type: ignore[union-attr]
             )
+        secret = sorted(name for name in given if _is_secret_input(runbook, name))
+        if secret:
+            # The intake would have to keep it until a worker starts the run.
+            what = "is a secret input" if len(secret) == 1 else "are secret inputs"
+            return slack.ephemeral(
+                f"Not started: {', '.join(secret)} {what}, never taken from Slack."
+                f" Start it from a terminal: `runbook run {runbook.path}"
+                + "".join(f" --input {name}=..." for name in secret)
+                + "`."
+            )
+        # What was typed is kept by the intake: a token pasted into it is redacted before that,
+        # as the run's own records would redact it. Defaults come from the runbook, untouched.
+        typed, _ = self.intake.redactor.redact(given)
         try:
-            inputs = resolve_inputs(runbook, given)
+            inputs = resolve_inputs(runbook, typed)
         except RunbookError as error:
             problems = "; ".join(
                 p.message + (f" ({p.hint})" if p.hint else "") for p in error.problems
@@ -186,3 +199,8 @@ class SlackHandlers:
         progress = progress_from_records(read_records(folder))
         lines = [f"`{item}`: {status}" for item, status in progress.statuses.items()]
         return f"Incident `{incident}`:\n" + ("\n".join(lines) or "not started yet")
+
+
+def _is_secret_input(runbook: Runbook, name: str) -> bool:
+    declared = runbook.meta.inputs.get(name)
+    return declared is not None and declared.secret

@@ -1,8 +1,9 @@
 """The `forensics.snapshot` action: run collectors, store what they gather, record custody.
 
 Every stored artifact gets an `artifact.collected` ledger record saying who collected what,
-where, when, with which (redacted) arguments, and its hash: the chain of custody. A collector
-that fails gets an `artifact.failed` record and the others still run.
+where, when, with which (redacted) arguments, its hash, and what was redacted from it (in all,
+and the personal data by kind): the chain of custody. A collector that fails gets an
+`artifact.failed` record and the others still run.
 """
 
 from __future__ import annotations
@@ -62,16 +63,18 @@ class SnapshotArgs(BaseModel):
 def snapshot(args: SnapshotArgs, ctx: ActionContext) -> dict[str, Any]:
     """Run every collector; return the stored artifacts, the failures and the redaction count."""
     evidence_dir = ctx.evidence_dir or ctx.home
-    kit = Kit(ArtifactStore(evidence_dir), ctx.redact)
+    # What is collected arrived from outside: personal data goes too, not only secrets.
+    redact = ctx.redact_collected or ctx.redact
+    kit = Kit(ArtifactStore(evidence_dir), redact)
     who = {"host": socket.gethostname(), "user": _user(), "pid": os.getpid()}
     artifacts: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     redactions = 0
     for spec in args.collectors:
-        counted = Counted(ctx.redact)
+        counted = Counted(redact)
         about = {
             "collector": spec.type,
-            "label": args.label,
+            "label": redact(args.label),
             "args": redact_value(spec.model_dump(mode="json", exclude={"type"}), counted),
             **who,
         }
@@ -87,14 +90,18 @@ def snapshot(args: SnapshotArgs, ctx: ActionContext) -> dict[str, Any]:
             stored = piece.artifact
             entry = {
                 "collector": spec.type,
-                "name": ctx.redact(piece.name),
+                "name": redact(piece.name),
                 "sha256": stored.sha256,
                 "size": stored.size,
                 "path": stored.path.relative_to(evidence_dir).as_posix(),
             }
             artifacts.append(entry)
             redactions += stored.redactions
-            custody = entry | when | {"redactions": stored.redactions, "facts": piece.facts}
+            redacted = {"redactions": stored.redactions, "personal_data": stored.personal_data}
+            # Everything in the record is redacted here as the artifact was: the ledger then
+            # finds nothing more, and its own count never replaces the artifact's.
+            facts = {"facts": redact_value(piece.facts, Counted(redact))}
+            custody = entry | when | redacted | facts
             ctx.evidence.record(Event.ARTIFACT_COLLECTED, step=ctx.step, data=about | custody)
     if failures and not artifacts:
         raise StepFailed(

@@ -1,14 +1,18 @@
 """Redaction of collected evidence: text streams in batches of whole lines, values leaf by leaf.
 
-The engine hands actions a `str -> str` redactor (`ActionContext.redact`); the number of
-secrets it replaced is the number of new `[REDACTED]` markers in its answer.
+The engine hands actions a `str -> str` redactor (`ActionContext.redact_collected`: secrets
+and the personal data the install redacts); what it replaced is read back from the markers new
+in its answer: each `[REDACTED]` is a secret, each `[REDACTED:email]` an e-mail address.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from flows.evidence.personal import PersonalData
 from flows.evidence.redact import REDACTED, is_secret_key
 
 TextRedactor = Callable[[str], str]
@@ -23,17 +27,58 @@ MAX_BATCH = 1024 * 1024
 """A PEM private key is kept in one batch (its lines only mean something together) up to this."""
 
 
+_MARKER = re.compile(r"\[REDACTED(?::(?P<kind>[a-z_]+))?\]")
+_MARKER_START = REDACTED[:-1]
+
+
 class Counted:
-    """A text redactor that also counts the secrets it replaced."""
+    """A text redactor that also counts what it replaced: secrets, and personal data by kind."""
 
     def __init__(self, redact: TextRedactor) -> None:
         self._redact = redact
-        self.count = 0
+        self.secrets = 0
+        self.personal: Counter[PersonalData] = Counter()
+
+    @property
+    def count(self) -> int:
+        """Every replacement, secrets and personal data."""
+        return self.secrets + self.personal.total()
+
+    def personal_data(self) -> dict[str, int]:
+        """The personal data replaced, by kind, in the kinds' order: `{"email": 3}`."""
+        return {kind.value: self.personal[kind] for kind in PersonalData if self.personal[kind]}
 
     def __call__(self, text: str) -> str:
         out = self._redact(text)
-        self.count += max(0, out.count(REDACTED) - text.count(REDACTED))
+        if _MARKER_START in out:
+            # A marker the text already held (redacted once before) is not counted again.
+            new = _markers(out)
+            new.subtract(_markers(text))
+            for kind, n in new.items():
+                if n <= 0:
+                    continue
+                if kind is None:
+                    self.secrets += n
+                else:
+                    self.personal[kind] += n
         return out
+
+
+def _markers(text: str) -> Counter[PersonalData | None]:
+    """The markers in a text by kind; None for a secret's."""
+    found: Counter[PersonalData | None] = Counter()
+    if _MARKER_START not in text:
+        return found
+    for match in _MARKER.finditer(text):
+        kind = match.group("kind")
+        if kind is None:
+            found[None] += 1
+        elif kind in _KINDS:
+            found[PersonalData(kind)] += 1
+    return found
+
+
+_KINDS = frozenset(kind.value for kind in PersonalData)
 
 
 def redact_lines(lines: Iterable[bytes], redact: Counted) -> Iterator[bytes]:
@@ -77,7 +122,7 @@ def redact_value(value: Any, redact: Counted) -> Any:
         for key, item in value.items():
             if isinstance(key, str) and is_secret_key(key) and _worth_hiding(item):
                 out[key] = REDACTED
-                redact.count += 1
+                redact.secrets += 1
             else:
                 out[key] = redact_value(item, redact)
         return out

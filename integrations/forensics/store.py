@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,12 +26,15 @@ SNIFF = 8192
 
 @dataclass(frozen=True)
 class StoredArtifact:
-    """One stored artifact: its hash, size in bytes, path, and the secrets redacted from it."""
+    """One stored artifact: its hash, size in bytes, path, and what was redacted from it."""
 
     sha256: str
     size: int
     path: Path
     redactions: int = 0
+    """Every replacement made in it: secrets and personal data."""
+    personal_data: dict[str, int] = field(default_factory=dict)
+    """How many of those were personal data, by kind: `{"email": 3, "card": 1}`."""
 
 
 class ArtifactStore:
@@ -73,7 +76,7 @@ class ArtifactStore:
             return self.put_stream([data])
         counted = Counted(redactor)
         stored = self.put_stream(redact_lines(data.splitlines(keepends=True), counted))
-        return _with_redactions(stored, counted.count)
+        return with_redactions(stored, counted)
 
     def put_file(
         self, path: Path, redactor: TextRedactor | None = None, max_bytes: int | None = None
@@ -87,7 +90,7 @@ class ArtifactStore:
                 return self.put_stream(_chunks(reader))
             counted = Counted(redactor)
             stored = self.put_stream(redact_lines(read_lines(reader), counted))
-        return _with_redactions(stored, counted.count)
+        return with_redactions(stored, counted)
 
     def path_of(self, sha256: str) -> Path:
         """Where the artifact with this hash is (or would be) stored."""
@@ -119,8 +122,11 @@ def _chunks(reader: BinaryIO | _Capped) -> Iterator[bytes]:
         yield chunk
 
 
-def _with_redactions(stored: StoredArtifact, count: int) -> StoredArtifact:
-    return StoredArtifact(stored.sha256, stored.size, stored.path, count)
+def with_redactions(stored: StoredArtifact, counted: Counted, masked: int = 0) -> StoredArtifact:
+    """The stored artifact with what `counted` replaced in it (and `masked` secrets besides)."""
+    return StoredArtifact(
+        stored.sha256, stored.size, stored.path, counted.count + masked, counted.personal_data()
+    )
 
 
 def _fsync_dir(folder: Path) -> None:

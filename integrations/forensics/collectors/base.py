@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ConfigDict
 
 from integrations.forensics.redaction import Counted, TextRedactor, redact_value
-from integrations.forensics.store import ArtifactStore, StoredArtifact
+from integrations.forensics.store import ArtifactStore, StoredArtifact, with_redactions
 
 SPEC_CONFIG = ConfigDict(extra="forbid", frozen=True)
 
@@ -26,7 +26,7 @@ class Kit:
     redact: TextRedactor
 
     def put_json(self, data: Any, masked: int = 0) -> StoredArtifact:
-        """Store a JSON document (indented, keys sorted), secrets redacted first.
+        """Store a JSON document (indented, keys sorted), secrets and personal data redacted first.
 
         `masked` counts secrets the collector already replaced itself (credential headers).
         """
@@ -34,7 +34,7 @@ class Kit:
         clean = redact_value(data, counted)
         text = json.dumps(clean, indent=2, sort_keys=True, default=str) + "\n"
         stored = self.store.put_stream([text.encode()])
-        return StoredArtifact(stored.sha256, stored.size, stored.path, counted.count + masked)
+        return with_redactions(stored, counted, masked)
 
     def put_text(self, data: bytes) -> StoredArtifact:
         """Store raw output, redacted line by line when it is text."""
