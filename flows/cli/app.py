@@ -31,6 +31,7 @@ COMMANDS = [
     ("ack", "incidents:ack", "Acknowledge a manual gate of an incident."),
     ("tickets", "incidents:tickets", "List tickets in the local ticket store."),
     ("evidence", "evidence:evidence_app", "Inspect, verify, seal and export incident evidence."),
+    ("postmortem", "postmortem:postmortem", "Draft a postmortem from an incident's evidence."),
     ("drill", "drill:drill_app", "Tabletop drills: rehearse a runbook in sandboxes, scored."),
     ("serve", "serve:serve", "Serve alert webhooks and Slack commands."),
     ("deploy", "serve:deploy", "Create a Prefect deployment per runbook on a work pool."),

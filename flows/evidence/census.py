@@ -62,6 +62,11 @@ def census(incidents_dir: Path) -> list[CensusRow]:
     return sorted(rows, key=lambda row: (row.opened, row.id))
 
 
+def census_row(folder: Path) -> CensusRow | None:
+    """One incident's row, as `census` lists it; None when the folder holds no incident."""
+    return _row(folder, read_population(folder.parent).latest().get(folder.name))
+
+
 def _row(folder: Path, entry: IndexEntry | None) -> CensusRow | None:
     try:
         incident = Incident.model_validate_json((folder / INCIDENT_FILE).read_bytes())
