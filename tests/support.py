@@ -12,6 +12,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from flows.contract.ports import GateAnswer
+from flows.runbook.model import Gate
+from flows.runbook.roster import load_roster
 from flows.triggers.jobs import JobState
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -73,3 +76,22 @@ def wait_idle(server: object, timeout: float = 60) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("jobs still queued")
+
+
+class RosterResponder:
+    """Answers every gate as a person of the library's roster whom its policy admits, never one
+    its separation rules out; gates open to anyone are answered by `anyone`."""
+
+    def __init__(self, roster: Path = PROJECT / "runbooks" / "responders.yaml", anyone: str = "ic"):
+        self.roster, self.anyone = load_roster(roster), anyone
+        self.answered: dict[str, str] = {}
+
+    def ask(self, gate: Gate, incident: str) -> GateAnswer:
+        """One answer per gate, as someone allowed to give it."""
+        approvers = gate.policy.approvers if gate.policy else None
+        person = self.anyone
+        if approvers is not None and gate.policy is not None:
+            ruled_out = {self.answered[i] for i in gate.policy.separation if i in self.answered}
+            person = sorted((self.roster.eligible(approvers) or set()) - ruled_out)[0]
+        self.answered[gate.id] = person
+        return GateAnswer(by=person, note=f"done: {gate.title}", via="test")

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import getpass
+import socket
 from pathlib import Path
 
 from flows.cli.common import (
+    EXIT_FAILED,
     EXIT_OK,
     InputOption,
     JsonOption,
     NoInputOption,
+    err,
     prepare_prefect,
     report,
     settings,
 )
 from flows.cli.terminal import terminal_responder
 from flows.drills.drill import resume_incident
+from flows.engine.authority import Outcome
 from flows.engine.registry import default_registry
 from flows.engine.runner import acknowledge_gate, load_plan, start_run
 from flows.evidence.incident import Trigger
+from flows.runbook.identity import os_identity
 from flows.runbook.inputs import parse_assignments
 from integrations.jira.local import LocalTicketStore
 
@@ -66,15 +71,21 @@ def resume(
     return report(outcome, json_output)
 
 
-def ack(incident: str, gate: str, *, by: str, note: str = "") -> int:
-    """Acknowledge a manual gate of an incident (who and any note go into the evidence)."""
-    if acknowledge_gate(settings(), incident, gate, by, note):
-        print(
-            f"gate {gate!r} of {incident} acknowledged by {by}; continue with: "
-            f"runbook resume {incident}"
-        )
+def ack(incident: str, gate: str, *, by: str | None = None, note: str = "") -> int:
+    """Acknowledge (or approve) a manual gate of an incident as yourself.
+
+    Who you are is your OS account on this host, matched to the roster; --by, when given, must
+    name that same person (without a roster it is kept beside the account). Refusals exit 1.
+    """
+    identity = os_identity(getpass.getuser(), socket.gethostname(), claimed=by)
+    decision = acknowledge_gate(settings(), incident, gate, identity, note)
+    if decision.outcome is Outcome.REFUSED:
+        err(f"gate {gate!r} of {incident}: {decision.message}")
+        return EXIT_FAILED
+    if decision.acknowledged:
+        print(f"{decision.message}; continue with: runbook resume {incident}")
     else:
-        print(f"gate {gate!r} of {incident} was already acknowledged")
+        print(decision.message)
     return EXIT_OK
 
 

@@ -15,14 +15,17 @@ from flows.engine.registry import default_registry
 from flows.errors import RunbookError
 from flows.evidence.records import ledger_schema
 from flows.runbook.schema import runbook_schema
-from flows.runbook.validate import library_problems, validate_paths
+from flows.runbook.validate import library_problems, roster_notes, validate_paths
 
 
 def validate(*paths: Path) -> int:
     """Check runbooks (files or folders); print every problem as path:line: message."""
-    valid, problems = library_problems(list(paths) or [Path("runbooks")], default_registry())
+    folders, roster = list(paths) or [Path("runbooks")], settings().roster
+    valid, problems = library_problems(folders, default_registry(), roster=roster)
     for problem in problems:
         print(problem)
+    for note in roster_notes(folders, roster=roster):
+        err(note)
     if problems:
         err(f"{len(problems)} problem(s) found")
         return EXIT_FAILED

@@ -1,27 +1,49 @@
-"""Gates answered at the terminal: the responder who runs the command acknowledges them."""
+"""Gates answered at the terminal: the responder who runs the command acknowledges them.
+
+Who answers is the OS account the command runs as; the name typed at the prompt is checked
+against it like `runbook ack --by`.
+"""
 
 from __future__ import annotations
 
+import getpass
+import socket
 import sys
 
 from flows.cli.common import err
 from flows.contract.ports import GateAnswer, GateResponder
+from flows.runbook.identity import os_identity
 from flows.runbook.model import Gate
 
 
 class TerminalResponder:
     """Asks the responder at the terminal to acknowledge a gate (prompts go to stderr)."""
 
+    def __init__(self, os_user: str, host: str) -> None:
+        self.os_user, self.host = os_user, host
+
     def ask(self, gate: Gate, incident: str) -> GateAnswer | None:
-        """Show the gate's checklist and ask who acknowledges it; an empty name waits."""
+        """Show the gate's checklist and who may pass it; ask for a name (empty: wait)."""
         err(f"\n== Manual gate '{gate.id}': {gate.title} (incident {incident})")
         for item in gate.items:
             err(f"   [ ] {item}")
-        err("Acknowledge when every item is done. Leave the name empty to stop and wait.")
+        approvers = gate.policy.approvers if gate.policy else None
+        if approvers is not None and gate.policy is not None:
+            names = [*approvers.roles, *approvers.people, *approvers.groups]
+            err(f"   Approvers: {', '.join(names)}; approvals needed: {gate.policy.min_approvals}")
+        err(
+            f"You answer as {self.os_user}@{self.host}. Type your name to acknowledge when every"
+            " item is done; leave it empty to stop and wait."
+        )
         by = _ask("Acknowledged by: ")
         if not by:
             return None
-        return GateAnswer(by=by, note=_ask("Note (optional): "), via="terminal")
+        identity = os_identity(self.os_user, self.host, claimed=by, channel="terminal")
+        return GateAnswer(by=by, note=_ask("Note (optional): "), via="terminal", identity=identity)
+
+    def heard(self, gate: Gate, incident: str, outcome: str) -> None:
+        """Say what became of the answer: a refusal's reason, or the approvals still needed."""
+        err(f"   {outcome}")
 
 
 def _ask(prompt: str) -> str:
@@ -33,4 +55,6 @@ def _ask(prompt: str) -> str:
 
 def terminal_responder(no_input: bool) -> GateResponder | None:
     """The terminal's responder when a person is there to answer, else None (gates wait)."""
-    return TerminalResponder() if sys.stdin.isatty() and not no_input else None
+    if not sys.stdin.isatty() or no_input:
+        return None
+    return TerminalResponder(getpass.getuser(), socket.gethostname())

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from flows.runbook.identity import Identity
 from flows.runbook.model import Gate
 
 
@@ -131,17 +132,32 @@ class ChatSystem(Protocol):
 
 @dataclass(frozen=True)
 class GateAnswer:
-    """A responder's acknowledgement of a gate."""
+    """A responder's acknowledgement of a gate.
+
+    `identity` is who the channel proved is answering (the terminal's OS account). Without one,
+    `by` names the person: a scenario participant when `via` is `drill`, else a roster person
+    named by a program answering gates. Either way the engine checks the gate's policy.
+    """
 
     by: str
     note: str = ""
     via: str = "terminal"
+    identity: Identity | None = None
 
 
 class GateResponder(Protocol):
     """Asks a responder to acknowledge a gate now; None means nobody can answer now."""
 
     def ask(self, gate: Gate, incident: str) -> GateAnswer | None: ...
+
+
+@runtime_checkable
+class GateListener(Protocol):
+    """A responder that also hears what became of its answer (to show a refusal's reason)."""
+
+    def heard(self, gate: Gate, incident: str, outcome: str) -> None:
+        """`outcome`: acknowledged, approved n of m, or refused and why, in words."""
+        ...
 
 
 class NoResponder:

@@ -16,7 +16,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from flows.contract.actions import Action, ActionContext, ActionRegistry
-from flows.contract.ports import ChatSystem, GateResponder, NoResponder, TicketSystem
+from flows.contract.ports import (
+    ChatSystem,
+    GateListener,
+    GateResponder,
+    NoResponder,
+    TicketSystem,
+)
+from flows.engine.approvals import answer_gate, answer_identity
 from flows.engine.brief import incident_brief, timeline_text
 from flows.evidence.incident import Incident, incident_facts
 from flows.evidence.ledger import Ledger
@@ -26,6 +33,7 @@ from flows.evidence.redact import REDACTED, Redactor
 from flows.evidence.verify import read_records
 from flows.runbook.model import Gate, Step
 from flows.runbook.plan import Plan
+from flows.runbook.roster import Roster
 from flows.runbook.templates import TemplateFailure, evaluate, render_value
 
 Simulator = Callable[[Step, Action, BaseModel], Mapping[str, Any] | None]
@@ -83,6 +91,8 @@ class Execution:
     call_step: StepCall = call_directly
     simulate: Simulator | None = None
     """Drills: outputs to use instead of running a step's action (None runs it for real)."""
+    roster: Roster | None = None
+    """Who may pass the gates (responders.yaml); None: no roster governs this incident."""
 
 
 class _Walk:
@@ -130,19 +140,35 @@ class _Walk:
 
 def _open_gate(walk: _Walk, gate: Gate) -> None:
     run = walk.run
-    if walk.statuses.get(gate.id) == ItemStatus.ACKNOWLEDGED:
+    status = walk.statuses.get(gate.id)
+    if status == ItemStatus.ACKNOWLEDGED:
         return
+    if status != ItemStatus.WAITING:
+        # Reached: recorded before anyone is asked, so the wait is measured from here and no
+        # answer can come before it (an answer for a gate not reached is refused).
+        reached: dict[str, Any] = {"title": gate.title, "checklist": list(gate.items)}
+        if gate.policy is not None:
+            reached["policy"] = gate.policy.model_dump(mode="json", exclude_defaults=True)
+        if run.roster is not None:
+            reached["roster"] = run.roster.ref
+        walk.record(Event.GATE_WAITING, gate.id, reached)
+        walk.statuses[gate.id] = ItemStatus.WAITING
     answer = run.responder.ask(gate, run.incident.id)
     if answer is None:
-        walk.record(
-            Event.GATE_WAITING, gate.id, {"title": gate.title, "checklist": list(gate.items)}
-        )
-        walk.statuses[gate.id] = ItemStatus.WAITING
         return
-    walk.record(
-        Event.GATE_ACKNOWLEDGED, gate.id, {"note": answer.note, "via": answer.via}, actor=answer.by
+    decision = answer_gate(
+        run.ledger,
+        gate,
+        answer_identity(answer),
+        incident=run.incident,
+        roster=run.roster,
+        note=answer.note,
+        via=answer.via,
     )
-    walk.statuses[gate.id] = ItemStatus.ACKNOWLEDGED
+    if decision.acknowledged:
+        walk.statuses[gate.id] = ItemStatus.ACKNOWLEDGED
+    if isinstance(run.responder, GateListener):
+        run.responder.heard(gate, run.incident.id, decision.message)
 
 
 def _prepare(walk: _Walk, step: Step, action: Action) -> BaseModel:

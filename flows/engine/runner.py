@@ -8,6 +8,8 @@ from typing import Any
 
 from flows.contract.actions import ActionRegistry
 from flows.contract.ports import GateResponder, NoResponder
+from flows.engine.approvals import answer_gate, incident_roster
+from flows.engine.authority import GateDecision, Outcome
 from flows.engine.execute import Execution, RunOutcome, Simulator
 from flows.engine.registry import default_registry
 from flows.engine.settings import Settings
@@ -27,13 +29,14 @@ from flows.evidence.incident import (
 )
 from flows.evidence.ledger import Ledger
 from flows.evidence.population import note_opened, note_standing
-from flows.evidence.progress import progress_from_records
 from flows.evidence.records import Event, RunbookRef
 from flows.evidence.verify import read_records
+from flows.runbook.identity import Identity
 from flows.runbook.inputs import resolve_inputs, secret_values
 from flows.runbook.model import Runbook
 from flows.runbook.parse import parse_runbook
 from flows.runbook.plan import Plan, build_plan
+from flows.runbook.policies import roster_problems
 from flows.runbook.validate import check_runbook
 from flows.times import utc_stamp
 from integrations.backends import Backends, select_backends
@@ -85,6 +88,7 @@ def _execution(
         evidence=evidence,
         responder=responder,
         simulate=simulate,
+        roster=incident_roster(settings, incident.runbook.source),
     )
 
 
@@ -124,6 +128,10 @@ def start_run(
     registry = registry or default_registry()
     plan = plan or load_plan(path, registry)
     runbook = plan.runbook
+    # Gates must name only who the roster knows, or nobody could ever pass them.
+    problems = roster_problems(runbook, incident_roster(settings, path))
+    if problems:
+        raise RunbookError(problems)
     inputs = resolve_inputs(runbook, given)
     incident_id = check_incident_id(incident_id) if incident_id else new_incident_id(runbook.id)
     folder = incident_folder(settings.incidents_dir, incident_id)
@@ -226,11 +234,15 @@ def resume_run(
 
 
 def acknowledge_gate(
-    settings: Settings, incident_id: str, gate_id: str, by: str, note: str = ""
-) -> bool:
-    """Record a responder's acknowledgement of a gate; False when it was already acknowledged."""
-    if not by.strip():
-        raise RunbookError("--by must name who acknowledges the gate")
+    settings: Settings, incident_id: str, gate_id: str, identity: Identity, note: str = ""
+) -> GateDecision:
+    """Answer a gate of an incident as `identity` (who the channel proved is acting).
+
+    The decision is recorded (`gate.acknowledged`, `gate.approved` or `gate.refused`) and
+    returned; nothing is recorded for a gate already acknowledged. Build the identity with
+    `flows.runbook.identity`: `os_identity` for the command line, `slack_identity` for a
+    signed Slack request.
+    """
     incident = load_incident(settings.incidents_dir, incident_id)
     folder = incident_folder(settings.incidents_dir, incident_id)
     runbook = parse_runbook(folder / DOCUMENT_FILE)
@@ -238,16 +250,14 @@ def acknowledge_gate(
     if gate_id not in gates:
         known = ", ".join(gates) or "none"
         raise RunbookError(f"runbook {runbook.id!r} has no gate {gate_id!r}; its gates: {known}")
-    progress = progress_from_records(read_records(folder))
-    if gate_id in progress.acks:
-        return False
-    redactor = settings.redactor()
-    with Ledger(folder, incident.id, _runbook_ref(runbook), redactor) as ledger:
-        ledger.record(
-            Event.GATE_ACKNOWLEDGED, step=gate_id, actor=by, data={"note": note, "via": "cli"}
+    roster = incident_roster(settings, incident.runbook.source)
+    with Ledger(folder, incident.id, _runbook_ref(runbook), settings.redactor()) as ledger:
+        decision = answer_gate(
+            ledger, gates[gate_id], identity, incident=incident, roster=roster, note=note
         )
-    note_standing(settings.incidents_dir, folder)
-    return True
+    if decision.outcome is not Outcome.ALREADY:
+        note_standing(settings.incidents_dir, folder)
+    return decision
 
 
 def record_resolution(

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
         " (ISO 3166 code: US, GB, DE, ...).",
     )
     workers: int = Field(default=2, ge=1, le=64, description="Runs the server executes at once.")
+    roster: Path | None = Field(
+        default=None,
+        description="The responders roster (responders.yaml) for every runbook; unset: the"
+        " nearest responders.yaml in the runbook's folder or above it.",
+    )
 
     @field_validator("redact_personal_data", mode="before")
     @classmethod

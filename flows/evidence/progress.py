@@ -52,38 +52,68 @@ _STATUS_BY_EVENT = {
 
 @dataclass(frozen=True)
 class Acknowledgement:
-    """Who acknowledged a gate, when, and what they noted."""
+    """Who acknowledged a gate, when, and what they noted.
+
+    `by` is the record's actor; `person` the roster person (None when the roster did not know
+    them, and in records written before identities were proven, whose `by` is the name typed
+    then); `via` the channel (the older `via` in such records).
+    """
 
     gate: str
     by: str
     at: str
     note: str = ""
+    person: str | None = None
+    via: str | None = None
 
 
 @dataclass(frozen=True)
 class Progress:
-    """Latest status of every step and gate, the outputs of finished steps, and gate acks."""
+    """Latest status of every step and gate, the outputs of finished steps, and gate acks.
+
+    `approvals` holds, per gate, who has approved it so far (`approver_of`), in order, each
+    once: the quorum a gate with `min_approvals` counts.
+    """
 
     statuses: Mapping[str, ItemStatus] = field(default_factory=dict)
     outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     acks: Mapping[str, Acknowledgement] = field(default_factory=dict)
     runs: int = 0
+    approvals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def is_done(self, item_id: str) -> bool:
         """True when the step or gate needs nothing more on resume."""
         return self.statuses.get(item_id) in DONE
 
 
+def approver_of(record: Record) -> str:
+    """Who a `gate.approved` or `gate.acknowledged` record counts as: the roster person, else
+    the proven identity, else (records older than both) the actor."""
+    for key in ("person", "identity"):
+        value = record.data.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return record.actor
+
+
 def progress_from_records(records: Iterable[Record]) -> Progress:
-    """Fold ledger records into the current progress of the incident."""
+    """Fold ledger records into the current progress of the incident.
+
+    `gate.approved` and `gate.refused` change no status: a gate waits until it is acknowledged.
+    """
     statuses: dict[str, ItemStatus] = {}
     outputs: dict[str, Mapping[str, Any]] = {}
     acks: dict[str, Acknowledgement] = {}
+    approvals: dict[str, tuple[str, ...]] = {}
     runs = 0
     for record in records:
         event, item = record.event, record.step
         if event in (Event.RUN_STARTED, Event.RUN_RESUMED):
             runs += 1
+        if item is not None and event in (Event.GATE_APPROVED, Event.GATE_ACKNOWLEDGED):
+            who = approver_of(record)
+            if who not in approvals.get(item, ()):
+                approvals[item] = (*approvals.get(item, ()), who)
         if item is None or event not in _STATUS_BY_EVENT:
             continue
         if event is Event.GATE_WAITING and statuses.get(item) == ItemStatus.ACKNOWLEDGED:
@@ -92,6 +122,19 @@ def progress_from_records(records: Iterable[Record]) -> Progress:
         if event is Event.STEP_SUCCEEDED:
             outputs[item] = record.outputs
         elif event is Event.GATE_ACKNOWLEDGED:
-            note = str(record.data.get("note", ""))
-            acks[item] = Acknowledgement(gate=item, by=record.actor, at=record.ts, note=note)
-    return Progress(statuses=statuses, outputs=outputs, acks=acks, runs=runs)
+            acks[item] = _acknowledgement(record, item)
+    return Progress(statuses=statuses, outputs=outputs, acks=acks, runs=runs, approvals=approvals)
+
+
+def _acknowledgement(record: Record, gate: str) -> Acknowledgement:
+    data = record.data
+    person = data.get("person")
+    via = data.get("channel", data.get("via"))
+    return Acknowledgement(
+        gate=gate,
+        by=record.actor,
+        at=record.ts,
+        note=str(data.get("note", "")),
+        person=person if isinstance(person, str) else None,
+        via=via if isinstance(via, str) else None,
+    )

@@ -111,8 +111,64 @@ class Step(BaseModel):
         return self.spec.id
 
 
+class Approvers(Strict):
+    """Who may pass a gate: anyone holding one of `roles`, named in `people`, or in `groups`.
+
+    Every name is one the roster (responders.yaml) declares; `runbook validate` checks them.
+    """
+
+    roles: list[str] = Field(default_factory=list, description="Roster roles, e.g. security.")
+    people: list[str] = Field(default_factory=list, description="Roster people by id.")
+    groups: list[str] = Field(
+        default_factory=list, description="Roster groups (Slack user groups) by id."
+    )
+
+
+OnTimeout = Literal["escalate", "page", "fail", "continue"]
+
+STARTER = "starter"
+"""In `separation`: the person who started the incident."""
+
+
+class GatePolicy(Strict):
+    """The YAML inside a ```gate fence: who may pass the gate, how many, and its timer.
+
+    `timeout_s`, `on_timeout`, `escalate_to` and `remind_before_s` are read and checked; the
+    engine does not act on them yet (a gate waits until it is passed).
+    """
+
+    approvers: Approvers | None = Field(
+        default=None, description="Who may pass it; left out: anyone the engine can identify."
+    )
+    min_approvals: int = Field(
+        default=1, ge=1, le=20, description="How many different people must approve it."
+    )
+    separation: list[str] = Field(
+        default_factory=list,
+        description="Who may not approve it: `starter` (who started the incident) and step or"
+        " gate ids (whoever ran, requested or approved them).",
+    )
+    timeout_s: float | None = Field(
+        default=None, gt=0, description="Seconds the gate may wait before `on_timeout`."
+    )
+    on_timeout: OnTimeout | None = Field(
+        default=None,
+        description="What happens when `timeout_s` passes: escalate, page, fail or continue.",
+    )
+    escalate_to: str | None = Field(
+        default=None, description="The roster role escalated to or paged on timeout."
+    )
+    remind_before_s: float | None = Field(
+        default=None, gt=0, description="Remind the approvers this many seconds before timeout."
+    )
+
+
 class Gate(BaseModel):
-    """A manual gate: the `- [ ]` checklist under one heading, acknowledged by a responder."""
+    """A manual gate: the `- [ ]` checklist under one heading, acknowledged by a responder.
+
+    `policy` is its ```gate fence (None: anyone may pass it, one approval); `policy_line` is
+    the fence's line and `key_lines` the file line of each key inside it.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -121,6 +177,9 @@ class Gate(BaseModel):
     items: tuple[str, ...]
     line: int
     needs: tuple[str, ...] = ()
+    policy: GatePolicy | None = None
+    policy_line: int | None = None
+    key_lines: dict[str, int] = Field(default_factory=dict)
 
 
 Item = Step | Gate

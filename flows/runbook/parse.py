@@ -1,4 +1,5 @@
-"""Read a runbook document into a Runbook: front matter, ```step fences and checklist gates.
+"""Read a runbook document into a Runbook: front matter, ```step fences, checklist gates and
+the ```gate fences that say who may pass them.
 
 Markdown blocks carry their lines and YAML nodes give positions inside each block, so every key
 of every step is known by its file line and every problem points at it. Prose is kept in
@@ -24,6 +25,7 @@ from flows.runbook.model import (
     IDENTIFIER,
     FrontMatter,
     Gate,
+    GatePolicy,
     Item,
     Runbook,
     Step,
@@ -155,6 +157,16 @@ class _GateDraft:
     explicit: bool
     items: list[str] = field(default_factory=list)
     line: int = 0
+    policy: _PolicyDraft | None = None
+
+
+@dataclass(frozen=True)
+class _PolicyDraft:
+    """A ```gate fence read from a section, waiting for (or given to) that section's gate."""
+
+    policy: GatePolicy | None
+    line: int
+    key_lines: dict[str, int]
 
 
 @dataclass
@@ -209,12 +221,15 @@ class _Reader:
         items: list[Step | _GateDraft] = []
         title, heading_id, heading_line = runbook_title, "", 1
         gate: _GateDraft | None = None
+        # A ```gate fence may come before its section's checklist: it waits here for the gate.
+        policy: _PolicyDraft | None = None
         bullets: list[bool] = []
         for index, token in enumerate(tokens):
             if token.type == "heading_open":
+                self._check_policy_placed(policy, gate)
                 title, heading_id = _heading(tokens[index + 1].content)
                 heading_line = _open_line(token)
-                gate = None
+                gate, policy = None, None
                 self._check_heading_id(heading_id, heading_line)
             elif token.type in ("bullet_list_open", "ordered_list_open"):
                 bullets.append(token.type == "bullet_list_open")
@@ -224,6 +239,21 @@ class _Reader:
                 step = self.step(token, title)
                 if step is not None:
                     items.append(step)
+            elif token.type == "fence" and token.info.strip() == "gate":
+                if policy is not None:
+                    self.problems.append(
+                        Problem(
+                            self.path,
+                            _open_line(token),
+                            f"a second ```gate fence in the section '{title}'"
+                            f" (the first is at line {policy.line})",
+                            "write one ```gate fence per gate",
+                        )
+                    )
+                    continue
+                policy = self.policy(token)
+                if gate is not None:
+                    gate.policy = policy
             elif (
                 token.type == "inline" and bullets and bullets[-1] and _first_in_item(tokens, index)
             ):
@@ -235,9 +265,54 @@ class _Reader:
                         heading_id or slug(title), title, heading_line, bool(heading_id)
                     )
                     gate.line = _open_line(token)
+                    gate.policy = policy
                     items.append(gate)
                 gate.items.append(" ".join(box.group(2).split()))
+        self._check_policy_placed(policy, gate)
         return self._unique(items)
+
+    def _check_policy_placed(self, policy: _PolicyDraft | None, gate: _GateDraft | None) -> None:
+        """A section's ```gate fence needs that section's checklist: it has nothing to govern."""
+        if policy is not None and gate is None:
+            self.problems.append(
+                Problem(
+                    self.path,
+                    policy.line,
+                    "a ```gate fence outside any gate",
+                    "put it in the section of the gate it governs: under the heading whose"
+                    " `- [ ]` checklist is the gate",
+                )
+            )
+
+    def policy(self, token: Token) -> _PolicyDraft:
+        """Read one ```gate fence; its policy is None (with a problem) when it is broken."""
+        lines: dict[str, int] = {}
+        fence_line = _open_line(token)
+        before = len(self.problems)
+        data = self.yaml(token.content, _content_line(token), lines, "gate")
+        if data is None and len(self.problems) == before:
+            data = {}  # an empty fence: the defaults, anyone may pass it
+        if not isinstance(data, dict):
+            if len(self.problems) == before:
+                self.problems.append(
+                    Problem(
+                        self.path,
+                        fence_line,
+                        "a ```gate fence must be a YAML mapping",
+                        "write e.g. `approvers: {roles: [security]}` inside the fence",
+                    )
+                )
+            return _PolicyDraft(None, fence_line, lines)
+        try:
+            found = GatePolicy.model_validate(data)
+        except ValidationError as error:
+            self.problems.extend(
+                validation_problems(
+                    error, GatePolicy, path=self.path, what="gate", lines=lines, line=fence_line
+                )
+            )
+            return _PolicyDraft(None, fence_line, lines)
+        return _PolicyDraft(found, fence_line, lines)
 
     def step(self, token: Token, title: str) -> Step | None:
         lines: dict[str, int] = {}
@@ -301,8 +376,15 @@ class _Reader:
         kept: list[Item] = []
         for draft in drafts:
             if isinstance(draft, _GateDraft):
+                policy = draft.policy
                 item: Item = Gate(
-                    id=draft.id, title=draft.title, items=tuple(draft.items), line=draft.line
+                    id=draft.id,
+                    title=draft.title,
+                    items=tuple(draft.items),
+                    line=draft.line,
+                    policy=policy.policy if policy else None,
+                    policy_line=policy.line if policy else None,
+                    key_lines=policy.key_lines if policy else {},
                 )
                 line, renamable = draft.heading_line, not draft.explicit
             else:

@@ -14,16 +14,24 @@ from pydantic import BaseModel, ValidationError
 
 from flows.errors import Problem
 from flows.runbook.hints import line_of, suggest
-from flows.runbook.model import IDENTIFIER, FrontMatter, StepSpec
+from flows.runbook.model import IDENTIFIER, FrontMatter, GatePolicy, StepSpec
 
 SCHEMA_ID = "urn:runbook-engine:schema:runbook"
 
 
 def runbook_schema() -> dict[str, Any]:
-    """A draft 2020-12 JSON Schema for the front matter, with the step block under `$defs`."""
+    """A draft 2020-12 JSON Schema for the front matter, with the ```step and ```gate blocks
+    under `$defs` (`StepSpec`, `GatePolicy`)."""
     schema = FrontMatter.model_json_schema(by_alias=True)
     step = StepSpec.model_json_schema(by_alias=True)
-    definitions = {**schema.get("$defs", {}), **step.pop("$defs", {}), "StepSpec": step}
+    gate = GatePolicy.model_json_schema(by_alias=True)
+    definitions = {
+        **schema.get("$defs", {}),
+        **step.pop("$defs", {}),
+        **gate.pop("$defs", {}),
+        "StepSpec": step,
+        "GatePolicy": gate,
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -1,7 +1,8 @@
 """`runbook validate`: every problem in a runbook library, each at its file line with a hint.
 
 Checks what parsing cannot: actions and their arguments, the plan (unknown needs, cycles,
-rollbacks) and every template's names against inputs, alert and the steps that run before it.
+rollbacks), every template's names against inputs, alert and the steps that run before it, and
+gate policies against the roster (responders.yaml) that governs each runbook.
 A document with broken front matter or steps is still checked as far as it can be read, so
 one pass reports every problem. Nothing here imports Prefect, so validating stays fast.
 """
@@ -14,6 +15,7 @@ import os
 import re
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -25,24 +27,74 @@ from flows.runbook.hints import line_of, suggest
 from flows.runbook.model import Runbook, Step, Unread
 from flows.runbook.parse import find_runbook_files, read_runbook
 from flows.runbook.plan import Plan, build_plan
+from flows.runbook.policies import policy_problems, roster_problems
 from flows.runbook.references import alert_trigger_problems, step_template_problems
+from flows.runbook.roster import ROSTER_FILE, Roster, load_roster, roster_path
 from flows.runbook.schema import allowed_keys
 from flows.runbook.templates import is_template
 
 
 def validate_paths(
-    paths: Iterable[Path], registry: ActionCatalog
+    paths: Iterable[Path], registry: ActionCatalog, *, roster: Path | None = None
 ) -> tuple[list[Runbook], list[Problem]]:
-    """Parse and check every runbook file under `paths`: the valid runbooks and all problems."""
-    valid, problems = _check_library(paths, registry, keep=True)
+    """Parse and check every runbook file under `paths`: the valid runbooks and all problems.
+
+    `roster` is the RUNBOOK_ROSTER setting; without it each runbook is checked against the
+    responders.yaml nearest to it (see `flows.runbook.roster`), if any.
+    """
+    valid, problems = _check_library(paths, registry, keep=True, rosters=_Rosters(roster))
     return [entry.runbook for entry in valid if entry.runbook is not None], problems
 
 
-def library_problems(paths: Iterable[Path], registry: ActionCatalog) -> tuple[int, list[Problem]]:
+def library_problems(
+    paths: Iterable[Path], registry: ActionCatalog, *, roster: Path | None = None
+) -> tuple[int, list[Problem]]:
     """How many runbooks under `paths` are valid, and every problem: `validate_paths` for callers
     that only report, so parallel workers send back problems instead of whole runbooks."""
-    valid, problems = _check_library(paths, registry, keep=False)
+    valid, problems = _check_library(paths, registry, keep=False, rosters=_Rosters(roster))
     return len(valid), problems
+
+
+def roster_notes(paths: Iterable[Path], *, roster: Path | None = None) -> list[str]:
+    """What `runbook validate` says besides problems: the runbooks no roster governs, whose
+    gates anyone may pass (gates declaring approvers there are problems, not notes)."""
+    if roster is not None:
+        return []
+    stop = Path.cwd()
+    loose = [
+        path for path in find_runbook_files(paths) if roster_path(path, None, stop=stop) is None
+    ]
+    if not loose:
+        return []
+    where = sorted({str(path.parent) for path in loose})
+    return [
+        f"note: no {ROSTER_FILE} (nor RUNBOOK_ROSTER) governs {len(loose)} runbook(s) in "
+        f"{', '.join(where)}: anyone may acknowledge their gates, recorded as who they are"
+    ]
+
+
+@dataclass
+class _Rosters:
+    """The roster of each runbook, each roster file read once per library check."""
+
+    setting: Path | None
+    stop: Path = field(default_factory=Path.cwd)
+    loaded: dict[Path, tuple[Roster | None, list[Problem]]] = field(default_factory=dict)
+
+    def of(self, runbook: Path) -> tuple[Roster | None, list[Problem]]:
+        """The roster governing `runbook` (None when there is none), or the problems of its file."""
+        try:
+            path = roster_path(runbook, self.setting, stop=self.stop)
+        except RunbookError as error:
+            return None, list(error.problems)
+        if path is None:
+            return None, []
+        if path not in self.loaded:
+            try:
+                self.loaded[path] = (load_roster(path), [])
+            except RunbookError as error:
+                self.loaded[path] = (None, list(error.problems))
+        return self.loaded[path]
 
 
 class _Checked(NamedTuple):
@@ -55,17 +107,19 @@ class _Checked(NamedTuple):
 
 
 def _check_library(
-    paths: Iterable[Path], registry: ActionCatalog, *, keep: bool
+    paths: Iterable[Path], registry: ActionCatalog, *, keep: bool, rosters: _Rosters
 ) -> tuple[list[_Checked], list[Problem]]:
     valid: list[_Checked] = []
     problems: list[Problem] = []
-    for entry in _checked_files(find_runbook_files(paths), registry, keep):
+    for entry in _checked_files(find_runbook_files(paths), registry, keep, rosters):
         problems.extend(entry.problems)
         if entry.identity is not None and not entry.problems:
             valid.append(entry)
     clashes = _library_clashes(valid)
     problems.extend(clashes)
     clashing = {str(problem.path) for problem in clashes}
+    # A broken roster is reported by every runbook it governs: say it once.
+    problems = list(dict.fromkeys(problems))
     problems.sort(key=lambda problem: (str(problem.path), problem.line or 0))
     return [entry for entry in valid if str(entry.path) not in clashing], problems
 
@@ -74,12 +128,14 @@ PARALLEL_FROM = 64
 """Libraries at least this large are checked on every core: parsing is CPU-bound."""
 
 
-def _check_file(path: Path, registry: ActionCatalog, keep: bool) -> _Checked:
+def _check_file(path: Path, registry: ActionCatalog, keep: bool, rosters: _Rosters) -> _Checked:
     reading = read_runbook(path)
     runbook = reading.runbook
     if runbook is None:
         return _Checked(path, list(reading.problems), None)
     problems = [*reading.problems, *check_runbook(runbook, registry, reading.unread)]
+    roster, unreadable = rosters.of(path)
+    problems.extend(unreadable or roster_problems(runbook, roster))
     if problems:
         return _Checked(path, sorted(problems, key=_line), None)
     slack = runbook.meta.triggers.slack
@@ -92,8 +148,10 @@ def _check_file(path: Path, registry: ActionCatalog, keep: bool) -> _Checked:
     return _Checked(path, [], identity, runbook if keep else None)
 
 
-def _check_chunk(files: list[Path], registry: ActionCatalog, keep: bool) -> list[_Checked]:
-    return [_check_file(path, registry, keep) for path in files]
+def _check_chunk(
+    files: list[Path], registry: ActionCatalog, keep: bool, rosters: _Rosters
+) -> list[_Checked]:
+    return [_check_file(path, registry, keep, rosters) for path in files]
 
 
 def _start_worker() -> None:
@@ -102,10 +160,12 @@ def _start_worker() -> None:
     gc.disable()
 
 
-def _checked_files(files: list[Path], registry: ActionCatalog, keep: bool) -> list[_Checked]:
+def _checked_files(
+    files: list[Path], registry: ActionCatalog, keep: bool, rosters: _Rosters
+) -> list[_Checked]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     if len(files) < PARALLEL_FROM or cores < 2 or "fork" not in mp.get_all_start_methods():
-        return _check_chunk(files, registry, keep)
+        return _check_chunk(files, registry, keep, rosters)
     # Forked workers inherit the imports and the registry; they and this process each take an
     # equal slice.
     chunks = [files[i::cores] for i in range(cores)]
@@ -114,8 +174,10 @@ def _checked_files(files: list[Path], registry: ActionCatalog, keep: bool) -> li
         with ProcessPoolExecutor(
             cores - 1, mp_context=mp.get_context("fork"), initializer=_start_worker
         ) as pool:
-            theirs = pool.map(_check_chunk, chunks[1:], [registry] * cores, [keep] * cores)
-            results = [_check_chunk(chunks[0], registry, keep), *theirs]
+            theirs = pool.map(
+                _check_chunk, chunks[1:], [registry] * cores, [keep] * cores, [rosters] * cores
+            )
+            results = [_check_chunk(chunks[0], registry, keep, rosters), *theirs]
     finally:
         gc.unfreeze()
     ordered = {entry.path: entry for result in results for entry in result}
@@ -153,6 +215,7 @@ def check_runbook(
         problems.extend(step_template_problems(runbook, step, registry, plan, unread))
     problems.extend(alert_trigger_problems(runbook, unread))
     problems.extend(_slack_problems(runbook))
+    problems.extend(policy_problems(runbook))
     return sorted(problems, key=_line)
 
 

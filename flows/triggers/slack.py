@@ -20,6 +20,7 @@ from flows.errors import RunbookError
 from flows.evidence.incident import DOCUMENT_FILE, incident_folder, load_incident, new_incident_id
 from flows.evidence.progress import progress_from_records
 from flows.evidence.verify import read_records
+from flows.runbook.identity import slack_identity
 from flows.runbook.inputs import resolve_inputs
 from flows.runbook.model import Runbook
 from flows.runbook.parse import parse_runbook
@@ -157,14 +158,14 @@ class SlackHandlers:
         click = slack.parse_interaction(body)
         if click is None:
             return None
-        fresh = acknowledge_gate(
+        decision = acknowledge_gate(
             self.settings,
             click.incident,
             click.gate,
-            f"slack:{click.user_name}",
+            slack_identity(click.user_id, click.user_name, self.user_groups_of),
             note=f"acknowledged in Slack by <@{click.user_id}>",
         )
-        if fresh:
+        if decision.acknowledged:
             folder = incident_folder(self.settings.incidents_dir, click.incident)
             incident = load_incident(self.settings.incidents_dir, click.incident)
             self.intake.enqueue(JobKind.RESUME, click.incident, str(folder / DOCUMENT_FILE), {})

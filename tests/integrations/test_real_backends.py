@@ -14,14 +14,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from flows.contract.ports import GateAnswer
 from flows.engine.runner import resume_run, start_run
 from flows.engine.settings import Settings
 from flows.evidence.verify import read_records, verify_ledger
-from flows.runbook.model import Gate
 from tests.fakes.jira_server import FakeJira
 from tests.fakes.slack_server import FakeSlack, serve_slack
-from tests.support import PROJECT, RUNBOOK_CLI, cli_env
+from tests.support import PROJECT, RUNBOOK_CLI, RosterResponder, cli_env
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -62,13 +60,6 @@ def settings(home: Path, jira: FakeJira, slack: FakeSlack) -> Settings:
     )
 
 
-class Everyone:
-    """Acknowledges every gate."""
-
-    def ask(self, gate: Gate, incident: str) -> GateAnswer:
-        return GateAnswer(by="ic", note="done", via="test")
-
-
 def channels_created(slack: FakeSlack) -> int:
     return len([c for c in slack.channels.values() if c.name.startswith("inc-")])
 
@@ -86,7 +77,7 @@ def test_credential_leak_runs_end_to_end_through_real_clients(
     settings: Settings, jira: FakeJira, slack: FakeSlack, home: Path
 ) -> None:
     """The whole runbook opens one ticket, one channel, posts, comments and resolves."""
-    outcome = start_run(settings, LEAK, {"service": "api"}, responder=Everyone())
+    outcome = start_run(settings, LEAK, {"service": "api"}, responder=RosterResponder())
     assert outcome.status == "succeeded", outcome
     assert jira.count("POST", CREATE) == 1
     assert channels_created(slack) == 1
@@ -104,7 +95,7 @@ def test_resumed_run_leaves_one_ticket_and_one_channel(
     first = start_run(settings, LEAK, {"service": "api"})
     assert first.status == "waiting"
     posts = slack.count("chat.postMessage")
-    second = resume_run(settings, first.incident, responder=Everyone())
+    second = resume_run(settings, first.incident, responder=RosterResponder())
     assert second.status == "succeeded"
     assert jira.count("POST", CREATE) == 1
     assert channels_created(slack) == 1
@@ -121,7 +112,7 @@ def test_crash_after_jira_answered_create_does_not_duplicate(
     # The create's answer was lost: the step looked for the ticket instead of posting again.
     assert jira.count("POST", CREATE) == 1
     (home / "idempotency.db").unlink(missing_ok=True)
-    second = resume_run(settings, first.incident, responder=Everyone())
+    second = resume_run(settings, first.incident, responder=RosterResponder())
     assert second.status == "succeeded", second
     assert jira.count("POST", CREATE) == 1
     assert len(jira.issues) == 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import pty
 import select
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -35,7 +37,8 @@ def read_until(fd: int, marker: bytes, deadline: float) -> bytes:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_terminal_prompt_acknowledges_gate_and_run_succeeds(home: Path) -> None:
-    """In a terminal the run asks at the gate; the typed name and note go into the evidence."""
+    """In a terminal the run asks at the gate; who answered, the typed name and the note go into
+    the evidence."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
         [
@@ -70,6 +73,8 @@ def test_terminal_prompt_acknowledges_gate_and_run_succeeds(home: Path) -> None:
     assert process.returncode == 0
     assert json.loads(stdout.decode().strip().splitlines()[-1])["status"] == "succeeded"
     acks = [r for r in read_records(home / "incidents" / "tty-1") if r.event == "gate.acknowledged"]
-    assert [(r.actor, r.data["note"], r.data["via"]) for r in acks] == [
-        ("dana", "standby promoted", "terminal")
+    # No roster here: the typed name is kept as a claim beside the account that answered.
+    account = f"{getpass.getuser()}@{socket.gethostname()}"
+    assert [(r.actor, r.data["note"], r.data["via"], r.data["claimed"]) for r in acks] == [
+        (account, "standby promoted", "terminal", "dana")
     ]

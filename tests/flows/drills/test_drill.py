@@ -19,6 +19,7 @@ from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.evidence.incident import load_incident
 from flows.evidence.verify import read_records, verify_ledger
+from flows.runbook.identity import named_identity
 from integrations.catalog import builtin_actions
 from integrations.jira.local import LocalTicketStore
 from integrations.sandbox import DRILL_PREFIX
@@ -364,10 +365,11 @@ def test_a_waiting_drill_resumed_like_any_incident_stays_in_its_sandboxes(
         first = run_drill(settings, write_drill(tmp_path, unanswered, gated), speed=FAST)
         incident = first.outcome.incident
         assert first.outcome.status == "waiting"
-        acknowledge_gate(settings, incident, "contain", "alice")
-        acknowledge_gate(settings, incident, "done", "alice")
+        acknowledge_gate(settings, incident, "contain", named_identity("alice"))
         with pytest.raises(RunbookError, match="is a drill"):
             resume_run(settings, incident)  # the engine alone never resumes a drill
+        assert resume_incident(settings, incident).status == "waiting"  # now at `done`
+        acknowledge_gate(settings, incident, "done", named_identity("alice"))
         resumed = resume_incident(settings, incident)
         assert slack.requests == []
         assert jira.requests == []
@@ -377,5 +379,5 @@ def test_a_waiting_drill_resumed_like_any_incident_stays_in_its_sandboxes(
     assert f"{DRILL_PREFIX}contained" in outbox
     assert [r.event for r in found].count("drill.started") == 1
     scored = [r.data["status"] for r in found if r.event == "drill.scored"]
-    assert scored == ["waiting", "succeeded"]
+    assert scored == ["waiting", "waiting", "succeeded"]
     assert verify_ledger(home / "incidents" / incident).ok

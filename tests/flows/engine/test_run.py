@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from flows.contract.ports import GateAnswer
+from flows.engine.authority import Outcome
 from flows.engine.runner import acknowledge_gate, resume_run, start_run
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.evidence.verify import read_records, verify_ledger
+from flows.runbook.identity import named_identity
 from flows.runbook.model import Gate
 from integrations.jira.local import LocalTicketStore
 from tests.support import FIXTURES
@@ -69,8 +71,10 @@ def test_gated_run_waits_then_resumes_without_repeating(home: Path) -> None:
         "contain": "waiting",
         "record": "pending",
     }
-    assert acknowledge_gate(settings, "inc-gate-1", "contain", "alice", "failed over")
-    assert not acknowledge_gate(settings, "inc-gate-1", "contain", "alice")
+    alice = named_identity("alice")
+    assert acknowledge_gate(settings, "inc-gate-1", "contain", alice, "failed over").acknowledged
+    again = acknowledge_gate(settings, "inc-gate-1", "contain", alice)
+    assert again.outcome is Outcome.ALREADY
     second = resume_run(settings, "inc-gate-1")
     assert second.status == "succeeded"
     assert set(second.steps.values()) == {"succeeded", "acknowledged"}
@@ -89,7 +93,7 @@ def test_an_incident_already_running_is_not_run_twice(home: Path, tmp_path: Path
 
     settings = settings_for(home)
     start_run(settings, GATED, {"service": "api"}, incident_id="inc-busy-1")
-    acknowledge_gate(settings, "inc-busy-1", "contain", "alice")
+    acknowledge_gate(settings, "inc-busy-1", "contain", named_identity("alice"))
     folder = home / "incidents" / "inc-busy-1"
     before = (folder / "ledger.jsonl").read_bytes()
     holder = subprocess.Popen(  # another process in the middle of running it
@@ -125,7 +129,7 @@ def test_gate_ack_records_who_and_note(home: Path) -> None:
     """An acknowledgement puts the responder as actor and their note in the evidence."""
     settings = settings_for(home)
     start_run(settings, GATED, {"service": "api"}, incident_id="inc-gate-2")
-    acknowledge_gate(settings, "inc-gate-2", "contain", "bob", "standby is primary")
+    acknowledge_gate(settings, "inc-gate-2", "contain", named_identity("bob"), "standby is primary")
     ack = [
         r for r in read_records(home / "incidents" / "inc-gate-2") if r.event == "gate.acknowledged"
     ]
@@ -149,7 +153,7 @@ def test_ack_of_unknown_gate_is_a_clear_error(home: Path) -> None:
     settings = settings_for(home)
     start_run(settings, GATED, {"service": "api"}, incident_id="inc-gate-3")
     with pytest.raises(RunbookError, match="its gates: contain"):
-        acknowledge_gate(settings, "inc-gate-3", "nope", "alice")
+        acknowledge_gate(settings, "inc-gate-3", "nope", named_identity("alice"))
 
 
 def test_missing_required_input_is_reported_at_its_line(home: Path) -> None:

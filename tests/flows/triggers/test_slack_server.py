@@ -158,7 +158,7 @@ def test_slash_command_starts_run_and_button_acknowledges_gate(
 
     records = read_records(home / "incidents" / incident)
     acks = [r for r in records if r.event == "gate.acknowledged"]
-    assert [(r.step, r.actor) for r in acks] == [("free-space", "slack:bob")]
+    assert [(r.step, r.actor) for r in acks] == [("free-space", "slack:U0BOB")]
     finished = [r.data["status"] for r in records if r.event == "run.finished"]
     assert finished == ["waiting", "succeeded"]
     assert slack.count("chat.update") == 1
@@ -272,7 +272,7 @@ def test_server_drill_gates_are_answered_with_buttons_in_the_drill_channel(
     (folder,) = [p for p in (home / "incidents").iterdir() if p.name.startswith("drill-")]
     records = read_records(folder)
     acks = [(r.step, r.actor) for r in records if r.event == "gate.acknowledged"]
-    assert acks == [("free-space", "slack:bob")]  # the button, not the script's "ops"
+    assert acks == [("free-space", "slack:U0BOB")]  # the button, not the script's "ops"
     finished = [r.data["status"] for r in records if r.event == "run.finished"]
     assert finished == ["waiting", "succeeded"]
     scored = [r.data for r in records if r.event == "drill.scored"]
