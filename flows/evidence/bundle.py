@@ -13,7 +13,7 @@ import os
 import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -22,12 +22,13 @@ from pydantic import BaseModel, ConfigDict
 
 from flows.errors import Problem, RunbookError
 from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE
-from flows.evidence.records import HEAD_FILE, LEDGER_FILE, Event, Record
+from flows.evidence.records import HEAD_FILE, LEDGER_FILE
 from flows.evidence.seal import SealCheck, verify_seal
 from flows.evidence.unzip import Damaged, Digest, Limits, Refused, UntrustedZip, open_zip
 from flows.evidence.verify import (
     ARTIFACTS_DIR,
     SEAL_FILE,
+    Custody,
     Verification,
     artifact_name,
     check_artifacts,
@@ -89,7 +90,7 @@ def export_bundle(folder: Path, out: Path, *, exported_by: str | None = None) ->
                 (snapshot / name).write_bytes((folder / name).read_bytes())
         verification = verify_ledger(snapshot, artifacts=False)  # they stay in the folder
         if verification.ok:
-            swapped = check_artifacts(folder, list(verification.records))
+            swapped = check_artifacts(folder, verification.custody)
             if swapped is not None:
                 verification = replace(
                     verification, ok=False, problem=swapped[0], bad_seq=swapped[1]
@@ -155,7 +156,7 @@ def _verification_summary(verification: Verification, folder: Path) -> dict[str,
     summary["chain"] |= {"records": verification.count, "head": verification.head_hash}
     # Export checks the artifacts in the folder itself (verify_ledger left them to it), and
     # only a ledger whose artifacts all match is exported.
-    custody = [r for r in verification.records if r.event is Event.ARTIFACT_COLLECTED]
+    custody = verification.custody
     summary["artifacts"] = {
         "ok": verification.ok,
         "detail": f"{len(custody)} artifact(s) present and hashing to their custody records",
@@ -268,8 +269,7 @@ def _verify_open(
     if not verification.ok:
         problems.append(f"{LEDGER_FILE}: {verification.problem}")
     problems += _head_problems(manifest["ledger"], verification)
-    artifacts = [r for r in verification.records if r.event is Event.ARTIFACT_COLLECTED]
-    problems += _artifact_problems(artifacts, hashes)
+    problems += _artifact_problems(verification.custody, hashes)
     seal = verify_seal(scratch, trusted_roots) if SEAL_FILE in hashes else None
     if seal is not None:
         problems += seal.problems
@@ -332,14 +332,13 @@ def _head_problems(claimed: Mapping[str, Any], verification: Verification) -> li
     return []
 
 
-def _artifact_problems(records: list[Record], hashes: Mapping[str, str]) -> list[str]:
+def _artifact_problems(custody: Sequence[Custody], hashes: Mapping[str, str]) -> list[str]:
     problems = []
-    for record in records:
-        sha256 = str(record.data.get("sha256", ""))
-        path = artifact_name(sha256)
-        where = f"record {record.seq} ({record.data.get('collector', 'artifact')})"
+    for held in custody:
+        path = artifact_name(held.sha256)
+        where = f"record {held.seq} ({held.collector})"
         if path not in hashes:
             problems.append(f"{where}: artifact {path} is missing")
-        elif hashes[path] != sha256:
-            problems.append(f"{where}: artifact {path} does not hash to {sha256}")
+        elif hashes[path] != held.sha256:
+            problems.append(f"{where}: artifact {path} does not hash to {held.sha256}")
     return problems

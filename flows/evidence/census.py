@@ -206,16 +206,16 @@ def _check_listed(folder: Path, entries: list[IndexEntry], exists: bool) -> Inci
         )
     verification = verify_ledger(folder)
     problems = [] if verification.ok else [str(verification.problem)]
-    records = verification.records
-    if records and records[0].incident != name:
-        problems.append(f"its records are of incident {records[0].incident!r} (moved here?)")
+    hashes = verification.hashes
+    if verification.incident not in (None, name):
+        problems.append(f"its records are of incident {verification.incident!r} (moved here?)")
     for entry in entries:
-        if entry.count > len(records):
+        if entry.count > len(hashes):
             problems.append(
                 f"index entry {entry.seq} saw {entry.count} records, the ledger holds "
-                f"{len(records)} that chain (cut short or replaced?)"
+                f"{len(hashes)} that chain (cut short or replaced?)"
             )
-        elif entry.count and records[entry.count - 1].hash != entry.head_hash:
+        elif entry.count and hashes[entry.count - 1] != entry.head_hash:
             problems.append(
                 f"record {entry.count}: not the one index entry {entry.seq} saw "
                 "(the ledger was replaced or rewritten)"

@@ -34,8 +34,8 @@ from rfc3161_client import (
 from flows.errors import Problem, RunbookError
 from flows.evidence.incident import INCIDENT_FILE, Incident
 from flows.evidence.ledger import Ledger
-from flows.evidence.records import GENESIS, LEDGER_FILE, Event, Record, RunbookRef
-from flows.evidence.verify import SEAL_FILE, check_chain, verify_ledger
+from flows.evidence.records import LEDGER_FILE, Event, Record, RunbookRef
+from flows.evidence.verify import SEAL_FILE, Chain, read_chain, verify_ledger
 from flows.files import write_atomically
 from flows.times import utc_stamp
 
@@ -107,9 +107,9 @@ def verify_inclusion(
     return sn == 0 and r == root
 
 
-def record_leaves(records: Sequence[Record]) -> list[bytes]:
+def record_leaves(hashes: Sequence[str]) -> list[bytes]:
     """The leaves of a ledger's tree: the 32 raw bytes of each record's `hash`, in order."""
-    return [bytes.fromhex(record.hash) for record in records]
+    return [bytes.fromhex(digest) for digest in hashes]
 
 
 # -- sealing ------------------------------------------------------------------------------------
@@ -175,13 +175,12 @@ def seal_incident(folder: Path, tsa_url: str | None = None, timeout_s: float = 1
                 hint="run `runbook evidence verify` and preserve the folder as it is",
             )
         )
-    records = verification.records
-    root = merkle_root(record_leaves(records))
+    root = merkle_root(record_leaves(verification.hashes))
     tsa = _timestamp(root, tsa_url, timeout_s) if tsa_url else None
     seal = Seal(
-        count=len(records),
+        count=verification.count,
         root=root.hex(),
-        head_hash=records[-1].hash,
+        head_hash=verification.head_hash,
         sealed_at=utc_stamp(),
         tsa=tsa,
     )
@@ -332,19 +331,19 @@ def _seal_problems(folder: Path, seal: Seal) -> list[str]:
     # The records that chain, as verify_ledger reads them; its other checks (the folder, the
     # artifacts) are its own, and hashing every artifact again here would be work done twice.
     ledger = folder / LEDGER_FILE
-    records = check_chain(ledger.read_bytes(), 1, GENESIS)[0] if ledger.exists() else []
-    if len(records) < seal.count or seal.count < 1:
+    chain = read_chain(ledger) if ledger.exists() else Chain()
+    if len(chain.hashes) < seal.count or seal.count < 1:
         return [
-            f"{SEAL_FILE} seals {seal.count} records but the ledger holds {len(records)} "
+            f"{SEAL_FILE} seals {seal.count} records but the ledger holds {len(chain.hashes)} "
             "intact ones (truncated or damaged?)"
         ]
-    sealed = records[: seal.count]
+    sealed = chain.hashes[: seal.count]
     problems = []
     if merkle_root(record_leaves(sealed)).hex() != seal.root:
         problems.append(f"{SEAL_FILE}: the Merkle root differs from records 1..{seal.count}")
-    if sealed[-1].hash != seal.head_hash:
+    if sealed[-1] != seal.head_hash:
         problems.append(f"record {seal.count}: hash differs from the head hash in {SEAL_FILE}")
-    return problems + _record_problems(seal, records)
+    return problems + _record_problems(seal, chain.sealed)
 
 
 def _record_problems(seal: Seal, records: Sequence[Record]) -> list[str]:
@@ -353,7 +352,7 @@ def _record_problems(seal: Seal, records: Sequence[Record]) -> list[str]:
     An earlier, genuine seal.json put back after a later seal would vouch for fewer records
     than the ledger says were sealed; one with another token would show another time.
     """
-    sealed = [r for r in records[seal.count :] if r.event is Event.EVIDENCE_SEALED]
+    sealed = [r for r in records if r.seq > seal.count]
     if not sealed:
         return [
             f"{SEAL_FILE}: no {Event.EVIDENCE_SEALED} record after record {seal.count} "

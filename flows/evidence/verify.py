@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,14 @@ class Verification:
     head_hash: str | None
     problem: str | None
     bad_seq: int | None
-    records: tuple[Record, ...] = field(default=(), compare=False, repr=False)
-    """The `count` records that chain, as read: what seal and export work on."""
+    incident: str | None = None
+    """The incident id the records are of (record 1's)."""
+    hashes: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    """The hash of each of the `count` records that chain, in order: the seal's leaves."""
+    custody: tuple[Custody, ...] = field(default=(), compare=False, repr=False)
+    """What the `artifact.collected` records among them say: the artifacts' hashes."""
+    sealed: tuple[Record, ...] = field(default=(), compare=False, repr=False)
+    """The `evidence.sealed` records among them."""
     checks: tuple[Check, ...] = field(default=(), compare=False)
     """Each of `CHECKS` with its own result: the ones after a failed check are not made."""
 
@@ -139,14 +146,11 @@ def verify_ledger(folder: Path, *, artifacts: bool = True) -> Verification:
             False, 0, None, missing, 1 if claimed else None, checks=_checks("chain", missing)
         )
 
-    data = ledger_path.read_bytes()  # read once: the chain and the head are checked on these bytes
-    records, broken = check_chain(data, 1, GENESIS)
-    count = len(records)
-    last_hash = records[-1].hash if records else None
-    if broken is not None:
-        at_fault = "canonical bytes" if broken.endswith(_NOT_CANONICAL) else "chain"
-        return Verification(
-            False, count, last_hash, broken, count + 1, tuple(records), _checks(at_fault, broken)
+    chain = read_chain(ledger_path, measure_at=head.count if head else 0)
+    if chain.problem is not None:
+        at_fault = "canonical bytes" if chain.problem.endswith(_NOT_CANONICAL) else "chain"
+        return _outcome(
+            chain, chain.problem, len(chain.hashes) + 1, _checks(at_fault, chain.problem)
         )
     if head is None:
         no_head = (
@@ -154,20 +158,122 @@ def verify_ledger(folder: Path, *, artifacts: bool = True) -> Verification:
             if head_path.exists()
             else f"{HEAD_FILE} is missing (a cut-off tail would go unnoticed)"
         )
-        checks = _checks("head", no_head)
-        return Verification(False, count, last_hash, no_head, None, tuple(records), checks)
-    problem, bad_seq = _compare_head(head, records, data)
+        return _outcome(chain, no_head, None, _checks("head", no_head))
+    problem, bad_seq = _compare_head(head, chain)
     failed: str | None = None if problem is None else "head"
     if problem is None:
-        failed, problem, bad_seq = _check_folder(folder, records, artifacts)
-    checks = _checks(failed, problem, artifacts=artifacts)
-    return Verification(problem is None, count, last_hash, problem, bad_seq, tuple(records), checks)
+        failed, problem, bad_seq = _check_folder(folder, chain, artifacts)
+    return _outcome(chain, problem, bad_seq, _checks(failed, problem, artifacts=artifacts))
 
 
-def _compare_head(head: Head, records: list[Record], data: bytes) -> tuple[str | None, int | None]:
+def _outcome(
+    chain: Chain, problem: str | None, bad_seq: int | None, checks: tuple[Check, ...]
+) -> Verification:
+    return Verification(
+        ok=problem is None,
+        count=len(chain.hashes),
+        head_hash=chain.hashes[-1] if chain.hashes else None,
+        problem=problem,
+        bad_seq=bad_seq,
+        incident=chain.first.incident if chain.first else None,
+        hashes=tuple(chain.hashes),
+        custody=tuple(chain.custody),
+        sealed=tuple(chain.sealed),
+        checks=checks,
+    )
+
+
+@dataclass(frozen=True)
+class Custody:
+    """What an `artifact.collected` record says an artifact is: enough to check it."""
+
+    seq: int
+    sha256: str
+    collector: str
+
+    @classmethod
+    def of(cls, record: Record) -> Custody:
+        data = record.data
+        return cls(record.seq, str(data.get("sha256", "")), str(data.get("collector", "artifact")))
+
+
+@dataclass
+class Chain:
+    """What one pass over a ledger keeps: a hash per record and the few records checks need.
+
+    Memory grows by one hash per record, never by the records themselves, so a ledger of any
+    length verifies in little memory.
+    """
+
+    hashes: list[str] = field(default_factory=list)
+    custody: list[Custody] = field(default_factory=list)
+    sealed: list[Record] = field(default_factory=list)
+    first: Record | None = None
+    started: Record | None = None
+    """The first `run.started` record: the one that vouches for incident.json."""
+    stranger: tuple[str, int] | None = None
+    """The first record of another incident or document than record 1, and its seq."""
+    size_at: int | None = None
+    """The ledger's length through record `measure_at`, when it holds that many."""
+    problem: str | None = None
+    """What breaks the chain at record `len(hashes) + 1`; None when every line is a record."""
+
+
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+"""A longer line is not read: no writer writes one, and reading it would let a planted line
+take the verifier's memory."""
+
+
+def read_chain(path: Path, measure_at: int = 0) -> Chain:
+    """Check every line of the ledger at `path` in one pass, keeping what `Chain` holds."""
+    chain = Chain()
+    seq, prev, size = 1, GENESIS, 0
+    with open(path, "rb") as ledger:
+        while line := ledger.readline(MAX_RECORD_BYTES + 1):
+            if not line.endswith(b"\n"):
+                chain.problem = (
+                    f"record {seq}: longer than {MAX_RECORD_BYTES} bytes (not a record)"
+                    if len(line) > MAX_RECORD_BYTES
+                    else f"record {seq}: last line is incomplete (torn write or truncated file)"
+                )
+                return chain
+            record, problem = _check_record(line[:-1], seq, prev)
+            if record is None:
+                chain.problem = f"record {seq}: {problem}"
+                return chain
+            size += len(line)
+            _keep(chain, record)
+            if seq == measure_at:
+                chain.size_at = size
+            seq, prev = seq + 1, record.hash
+    return chain
+
+
+def _keep(chain: Chain, record: Record) -> None:
+    chain.hashes.append(record.hash)
+    if chain.first is None:
+        chain.first = record
+    elif chain.stranger is None and (
+        record.incident != chain.first.incident or record.runbook != chain.first.runbook
+    ):
+        chain.stranger = (
+            f"record {record.seq}: of incident {record.incident!r}, not {chain.first.incident!r}"
+            if record.incident != chain.first.incident
+            else f"record {record.seq}: names another runbook than record 1",
+            record.seq,
+        )
+    if record.event is Event.RUN_STARTED and chain.started is None:
+        chain.started = record
+    elif record.event is Event.ARTIFACT_COLLECTED:
+        chain.custody.append(Custody.of(record))
+    elif record.event is Event.EVIDENCE_SEALED:
+        chain.sealed.append(record)
+
+
+def _compare_head(head: Head, chain: Chain) -> tuple[str | None, int | None]:
     # A head behind the ledger is a head a power loss kept from disk: the chain vouches for the
     # records past it. A head ahead of the ledger, or naming another hash, is tampering.
-    count = len(records)
+    count = len(chain.hashes)
     if head.count > count:
         return (
             f"record {count + 1}: missing; {HEAD_FILE} records {head.count} records but the "
@@ -176,57 +282,48 @@ def _compare_head(head: Head, records: list[Record], data: bytes) -> tuple[str |
     if head.count == 0:
         problem = f"{HEAD_FILE} counts no records but names a hash (rewritten?)"
         return (problem, None) if head.hash != GENESIS else (None, None)
-    if head.hash != records[head.count - 1].hash:
+    if head.hash != chain.hashes[head.count - 1]:
         problem = f"record {head.count}: hash differs from the one in {HEAD_FILE} (rewritten?)"
         return problem, head.count
     # The head's size is the ledger's length through its last counted record, to the byte.
-    size = sum(len(line) + 1 for line in data.split(b"\n", head.count)[: head.count])
-    if head.size != size:
+    if head.size != chain.size_at:
         problem = (
             f"{HEAD_FILE} says the first {head.count} records take {head.size} bytes, "
-            f"but they take {size} (bytes added or removed?)"
+            f"but they take {chain.size_at} (bytes added or removed?)"
         )
         return problem, None
     return None, None
 
 
 def _check_folder(
-    folder: Path, records: list[Record], artifacts: bool
+    folder: Path, chain: Chain, artifacts: bool
 ) -> tuple[str | None, str | None, int | None]:
     """The records are of one incident and one document, and the folder's files are theirs:
     the name of the check that failed (in `CHECKS`), its problem and bad record, or Nones."""
-    if not records:
+    first = chain.first
+    if first is None:
         return None, None, None
-    first = records[0]
-    for record in records[1:]:
-        if record.incident != first.incident:
-            other = f"record {record.seq}: of incident {record.incident!r}, not {first.incident!r}"
-            return "incident", other, record.seq
-        if record.runbook != first.runbook:
-            return (
-                "incident",
-                f"record {record.seq}: names another runbook than record 1",
-                record.seq,
-            )
+    if chain.stranger is not None:
+        return "incident", *chain.stranger
     document = folder / DOCUMENT_FILE
     if document.exists():
-        digest = hashlib.sha256(document.read_bytes()).hexdigest()
+        with document.open("rb") as copy:
+            digest = hashlib.file_digest(copy, "sha256").hexdigest()
         if digest != first.runbook.sha256:
             named = f"{DOCUMENT_FILE} is not the document the records name (sha256 {digest})"
             return DOCUMENT_FILE, named, None
     facts = folder / INCIDENT_FILE
     if facts.exists():
-        started = next((r for r in records if r.event is Event.RUN_STARTED), None)
-        problem = _check_facts(facts, first, started)
+        problem = _check_facts(facts, first, chain.started)
         if problem is not None:
             return INCIDENT_FILE, problem, None
     if artifacts:
-        stored = check_artifacts(folder, records)
+        stored = check_artifacts(folder, chain.custody)
         if stored is not None:
             return "artifacts", *stored
-    sealed = [r for r in records if r.event is Event.EVIDENCE_SEALED]
-    if sealed and not (folder / SEAL_FILE).exists():
-        return "seal", f"record {sealed[-1].seq} seals the ledger, but {SEAL_FILE} is missing", None
+    if chain.sealed and not (folder / SEAL_FILE).exists():
+        seq = chain.sealed[-1].seq
+        return "seal", f"record {seq} seals the ledger, but {SEAL_FILE} is missing", None
     return None, None, None
 
 
@@ -235,26 +332,20 @@ def artifact_name(sha256: str) -> str:
     return f"{ARTIFACTS_DIR}/{sha256[:2]}/{sha256}"
 
 
-def check_artifacts(folder: Path, records: list[Record]) -> tuple[str, int] | None:
+def check_artifacts(folder: Path, custody: Sequence[Custody]) -> tuple[str, int] | None:
     """Every artifact a custody record names is in the folder and hashes to its sha256."""
-    for record in records:
-        if record.event is not Event.ARTIFACT_COLLECTED:
-            continue
-        sha256 = str(record.data.get("sha256", ""))
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-            return f"record {record.seq}: custody record names no sha256", record.seq
-        path = folder / artifact_name(sha256)
+    for held in custody:
+        if len(held.sha256) != 64 or any(c not in "0123456789abcdef" for c in held.sha256):
+            return f"record {held.seq}: custody record names no sha256", held.seq
+        path = folder / artifact_name(held.sha256)
         if not path.is_file():
-            return (
-                f"record {record.seq}: artifact {path.relative_to(folder)} is missing",
-                record.seq,
-            )
+            return f"record {held.seq}: artifact {path.relative_to(folder)} is missing", held.seq
         with path.open("rb") as stored:
-            if hashlib.file_digest(stored, "sha256").hexdigest() != sha256:
+            if hashlib.file_digest(stored, "sha256").hexdigest() != held.sha256:
                 return (
-                    f"record {record.seq}: artifact {path.relative_to(folder)} does not hash "
+                    f"record {held.seq}: artifact {path.relative_to(folder)} does not hash "
                     "to its custody record's sha256 (swapped?)"
-                ), record.seq
+                ), held.seq
     return None
 
 

@@ -73,7 +73,25 @@ def test_an_intact_ledger_verifies(tmp_path: Path) -> None:
     result = verify_ledger(folder)
     assert (result.ok, result.count, result.problem) == (True, 5, None)
     assert result.head_hash == read_records(folder)[-1].hash
-    assert list(result.records) == read_records(folder)
+    assert list(result.hashes) == [record.hash for record in read_records(folder)]
+
+
+def test_a_planted_giant_line_is_refused_without_being_read_whole(tmp_path: Path) -> None:
+    """A 64 MiB line after the records: named, and memory stays far below its size."""
+    import tracemalloc
+
+    folder = write_ledger(tmp_path, 3)
+    with open(folder / "ledger.jsonl", "ab") as ledger:
+        ledger.write(b" " * (64 * 1024 * 1024) + b"\n")
+    tracemalloc.start()
+    try:
+        result = verify_ledger(folder)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not result.ok and result.count == 3
+    assert result.problem == "record 4: longer than 16777216 bytes (not a record)"
+    assert peak < 40 * 1024 * 1024, peak
 
 
 def test_an_edited_record_is_named(tmp_path: Path) -> None:
