@@ -54,7 +54,7 @@ def report(outcome: RunOutcome, as_json: bool) -> int:
     waiting = [i for i, s in outcome.steps.items() if s == ItemStatus.WAITING]
     for gate in waiting:
         print(
-            f"waiting at gate {gate!r}: runbook ack {outcome.incident} {gate} --by NAME, "
+            f"waiting at gate {gate!r}: runbook ack {outcome.incident} {gate}, "
             f"then runbook resume {outcome.incident}"
         )
     print(f"evidence: {outcome.evidence}")

@@ -1,7 +1,7 @@
 """Gates answered at the terminal: the responder who runs the command acknowledges them.
 
-Who answers is the OS account the command runs as; the name typed at the prompt is checked
-against it like `runbook ack --by`.
+Who answers is the OS account the command runs as: the prompt asks to confirm, not for a name,
+so nobody can answer at the terminal in another person's name.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class TerminalResponder:
         self.os_user, self.host = os_user, host
 
     def ask(self, gate: Gate, incident: str) -> GateAnswer | None:
-        """Show the gate's checklist and who may pass it; ask for a name (empty: wait)."""
+        """Show the gate's checklist and who may pass it; ask to confirm (anything else waits)."""
         err(f"\n== Manual gate '{gate.id}': {gate.title} (incident {incident})")
         for item in gate.items:
             err(f"   [ ] {item}")
@@ -32,14 +32,14 @@ class TerminalResponder:
             names = [*approvers.roles, *approvers.people, *approvers.groups]
             err(f"   Approvers: {', '.join(names)}; approvals needed: {gate.policy.min_approvals}")
         err(
-            f"You answer as {self.os_user}@{self.host}. Type your name to acknowledge when every"
-            " item is done; leave it empty to stop and wait."
+            f"You answer as {self.os_user}@{self.host}. Acknowledge when every item is done;"
+            " any other answer stops and waits."
         )
-        by = _ask("Acknowledged by: ")
-        if not by:
+        if _ask("Acknowledge now? [y/N] ").lower() not in ("y", "yes"):
             return None
-        identity = os_identity(self.os_user, self.host, claimed=by, channel="terminal")
-        return GateAnswer(by=by, note=_ask("Note (optional): "), via="terminal", identity=identity)
+        identity = os_identity(self.os_user, self.host, channel="terminal")
+        note = _ask("Note (optional): ")
+        return GateAnswer(by=self.os_user, note=note, via="terminal", identity=identity)
 
     def heard(self, gate: Gate, incident: str, outcome: str) -> None:
         """Say what became of the answer: a refusal's reason, or the approvals still needed."""

@@ -18,6 +18,7 @@ from flows.evidence.verify import read_records
 from tests.support import FIXTURES, PROJECT, RUNBOOK_CLI, cli_env
 
 GATED = FIXTURES / "runbooks" / "gated.md"
+ACCOUNT = f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def read_until(fd: int, marker: bytes, deadline: float) -> bytes:
@@ -37,8 +38,8 @@ def read_until(fd: int, marker: bytes, deadline: float) -> bytes:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_terminal_prompt_acknowledges_gate_and_run_succeeds(home: Path) -> None:
-    """In a terminal the run asks at the gate; who answered, the typed name and the note go into
-    the evidence."""
+    """In a terminal the run asks at the gate to confirm; the OS account that answered and the
+    note go into the evidence."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
         [
@@ -60,10 +61,11 @@ def test_terminal_prompt_acknowledges_gate_and_run_succeeds(home: Path) -> None:
     os.close(terminal)
     deadline = time.monotonic() + 90
     try:
-        screen = read_until(controller, b"Acknowledged by: ", deadline)
+        screen = read_until(controller, b"Acknowledge now? [y/N] ", deadline)
         assert b"Manual gate 'contain'" in screen
         assert b"[ ] Fail over to the standby" in screen
-        os.write(controller, b"dana\n")
+        assert f"You answer as {ACCOUNT}".encode() in screen
+        os.write(controller, b"y\n")
         read_until(controller, b"Note (optional): ", deadline)
         os.write(controller, b"standby promoted\n")
         stdout, _ = process.communicate(timeout=60)
@@ -73,8 +75,6 @@ def test_terminal_prompt_acknowledges_gate_and_run_succeeds(home: Path) -> None:
     assert process.returncode == 0
     assert json.loads(stdout.decode().strip().splitlines()[-1])["status"] == "succeeded"
     acks = [r for r in read_records(home / "incidents" / "tty-1") if r.event == "gate.acknowledged"]
-    # No roster here: the typed name is kept as a claim beside the account that answered.
-    account = f"{getpass.getuser()}@{socket.gethostname()}"
-    assert [(r.actor, r.data["note"], r.data["via"], r.data["claimed"]) for r in acks] == [
-        (account, "standby promoted", "terminal", "dana")
+    assert [(r.actor, r.data["note"], r.data["via"], r.data["identity"]) for r in acks] == [
+        (ACCOUNT, "standby promoted", "terminal", ACCOUNT)
     ]
