@@ -10,10 +10,11 @@ acknowledging responder on gates. This module computes where everything goes;
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from flows.evidence.progress import ItemStatus, Progress, progress_from_records
 from flows.evidence.records import Event, Record
@@ -248,7 +249,14 @@ def _moment(entry: Record, named: Rollback | None, rollback_of: Rollback | None)
     elif event is Event.GATE_WAITING:
         what, detail = "waiting for a responder", ""
     elif event is Event.GATE_ACKNOWLEDGED:
-        what, detail = f"acknowledged by {entry.actor}", str(data.get("note", ""))
+        what = f"acknowledged by {entry.actor}{_quorum(data)}{_authority(data)}"
+        detail = str(data.get("note", ""))
+    elif event is Event.GATE_APPROVED:
+        what = f"approved by {entry.actor}{_quorum(data)}{_authority(data)}; waiting for more"
+        detail = str(data.get("note", ""))
+    elif event is Event.GATE_REFUSED:
+        what, failed = f"refused to {entry.actor} (via {data.get('via', '?')})", True
+        detail = str(data.get("reason", ""))
     elif event is Event.ARTIFACT_FAILED:
         what, failed = f"artifact not collected ({data.get('collector', '?')})", True
         detail = str(data.get("error", ""))
@@ -264,6 +272,18 @@ def _moment(entry: Record, named: Rollback | None, rollback_of: Rollback | None)
     else:  # run.started, run.resumed, note, alert.resolved, drill records
         what, detail = _PLAIN_NAMES.get(event, str(event)), str(data.get("text", ""))
     return Moment(entry.seq, entry.at, entry.step or "", event, attempt, what, detail, failed)
+
+
+def _quorum(data: Mapping[str, Any]) -> str:
+    needed = data.get("needed")
+    if not isinstance(needed, int) or needed <= 1:
+        return ""
+    return f" ({data.get('approvals', '?')} of {needed} approvals)"
+
+
+def _authority(data: Mapping[str, Any]) -> str:
+    authority = data.get("authority")
+    return f" as {authority}" if authority else ""
 
 
 _PLAIN_NAMES = {

@@ -238,3 +238,18 @@ def test_skips_failures_that_let_the_run_go_on_and_lost_artifacts_are_shown(
     assert events(report, "snap")[1][4:] == ["artifact not collected (processes)", f"ps: {HOSTILE}"]
     assert events(report, "snap")[2][4] == "failed; the run went on (on_failure: continue)"
     assert "<script" not in report
+
+
+def test_refused_and_partial_approvals_are_on_the_timeline(tmp_path: Path) -> None:
+    """A refusal reads as one, with its reason; an approval short of its quorum says so."""
+    document = write(tmp_path, "gated", "## Contain\n\n- [ ] Host isolated\n")
+    with incident_of(tmp_path / "incidents", document) as ledger:
+        ledger.record(Event.GATE_WAITING, step="contain", data={"title": "Contain"})
+        refused = {"via": "slack", "reason": "bob holds no role that may pass this gate"}
+        ledger.record(Event.GATE_REFUSED, step="contain", actor="slack:U0BOB", data=refused)
+        approved = {"note": "", "approvals": 1, "needed": 2, "authority": "role:security"}
+        ledger.record(Event.GATE_APPROVED, step="contain", actor="alice", data=approved)
+    rows = events(render_report(ledger.folder), "contain")
+    assert rows[1][4] == "refused to slack:U0BOB (via slack)"
+    assert rows[1][5] == "bob holds no role that may pass this gate"
+    assert rows[2][4] == "approved by alice (1 of 2 approvals) as role:security; waiting for more"
