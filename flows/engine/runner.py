@@ -176,7 +176,8 @@ def _new_incident(
     stored_alert = None if alert is None else dict(redactor.redact(alert)[0])
     return Incident(
         id=incident_id,
-        runbook=runbook_info(runbook, path),
+        # Absolute: the roster is found from it by whoever answers later, from any folder.
+        runbook=runbook_info(runbook, path.resolve()),
         inputs=stored_inputs,
         secret_inputs=tuple(n for n, s in runbook.meta.inputs.items() if s.secret),
         alert=stored_alert,

@@ -290,3 +290,22 @@ def test_an_answer_in_the_run_is_judged_like_an_ack(home: Path, tmp_path: Path) 
     assert events == ["gate.waiting", "gate.refused"]
     decision = acknowledge_gate(settings, "inc-in-run", "contain", slack_identity("U0BEA", "bea"))
     assert decision.outcome is Outcome.ACKNOWLEDGED
+
+
+def test_the_roster_is_found_whatever_folder_an_answer_comes_from(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started with a relative path, the incident is still judged by its runbook's roster when
+    the answer comes from another working directory (a server, another terminal)."""
+    settings = settings_for(home)
+    library(tmp_path, "approvers: {roles: [security]}", role="sre")
+    monkeypatch.chdir(tmp_path)
+    waiting_at_contain(settings, Path("guarded.md"), "inc-cwd")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    bea = acknowledge_gate(settings, "inc-cwd", "contain", slack_identity("U0BEA", "bea"))
+    assert bea.acknowledged, bea
+    assert gate_records(home, "inc-cwd")[-1].data["roster"]["path"] == str(
+        tmp_path / "responders.yaml"
+    )
