@@ -16,8 +16,6 @@ other, never both as the first.
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +28,7 @@ from flows.evidence.incident import Incident
 from flows.evidence.ledger import Ledger
 from flows.evidence.records import Event
 from flows.evidence.verify import read_records
+from flows.files import locked
 from flows.runbook.identity import Actor, Identity, identify, named_identity
 from flows.runbook.model import Gate
 from flows.runbook.roster import Roster, load_roster, roster_path
@@ -72,7 +71,7 @@ def answer_gate(
     `via` is how the answer came, as older records spelt it (default: the channel).
     """
     actor = identify(identity, roster)
-    with _gate_lock(ledger.folder):
+    with gate_lock(ledger.folder):
         decision = decide(
             gate,
             actor,
@@ -116,12 +115,9 @@ def _record_data(
 
 
 @contextmanager
-def _gate_lock(folder: Path) -> Iterator[None]:
+def gate_lock(folder: Path) -> Iterator[None]:
+    """Hold the incident's gate lock: one decision about its gates at a time (answers, timeouts)."""
     # The ledger's own lock covers one record; this one covers reading the records, deciding
     # and recording, across processes (`runbook ack`, the server, a run asking at a prompt).
-    fd = os.open(folder / GATES_LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with locked(folder / GATES_LOCK_FILE):
         yield
-    finally:
-        os.close(fd)  # closing releases the lock

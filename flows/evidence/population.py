@@ -14,7 +14,6 @@ Like a ledger, the index cannot stop someone who rewrites it whole: `runbook evi
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from flows.evidence.records import (
     record_line,
 )
 from flows.evidence.verify import read_records
+from flows.files import locked
 from flows.runbook.parse import parse_runbook
 from flows.times import utc_stamp
 
@@ -259,12 +259,8 @@ def _earlier_opening(
 def _locked(incidents_dir: Path) -> Iterator[None]:
     # Alert workers open incidents in several processes at once: one writer at a time keeps
     # every entry's seq and prev right.
-    fd = os.open(incidents_dir / INDEX_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with locked(incidents_dir / INDEX_LOCK):
         yield
-    finally:
-        os.close(fd)
 
 
 # -- reading ------------------------------------------------------------------------------------

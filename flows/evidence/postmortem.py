@@ -26,7 +26,15 @@ from flows.evidence.escaping import chat_text, md_code, md_text
 from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE, Incident
 from flows.evidence.progress import ItemStatus
 from flows.evidence.records import Event, Record
-from flows.evidence.spans import Moment, Span, find_rollbacks, read_entries, read_spans, story
+from flows.evidence.spans import (
+    Moment,
+    Span,
+    find_rollbacks,
+    read_entries,
+    read_spans,
+    seconds_text,
+    story,
+)
 from flows.evidence.verify import Verification, verify_ledger
 from flows.runbook.model import Runbook
 from flows.runbook.parse import parse_runbook
@@ -70,14 +78,7 @@ def _when(moment: str | datetime | None) -> str:
 
 def _duration(seconds: float | None) -> str:
     """How long, in the largest units that read well."""
-    if seconds is None:
-        return "not reached"
-    if seconds < 60:
-        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    return f"{minutes // 60} h {minutes % 60} min"
+    return "not reached" if seconds is None else seconds_text(seconds)
 
 
 def _tally(answer: Record) -> str:

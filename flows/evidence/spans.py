@@ -322,7 +322,11 @@ def duration(span: Span) -> str:
     """How long a span took, in the largest units that read well."""
     if span.start is None:
         return ""
-    seconds = ((span.end or span.start) - span.start).total_seconds()
+    return seconds_text(((span.end or span.start) - span.start).total_seconds())
+
+
+def seconds_text(seconds: float) -> str:
+    """A number of seconds in the largest units that read well: 4.20 s, 12 min 3 s, 2 h 5 min."""
     if seconds < 60:
         return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
     minutes, secs = divmod(int(seconds), 60)
