@@ -7,7 +7,8 @@
 The rules, in the order they are checked:
 
 1. a gate already acknowledged stays so (`already`);
-2. a gate is answered only once the run has reached it (a `gate.waiting` record);
+2. a gate is answered only once the run has reached it (a `gate.waiting` record), and not
+   after its timeout failed or continued it (`gate.timed_out`): the first recorded wins;
 3. a name typed with the answer (`--by`) must be the person the roster says the identity is;
 4. the actor must be an approver (a role, a named person or a group of the policy); a gate
    without `approvers` admits anyone, and in a drill a participant the roster does not know;
@@ -30,6 +31,12 @@ from flows.runbook.roster import ROSTER_FILE, Roster
 
 OPEN = GatePolicy()
 """The policy of a gate without a ```gate fence: anyone, one approval."""
+
+_TIMED_OUT = {
+    ItemStatus.FAILED: "the run failed there",
+    ItemStatus.CONTINUED: "the run went on without it",
+}
+"""What became of a gate its timeout settled (`gate.timed_out`), whoever answers after."""
 
 
 class Outcome(StrEnum):
@@ -111,6 +118,11 @@ def decide(
             needed=policy.min_approvals,
         )
 
+    if status in _TIMED_OUT:
+        return refused(
+            f"gate {gate.id!r} timed out before this answer came: {_TIMED_OUT[status]}"
+            f" (on_timeout: {policy.on_timeout}); it takes no answers now"
+        )
     if status != ItemStatus.WAITING:
         waiting = [item for item, s in progress.statuses.items() if s == ItemStatus.WAITING]
         now = f"it waits at {', '.join(waiting)}" if waiting else "it waits at no gate now"

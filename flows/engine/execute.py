@@ -25,6 +25,7 @@ from flows.contract.ports import (
 )
 from flows.engine.approvals import answer_gate, answer_identity
 from flows.engine.brief import incident_brief, timeline_text
+from flows.engine.gate_timers import act_on_due
 from flows.evidence.incident import Incident, incident_facts
 from flows.evidence.ledger import Ledger
 from flows.evidence.progress import DONE, ItemStatus, RunStatus, progress_from_records
@@ -35,6 +36,7 @@ from flows.runbook.model import Gate, Step
 from flows.runbook.plan import Plan
 from flows.runbook.roster import Roster
 from flows.runbook.templates import TemplateFailure, evaluate, render_value
+from flows.times import utc_now
 
 Simulator = Callable[[Step, Action, BaseModel], Mapping[str, Any] | None]
 """Given a step, its action and rendered arguments: canned outputs, or None to act for real."""
@@ -138,11 +140,19 @@ class _Walk:
         return self.run.ledger.record(event, step=item, actor=actor, data=data, durable=durable)
 
 
-def _open_gate(walk: _Walk, gate: Gate) -> None:
+def _open_gate(walk: _Walk, gate: Gate) -> bool:
+    """Reach, settle or ask at a gate; False when its timeout failed it, which stops the run."""
     run = walk.run
     status = walk.statuses.get(gate.id)
-    if status == ItemStatus.ACKNOWLEDGED:
-        return
+    if status == ItemStatus.WAITING:
+        status = _settle_timer(walk, gate)
+    if status in DONE:
+        return True
+    if status == ItemStatus.FAILED:
+        limit = gate.policy.timeout_s if gate.policy is not None else None
+        within = f" within {limit:g} s" if limit is not None else ""
+        walk.error = walk.error or f"gate {gate.id!r} was not passed{within} (on_timeout: fail)"
+        return False
     if status != ItemStatus.WAITING:
         # Reached: recorded before anyone is asked, so the wait is measured from here and no
         # answer can come before it (an answer for a gate not reached is refused).
@@ -155,7 +165,7 @@ def _open_gate(walk: _Walk, gate: Gate) -> None:
         walk.statuses[gate.id] = ItemStatus.WAITING
     answer = run.responder.ask(gate, run.incident.id)
     if answer is None:
-        return
+        return True
     decision = answer_gate(
         run.ledger,
         gate,
@@ -169,6 +179,23 @@ def _open_gate(walk: _Walk, gate: Gate) -> None:
         walk.statuses[gate.id] = ItemStatus.ACKNOWLEDGED
     if isinstance(run.responder, GateListener):
         run.responder.heard(gate, run.incident.id, decision.message)
+    return True
+
+
+def _settle_timer(walk: _Walk, gate: Gate) -> ItemStatus:
+    """Do what the gate's timer made due while nobody walked the plan; the gate's status then.
+
+    Without a server's clock this is where a gate past its timeout fails or continues (a
+    clock may have done it already: the ledger says, and nothing happens twice).
+    """
+    run = walk.run
+    if gate.policy is None or gate.policy.timeout_s is None:
+        return ItemStatus.WAITING
+    chat, runbook = run.chat, run.plan.runbook
+    act_on_due(run.ledger, run.incident, runbook, run.roster, chat, now=utc_now(), gates=[gate])
+    status = progress_from_records(read_records(run.evidence)).statuses.get(gate.id)
+    walk.statuses[gate.id] = status or ItemStatus.WAITING
+    return walk.statuses[gate.id]
 
 
 def _prepare(walk: _Walk, step: Step, action: Action) -> BaseModel:
@@ -382,8 +409,10 @@ def execute(run: Execution, *, resumed: bool = False) -> RunOutcome:
             continue
         item = plan.runbook.item(item_id)
         if isinstance(item, Gate):
-            _open_gate(walk, item)
-            continue
+            if _open_gate(walk, item):
+                continue
+            stopped = True
+            break
         if _run_step(walk, item):
             continue
         target = item.spec.on_failure

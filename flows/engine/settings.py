@@ -117,6 +117,13 @@ class Settings(BaseSettings):
         " (ISO 3166 code: US, GB, DE, ...).",
     )
     workers: int = Field(default=2, ge=1, le=64, description="Runs the server executes at once.")
+    gate_scan_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="How often the server checks the timers of waiting gates (seconds):"
+        " reminders, escalations, pages, and timeouts that fail or continue a run.",
+    )
     roster: Path | None = Field(
         default=None,
         description="The responders roster (responders.yaml) for every runbook; unset: the"

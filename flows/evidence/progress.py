@@ -26,6 +26,8 @@ class ItemStatus(StrEnum):
     WAITING = "waiting"
     """A gate nobody has acknowledged yet."""
     ACKNOWLEDGED = "acknowledged"
+    CONTINUED = "continued"
+    """A gate passed by its timeout (`on_timeout: continue`): nobody approved it."""
 
 
 class RunStatus(StrEnum):
@@ -37,7 +39,13 @@ class RunStatus(StrEnum):
     """Stopped at a gate nobody has acknowledged yet; `runbook resume` continues."""
 
 
-DONE = frozenset({ItemStatus.SUCCEEDED, ItemStatus.SKIPPED, ItemStatus.ACKNOWLEDGED})
+DONE = frozenset(
+    {ItemStatus.SUCCEEDED, ItemStatus.SKIPPED, ItemStatus.ACKNOWLEDGED, ItemStatus.CONTINUED}
+)
+
+TIMED_OUT_STATUS = {"fail": ItemStatus.FAILED, "continue": ItemStatus.CONTINUED}
+"""What a `gate.timed_out` record makes of its gate, by `on_timeout`; escalate and page leave
+it waiting."""
 
 _STATUS_BY_EVENT = {
     Event.STEP_STARTED: ItemStatus.RUNNING,
@@ -99,7 +107,8 @@ def approver_of(record: Record) -> str:
 def progress_from_records(records: Iterable[Record]) -> Progress:
     """Fold ledger records into the current progress of the incident.
 
-    `gate.approved` and `gate.refused` change no status: a gate waits until it is acknowledged.
+    `gate.approved`, `gate.refused` and `gate.reminded` change no status: a gate waits until it
+    is acknowledged, or its timeout fails or continues it (`gate.timed_out`).
     """
     statuses: dict[str, ItemStatus] = {}
     outputs: dict[str, Mapping[str, Any]] = {}
@@ -114,6 +123,11 @@ def progress_from_records(records: Iterable[Record]) -> Progress:
             who = approver_of(record)
             if who not in approvals.get(item, ()):
                 approvals[item] = (*approvals.get(item, ()), who)
+        if item is not None and event is Event.GATE_TIMED_OUT:
+            settled = TIMED_OUT_STATUS.get(str(record.data.get("on_timeout")))
+            if settled is not None and statuses.get(item) == ItemStatus.WAITING:
+                statuses[item] = settled
+            continue
         if item is None or event not in _STATUS_BY_EVENT:
             continue
         if event is Event.GATE_WAITING and statuses.get(item) == ItemStatus.ACKNOWLEDGED:

@@ -133,8 +133,8 @@ STARTER = "starter"
 class GatePolicy(Strict):
     """The YAML inside a ```gate fence: who may pass the gate, how many, and its timer.
 
-    `timeout_s`, `on_timeout`, `escalate_to` and `remind_before_s` are read and checked; the
-    engine does not act on them yet (a gate waits until it is passed).
+    The timer (`timeout_s`, `on_timeout`, `escalate_to`, `remind_before_s`) runs from the gate's
+    `gate.waiting` record; `flows.engine.gate_timers` acts on it.
     """
 
     approvers: Approvers | None = Field(

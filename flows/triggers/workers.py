@@ -16,6 +16,7 @@ from flows.drills.drill import resume_incident, run_drill
 from flows.engine.execute import RunOutcome
 from flows.engine.runner import BackendFactory, default_backends, record_resolution, start_run
 from flows.engine.settings import Settings
+from flows.triggers.gate_clock import GateClock
 from flows.triggers.intake import Intake
 from flows.triggers.jobs import Job, JobKind, job_origin
 from flows.triggers.metrics import Metrics
@@ -48,19 +49,24 @@ class Workers:
             threading.Thread(target=self._loop, name=f"runbook-worker-{n}", daemon=True)
             for n in range(threads)
         ]
+        # Beside the workers, wherever they run: one clock per server, queueing what it settles.
+        self.gate_clock = GateClock(settings, intake, lambda: self.backends(self.settings).chat)
 
     def start(self) -> None:
-        """Requeue what a previous server left unfinished, then start the threads."""
+        """Requeue what a previous server left unfinished, then start the threads and the gate
+        clock."""
         recovered = self.intake.recover()
         if recovered:
             LOG.info("starting with %d queued job(s), any a stopped server left", recovered)
         for thread in self._threads:
             thread.start()
+        self.gate_clock.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking jobs; wait for running ones (a job cut off is rerun on the next start)."""
         self._stop.set()
         self.intake.wakeup.set()
+        self.gate_clock.stop()
         for thread in self._threads:
             thread.join(timeout)
 

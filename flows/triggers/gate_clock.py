@@ -1,0 +1,119 @@
+"""The server's gate clock: a thread that runs the timers of gates waiting in any incident.
+
+Every `RUNBOOK_GATE_SCAN_S` seconds it reads the incident index for incidents whose latest run
+stopped waiting (drills excepted: they settle their timers when they resume in their
+sandboxes), and for each one does what its gate timers make due (`flows.engine.gate_timers`):
+reminders, escalations and pages are posted from here; a gate its timeout failed or continued
+gets a resume job, so the run fails or goes on in a worker, never in this thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from flows.contract.ports import ChatSystem
+from flows.engine.gate_timers import Acted, check_incident
+from flows.engine.settings import Settings
+from flows.errors import RunbookError
+from flows.evidence.incident import DOCUMENT_FILE, incident_folder
+from flows.evidence.population import Standing, read_population
+from flows.runbook.model import Runbook
+from flows.runbook.parse import parse_runbook
+from flows.times import utc_now
+from flows.triggers.intake import Intake
+from flows.triggers.jobs import JobKind
+
+LOG = logging.getLogger("runbook.gates")
+
+
+class GateClock:
+    """Scans waiting incidents' gate timers every `interval` seconds until stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        intake: Intake,
+        chat: Callable[[], ChatSystem],
+        *,
+        interval: float | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings, self.intake, self.clock = settings, intake, clock
+        self._chat_of = chat
+        self._chat: ChatSystem | None = None
+        self.interval = settings.gate_scan_s if interval is None else interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="runbook-gate-clock", daemon=True)
+        self._documents: dict[str, Runbook | None] = {}
+        """Each waiting incident's document, parsed once (it never changes), or None when no
+        gate of it has a timer."""
+        self._resumed: set[tuple[str, int]] = set()
+        """(incident, gate.timed_out seq) already given a resume job by this clock."""
+
+    @property
+    def chat(self) -> ChatSystem:
+        """The chat system the runs post to, made on first use."""
+        if self._chat is None:
+            self._chat = self._chat_of()
+        return self._chat
+
+    def start(self) -> None:
+        """Scan now (timers may have run out while no server ran), then every interval."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop scanning; a scan under way finishes first."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.scan()
+            except Exception as error:  # logged, and the next scan tries again
+                LOG.error("gate clock: the scan failed: %s", error)
+            self._stop.wait(self.interval)
+
+    def scan(self, now: datetime | None = None) -> list[Acted]:
+        """One pass over the waiting incidents; what it did (tests call it with their `now`)."""
+        moment = self.clock() if now is None else now
+        waiting = [
+            entry.incident
+            for entry in read_population(self.settings.incidents_dir).latest().values()
+            if entry.standing is Standing.WAITING and not entry.drill
+        ]
+        for gone in set(self._documents) - set(waiting):
+            del self._documents[gone]
+        acted: list[Acted] = []
+        for incident in waiting:
+            try:
+                acted += self._check(incident, moment)
+            except RunbookError as error:  # one broken incident never stops the others
+                LOG.error("gate clock: incident %s: %s", incident, error)
+        return acted
+
+    def _check(self, incident: str, now: datetime) -> list[Acted]:
+        runbook = self._document(incident)
+        if runbook is None:
+            return []
+        check = check_incident(self.settings, incident, self.chat, now=now, runbook=runbook)
+        for item in check.acted:
+            if item.record is not None:
+                LOG.info("gate %s of %s: %s", item.due.gate.id, incident, item.due.act)
+        if check.settled is not None and (incident, check.settled) not in self._resumed:
+            document = incident_folder(self.settings.incidents_dir, incident) / DOCUMENT_FILE
+            self.intake.enqueue(JobKind.RESUME, incident, str(document), {})
+            self._resumed.add((incident, check.settled))
+        return list(check.acted)
+
+    def _document(self, incident: str) -> Runbook | None:
+        if incident not in self._documents:
+            folder = incident_folder(self.settings.incidents_dir, incident)
+            runbook = parse_runbook(folder / DOCUMENT_FILE)
+            timed = any(g.policy is not None and g.policy.timeout_s for g in runbook.gates)
+            self._documents[incident] = runbook if timed else None
+        return self._documents[incident]
