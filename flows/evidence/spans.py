@@ -131,7 +131,7 @@ def read_spans(runbook: Runbook, entries: Sequence[Record], progress: Progress) 
     for item in runbook.items:
         mine = [e for e in entries if e.step == item.id]
         starts = [e for e in mine if e.event in ("step.started", "gate.waiting")]
-        ends = [e for e in mine if e.event in _END_EVENTS]
+        ends = [e for e in mine if e.event in _END_EVENTS or _settles(e)]
         first = starts[0] if starts else (ends[0] if ends else None)
         status = progress.statuses.get(item.id, ItemStatus.PENDING)
         end = ends[-1] if ends and status in _END_STATUSES else None
@@ -165,7 +165,16 @@ _END_STATUSES = (
     ItemStatus.FAILED,
     ItemStatus.SKIPPED,
     ItemStatus.ACKNOWLEDGED,
+    ItemStatus.CONTINUED,
 )
+
+
+def _settles(entry: Record) -> bool:
+    """A gate's timeout that decided it (failed or continued it), not one that only escalated."""
+    return entry.event is Event.GATE_TIMED_OUT and entry.data.get("outcome") in (
+        "failed",
+        "continued",
+    )
 
 
 def _detail(entry: Record | None) -> str:
@@ -257,6 +266,13 @@ def _moment(entry: Record, named: Rollback | None, rollback_of: Rollback | None)
     elif event is Event.GATE_REFUSED:
         what, failed = f"refused to {entry.actor} (via {data.get('via', '?')})", True
         detail = str(data.get("reason", ""))
+    elif event is Event.GATE_REMINDED:
+        what, detail = "approvers reminded", f"timeout at {data.get('deadline', '?')}"
+    elif event is Event.GATE_TIMED_OUT:
+        outcome = str(data.get("outcome", "?"))
+        escalated = f" to {data.get('escalate_to')}" if outcome == "escalated" else ""
+        what = f"timed out after {data.get('timeout_s', '?')} s: {outcome}{escalated}"
+        failed, detail = outcome == "failed", ""
     elif event is Event.ARTIFACT_FAILED:
         what, failed = f"artifact not collected ({data.get('collector', '?')})", True
         detail = str(data.get("error", ""))

@@ -253,3 +253,19 @@ def test_refused_and_partial_approvals_are_on_the_timeline(tmp_path: Path) -> No
     assert rows[1][4] == "refused to slack:U0BOB (via slack)"
     assert rows[1][5] == "bob holds no role that may pass this gate"
     assert rows[2][4] == "approved by alice (1 of 2 approvals) as role:security; waiting for more"
+
+
+def test_a_gate_its_timeout_decided_ends_there_and_says_how(tmp_path: Path) -> None:
+    """Escalation leaves the gate waiting; a timeout that continues it ends it, with a time."""
+    document = write(tmp_path, "gated", "## Contain\n\n- [ ] Host isolated\n")
+    with incident_of(tmp_path / "incidents", document) as ledger:
+        ledger.record(Event.GATE_WAITING, step="contain", data={"title": "Contain"})
+        escalated = {"timeout_s": 60, "outcome": "escalated", "escalate_to": "incident-commander"}
+        ledger.record(Event.GATE_TIMED_OUT, step="contain", data=escalated)
+        continued = {"timeout_s": 60, "outcome": "continued", "on_timeout": "continue"}
+        ledger.record(Event.GATE_TIMED_OUT, step="contain", data=continued)
+    report = render_report(ledger.folder)
+    rows = events(report, "contain")
+    assert rows[1][4] == "timed out after 60 s: escalated to incident-commander"
+    assert rows[2][4] == "timed out after 60 s: continued"
+    assert outcome(report, "contain") == "continued"
