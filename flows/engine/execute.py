@@ -28,7 +28,7 @@ from flows.engine.brief import incident_brief, timeline_text
 from flows.engine.gate_timers import act_on_due
 from flows.evidence.incident import Incident, incident_facts
 from flows.evidence.ledger import Ledger
-from flows.evidence.progress import DONE, ItemStatus, RunStatus, progress_from_records
+from flows.evidence.progress import DONE, Abort, ItemStatus, RunStatus, progress_from_records
 from flows.evidence.records import Event, Record
 from flows.evidence.redact import REDACTED, Redactor
 from flows.evidence.verify import read_records
@@ -106,6 +106,8 @@ class _Walk:
         self.statuses: dict[str, ItemStatus] = dict(progress.statuses)
         self.outputs: dict[str, Any] = {k: dict(v) for k, v in progress.outputs.items()}
         self.error: str | None = None
+        self.aborted: Abort | None = progress.aborted
+        self.severity = progress.severity or run.plan.runbook.meta.severity
         shown_inputs, _ = run.redactor.redact(run.inputs)
         self.brief = incident_brief(run.plan.runbook, run.incident.id, shown_inputs)
 
@@ -114,9 +116,22 @@ class _Walk:
         return {
             "inputs": run.inputs,
             "alert": run.incident.alert or {},
-            "incident": run.incident.template_context(),
+            "incident": {**run.incident.template_context(), "severity": self.severity},
             "steps": self.outputs,
         }
+
+    def steered(self, item_id: str) -> bool:
+        """Take in what responders recorded while the walk went on; False once they aborted.
+
+        Another process (`runbook skip`, `/runbook abort`) may write to the ledger meanwhile: a
+        step they skipped counts as skipped, a severity they set holds from the next step on.
+        """
+        progress = progress_from_records(read_records(self.run.evidence))
+        self.aborted = progress.aborted
+        self.severity = progress.severity or self.severity
+        if progress.statuses.get(item_id) == ItemStatus.SKIPPED:
+            self.statuses[item_id] = ItemStatus.SKIPPED
+        return self.aborted is None
 
     def satisfied(self, item_id: str) -> bool:
         status = self.statuses.get(item_id)
@@ -357,7 +372,7 @@ def _act(walk: _Walk, step: Step, action: Action, args: BaseModel, attempt: int)
         attempt=attempt,
         redact=lambda text: run.redactor.redact(text)[0],
         redact_collected=lambda text: run.redactor.redact(text, personal=True)[0],
-        severity=run.plan.runbook.meta.severity,
+        severity=walk.severity,
         brief=walk.brief,
         evidence_dir=run.evidence,
         timeline=lambda: timeline_text(read_records(run.evidence)),
@@ -403,6 +418,8 @@ def execute(run: Execution, *, resumed: bool = False) -> RunOutcome:
     )
     stopped = False
     for item_id in plan.order:
+        if not walk.steered(item_id):
+            break
         if walk.statuses.get(item_id) in DONE:
             continue
         if not all(walk.satisfied(dep) for dep in plan.needs.get(item_id, ())):
@@ -427,14 +444,21 @@ def execute(run: Execution, *, resumed: bool = False) -> RunOutcome:
 
     steps = {item_id: walk.statuses.get(item_id, ItemStatus.PENDING) for item_id in plan.order}
     steps.update({r: walk.statuses[r] for r in sorted(plan.rollbacks) if r in walk.statuses})
-    if stopped:
+    if walk.aborted is not None:
+        status = RunStatus.FAILED
+        walk.error = f"aborted by {walk.aborted.by}: {walk.aborted.reason}"
+    elif stopped:
         status = RunStatus.FAILED
     elif all(walk.satisfied(item_id) for item_id in plan.order):
         status = RunStatus.SUCCEEDED
     else:
         status = RunStatus.WAITING
-    waiting = [i for i, s in steps.items() if s == ItemStatus.WAITING]
-    walk.record(Event.RUN_FINISHED, None, {"status": status, "steps": steps, "waiting": waiting})
+    # An aborted incident waits for nobody: its gates will never be passed.
+    waiting = [i for i, s in steps.items() if s == ItemStatus.WAITING and walk.aborted is None]
+    finished: dict[str, Any] = {"status": status, "steps": steps, "waiting": waiting}
+    if walk.aborted is not None:
+        finished["aborted"] = {"by": walk.aborted.by, "reason": walk.aborted.reason}
+    walk.record(Event.RUN_FINISHED, None, finished)
     return RunOutcome(
         incident=run.incident.id,
         runbook=plan.runbook.id,

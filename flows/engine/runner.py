@@ -29,6 +29,7 @@ from flows.evidence.incident import (
 )
 from flows.evidence.ledger import Ledger
 from flows.evidence.population import note_opened, note_standing
+from flows.evidence.progress import progress_from_records
 from flows.evidence.records import Event, RunbookRef
 from flows.evidence.verify import read_records
 from flows.runbook.identity import Identity
@@ -211,6 +212,14 @@ def resume_run(
     """Continue an incident from its first unfinished step; finished steps never run again."""
     registry = registry or default_registry()
     incident = load_incident(settings.incidents_dir, incident_id)
+    aborted = progress_from_records(
+        read_records(incident_folder(settings.incidents_dir, incident_id))
+    ).aborted
+    if aborted is not None:
+        raise RunbookError(
+            f"incident {incident_id!r} was aborted by {aborted.by} at {aborted.at}"
+            f" ({aborted.reason}); an aborted incident never runs again"
+        )
     if incident.drill and simulate is None:
         # A drill never continues against real backends: flows.drills resumes it in its sandboxes.
         raise RunbookError(

@@ -83,7 +83,7 @@ def _row(folder: Path, entry: IndexEntry | None) -> CensusRow | None:
         runbook=incident.runbook.id,
         version=incident.runbook.version,
         kind=incident.runbook.kind or (entry.kind if entry else "other"),
-        severity=incident.runbook.severity,
+        severity=_severity(incident, records),
         drill=incident.drill,
         opened=opened,
         first_response=first_response,
@@ -113,8 +113,23 @@ def _contained(records: Sequence[Record]) -> str | None:
     return None
 
 
+def _severity(incident: Incident, records: Sequence[Record]) -> str:
+    """The incident's severity now: the last one a responder set, else the runbook's."""
+    changed = [r.data.get("severity") for r in records if r.event is Event.INCIDENT_SEVERITY]
+    latest = changed[-1] if changed else None
+    return latest if isinstance(latest, str) else incident.runbook.severity
+
+
 def _commander(incident: Incident, records: Sequence[Record]) -> str | None:
-    """Who commanded: the person who started the incident, else the first to act at a gate."""
+    """Who commanded: the person last assigned the commander role, else the person who started
+    the incident, else the first to act at a gate."""
+    assigned = [
+        r.data.get("assignee")
+        for r in records
+        if r.event is Event.INCIDENT_ASSIGNED and r.data.get("commander") is True
+    ]
+    if assigned and isinstance(assigned[-1], str):
+        return assigned[-1]
     started_by = incident.started_by or ""
     person = started_by.partition(":")[2] if ":" in started_by else started_by
     if person and not started_by.startswith(("alert:", "drill:")):

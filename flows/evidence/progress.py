@@ -53,6 +53,7 @@ _STATUS_BY_EVENT = {
     Event.STEP_SUCCEEDED: ItemStatus.SUCCEEDED,
     Event.STEP_FAILED: ItemStatus.FAILED,
     Event.STEP_SKIPPED: ItemStatus.SKIPPED,
+    Event.STEP_RETRY_REQUESTED: ItemStatus.PENDING,
     Event.GATE_WAITING: ItemStatus.WAITING,
     Event.GATE_ACKNOWLEDGED: ItemStatus.ACKNOWLEDGED,
 }
@@ -76,6 +77,15 @@ class Acknowledgement:
 
 
 @dataclass(frozen=True)
+class Abort:
+    """Who stopped the incident for good (`run.aborted`), when, and why."""
+
+    by: str
+    at: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Progress:
     """Latest status of every step and gate, the outputs of finished steps, and gate acks.
 
@@ -88,6 +98,12 @@ class Progress:
     acks: Mapping[str, Acknowledgement] = field(default_factory=dict)
     runs: int = 0
     approvals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    aborted: Abort | None = None
+    """The first `run.aborted`: the incident never runs again."""
+    assignments: Mapping[str, str] = field(default_factory=dict)
+    """Role -> the person last assigned it on this incident (`incident.assigned`)."""
+    severity: str | None = None
+    """The severity last set on this incident (`incident.severity`); None: the runbook's."""
 
     def is_done(self, item_id: str) -> bool:
         """True when the step or gate needs nothing more on resume."""
@@ -115,10 +131,22 @@ def progress_from_records(records: Iterable[Record]) -> Progress:
     acks: dict[str, Acknowledgement] = {}
     approvals: dict[str, tuple[str, ...]] = {}
     runs = 0
+    aborted: Abort | None = None
+    assignments: dict[str, str] = {}
+    severity: str | None = None
     for record in records:
         event, item = record.event, record.step
         if event in (Event.RUN_STARTED, Event.RUN_RESUMED):
             runs += 1
+        elif event is Event.RUN_ABORTED and aborted is None:
+            aborted = Abort(record.actor, record.ts, str(record.data.get("reason", "")))
+        elif event is Event.INCIDENT_ASSIGNED:
+            role, assignee = record.data.get("role"), record.data.get("assignee")
+            if isinstance(role, str) and isinstance(assignee, str):
+                assignments[role] = assignee
+        elif event is Event.INCIDENT_SEVERITY:
+            changed = record.data.get("severity")
+            severity = changed if isinstance(changed, str) else severity
         if item is not None and event in (Event.GATE_APPROVED, Event.GATE_ACKNOWLEDGED):
             who = approver_of(record)
             if who not in approvals.get(item, ()):
@@ -137,7 +165,16 @@ def progress_from_records(records: Iterable[Record]) -> Progress:
             outputs[item] = record.outputs
         elif event is Event.GATE_ACKNOWLEDGED:
             acks[item] = _acknowledgement(record, item)
-    return Progress(statuses=statuses, outputs=outputs, acks=acks, runs=runs, approvals=approvals)
+    return Progress(
+        statuses=statuses,
+        outputs=outputs,
+        acks=acks,
+        runs=runs,
+        approvals=approvals,
+        aborted=aborted,
+        assignments=assignments,
+        severity=severity,
+    )
 
 
 def _acknowledgement(record: Record, gate: str) -> Acknowledgement:

@@ -63,6 +63,18 @@ class Event(StrEnum):
     DRILL_SCORED = "drill.scored"
     DRILL_NOTE = "drill.note"
     DRILL_LESSON = "drill.lesson"
+    STEP_RETRY_REQUESTED = "step.retry_requested"
+    """A responder asked for a failed step to run again; the resume that follows runs it."""
+    RUN_RESUME_REQUESTED = "run.resume_requested"
+    """A responder asked for the run to continue (from Slack); a worker resumes it."""
+    RUN_ABORTED = "run.aborted"
+    """A responder stopped the incident for good, with a reason: it never runs again."""
+    INCIDENT_ASSIGNED = "incident.assigned"
+    """A responder assigned a role of this incident (its commander, ...) to a person."""
+    INCIDENT_SEVERITY = "incident.severity"
+    """A responder changed the incident's severity from the runbook's."""
+    STEER_REFUSED = "steer.refused"
+    """Someone tried to steer the incident (retry, skip, abort, ...) and was refused."""
 
 
 class RunbookRef(BaseModel):

@@ -64,6 +64,61 @@ class Triggers(Strict):
     slack: SlackTrigger | None = None
 
 
+COMMANDER = "incident-commander"
+"""The roster role of the incident commander, unless a runbook's `steering.commander` says."""
+STARTER = "starter"
+"""In `separation` and `steering`: the person who started the incident."""
+ANYONE = "anyone"
+"""In `steering`: anyone the roster knows (without a roster: anyone)."""
+
+SteeringAct = Literal["status", "resume", "retry", "skip", "abort", "assign", "severity", "note"]
+STEERING_ACTS: tuple[SteeringAct, ...] = (
+    "status",
+    "resume",
+    "retry",
+    "skip",
+    "abort",
+    "assign",
+    "severity",
+    "note",
+)
+_OPEN_ACTS = frozenset({"status", "note"})
+"""Acts open to anyone the roster knows unless the runbook says otherwise: reading, and notes."""
+
+Steerers = list[str] | None
+
+
+class Steering(Strict):
+    """Who may steer an incident of this runbook, act by act.
+
+    Each act lists roster roles, `starter` (whoever started the incident) or `anyone` (anyone the
+    roster knows). Someone assigned a role on an incident (`assign ROLE PERSON`) holds that role
+    for the incident. An act left out is open to the commander role and the starter; `status`
+    and `note` to anyone the roster knows. Without a roster anyone may steer.
+    """
+
+    commander: str = Field(
+        default=COMMANDER,
+        pattern=IDENTIFIER,
+        description="The roster role of the incident commander: status shows who is assigned it.",
+    )
+    status: Steerers = Field(default=None, description="May see the incident and its steps.")
+    resume: Steerers = Field(default=None, description="May continue the run.")
+    retry: Steerers = Field(default=None, description="May run a failed step again.")
+    skip: Steerers = Field(default=None, description="May skip a step, giving a reason.")
+    abort: Steerers = Field(default=None, description="May stop the incident for good.")
+    assign: Steerers = Field(default=None, description="May assign a role (the commander).")
+    severity: Steerers = Field(default=None, description="May change the incident's severity.")
+    note: Steerers = Field(default=None, description="May add a note to the timeline.")
+
+    def who_may(self, act: SteeringAct) -> tuple[str, ...]:
+        """The roles and words (`starter`, `anyone`) that may perform `act`."""
+        declared: Steerers = getattr(self, act)
+        if declared is not None:
+            return tuple(declared)
+        return (ANYONE,) if act in _OPEN_ACTS else (self.commander, STARTER)
+
+
 class FrontMatter(Strict):
     """The YAML front matter at the top of a runbook document."""
 
@@ -76,6 +131,9 @@ class FrontMatter(Strict):
     soc2: list[str] = Field(default_factory=list, description="SOC 2 criteria, e.g. CC7.4.")
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     triggers: Triggers = Field(default_factory=Triggers)
+    steering: Steering = Field(
+        default_factory=Steering, description="Who may steer an incident: retry, skip, abort, ..."
+    )
     description: str = ""
 
 
@@ -125,9 +183,6 @@ class Approvers(Strict):
 
 
 OnTimeout = Literal["escalate", "page", "fail", "continue"]
-
-STARTER = "starter"
-"""In `separation`: the person who started the incident."""
 
 
 class GatePolicy(Strict):

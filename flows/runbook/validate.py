@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from flows.errors import Problem, RunbookError
 from flows.runbook.catalog import ActionCatalog, ActionSpec
 from flows.runbook.hints import line_of, suggest
-from flows.runbook.model import Runbook, Step, Unread
+from flows.runbook.model import ANYONE, STARTER, STEERING_ACTS, Runbook, Step, Unread
 from flows.runbook.parse import find_runbook_files, read_runbook
 from flows.runbook.plan import Plan, build_plan
 from flows.runbook.policies import policy_problems, roster_problems
@@ -135,7 +135,9 @@ def _check_file(path: Path, registry: ActionCatalog, keep: bool, rosters: _Roste
         return _Checked(path, list(reading.problems), None)
     problems = [*reading.problems, *check_runbook(runbook, registry, reading.unread)]
     roster, unreadable = rosters.of(path)
-    problems.extend(unreadable or roster_problems(runbook, roster))
+    problems.extend(
+        unreadable or [*roster_problems(runbook, roster), *steering_problems(runbook, roster)]
+    )
     if problems:
         return _Checked(path, sorted(problems, key=_line), None)
     slack = runbook.meta.triggers.slack
@@ -297,8 +299,36 @@ def _slack_problems(runbook: Runbook) -> list[Problem]:
     return problems
 
 
-RESERVED_SLACK_COMMANDS = frozenset({"list", "status", "drill", "help"})
+RESERVED_SLACK_COMMANDS = frozenset({"list", "status", "drill", "help", *STEERING_ACTS})
 _ALLOWED_ENTRY = re.compile(r"^(?:[#@]\S+|[CGUWS][A-Z0-9]{2,})$")
+
+
+def steering_problems(runbook: Runbook, roster: Roster | None) -> list[Problem]:
+    """Every role `steering` names must be in the roster; without one, anyone may steer and
+    there is nothing to check names against."""
+    if roster is None:
+        return []
+    steering = runbook.meta.steering
+    roles = roster.spec.roles
+    problems = []
+
+    def unknown(loc: list[str], role: str, words: tuple[str, ...] = ()) -> None:
+        problems.append(
+            Problem(
+                runbook.path,
+                line_of(runbook.meta_lines, loc, 1),
+                f"steering.{'.'.join(loc[1:2])}: role '{role}' is not in {roster.path}",
+                suggest(role, [*roles, *words], known="roles" + (" and words" if words else "")),
+            )
+        )
+
+    if "commander" in steering.model_fields_set and steering.commander not in roles:
+        unknown(["steering", "commander"], steering.commander)
+    for act in STEERING_ACTS:
+        for index, entry in enumerate(getattr(steering, act) or ()):
+            if entry not in (STARTER, ANYONE) and entry not in roles:
+                unknown(["steering", act, str(index)], entry, (STARTER, ANYONE))
+    return problems
 
 
 def _library_clashes(entries: list[_Checked]) -> list[Problem]:

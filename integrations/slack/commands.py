@@ -50,6 +50,8 @@ USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
 GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
 GATE_ID = re.compile(IDENTIFIER)
+MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>")
+SEVERITY = re.compile(r"[Ss][Ee][Vv][1-5]")
 
 
 class Kind(StrEnum):
@@ -60,6 +62,25 @@ class Kind(StrEnum):
     STATUS = "status"
     DRILL = "drill"
     HELP = "help"
+    RESUME = "resume"
+    RETRY = "retry"
+    SKIP = "skip"
+    ABORT = "abort"
+    ASSIGN = "assign"
+    SEVERITY = "severity"
+    NOTE = "note"
+
+
+STEERING = frozenset(
+    {Kind.RESUME, Kind.RETRY, Kind.SKIP, Kind.ABORT, Kind.ASSIGN, Kind.SEVERITY, Kind.NOTE}
+)
+"""The kinds that steer an incident: each names one, and the engine records it."""
+STEERING_USAGE = (
+    "Steer an incident: `/runbook resume INCIDENT`, `/runbook retry INCIDENT STEP`,"
+    " `/runbook skip INCIDENT STEP reason...`, `/runbook abort INCIDENT reason...`,"
+    " `/runbook assign INCIDENT ROLE @person`, `/runbook severity INCIDENT sev1..sev5`,"
+    " `/runbook note INCIDENT text...`."
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +106,12 @@ class CommandRequest:
     name: str | None = None
     inputs: dict[str, str] = field(default_factory=dict)
     incident: str | None = None
+    step: str | None = None
+    role: str | None = None
+    person: str | None = None
+    """Whom `assign` names: a Slack user id (from a mention), an @handle, or a roster id."""
+    text: str | None = None
+    """The reason of `skip` and `abort`, the text of `note`, the level of `severity`."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +147,9 @@ def parse_command(body: bytes) -> SlashCommand:
 
 def parse_command_text(text: str) -> CommandRequest:
     """What `/runbook TEXT` asks for; PayloadError(400) with the usage when it makes no sense."""
+    steering = _steering_request(_plain(text))
+    if steering is not None:
+        return steering
     try:
         words = shlex.split(_plain(text), posix=True)
     except ValueError as err:
@@ -144,6 +174,67 @@ def parse_command_text(text: str) -> CommandRequest:
             raise _usage("`drill` needs a scenario")
         return CommandRequest(Kind.DRILL, name=_name(rest[0]), inputs=_assignments(rest[1:]))
     return CommandRequest(Kind.RUN, name=_name(words[0]), inputs=_assignments(rest))
+
+
+def _steering_request(plain: str) -> CommandRequest | None:
+    """A steering command (`skip inc-1 check the disk was fine`), or None for other verbs.
+
+    Read by words, not as shell words: a reason or note is kept as typed, apostrophes and all.
+    """
+    verb, rest = _first(plain)
+    kind = next((k for k in STEERING if k.value == verb.lower()), None)
+    if kind is None:
+        return None
+    incident, rest = _first(rest)
+    if not INCIDENT_ID.fullmatch(incident):
+        raise _steering_usage(f"`{kind}` needs an incident id")
+    match kind:
+        case Kind.RESUME:
+            if rest:
+                raise _steering_usage("`resume` takes only the incident id")
+            return CommandRequest(kind, incident=incident)
+        case Kind.NOTE | Kind.ABORT:
+            if not rest:
+                what = "the note's text" if kind is Kind.NOTE else "a reason"
+                raise _steering_usage(f"`{kind}` needs {what} after the incident id")
+            return CommandRequest(kind, incident=incident, text=rest[:VALUE_LIMIT])
+        case Kind.SEVERITY:
+            if not SEVERITY.fullmatch(rest):
+                raise _steering_usage(f"{rest!r} is not a severity (sev1 to sev5)")
+            return CommandRequest(kind, incident=incident, text=rest.lower())
+        case Kind.ASSIGN:
+            words = rest.split()
+            if len(words) != 2 or not GATE_ID.fullmatch(words[0]):
+                raise _steering_usage("`assign` takes a role and one person")
+            return CommandRequest(kind, incident=incident, role=words[0], person=_person(words[1]))
+    step, reason = _first(rest)
+    if not GATE_ID.fullmatch(step):
+        raise _steering_usage(f"`{kind}` needs a step id after the incident id")
+    if kind is Kind.RETRY and reason:
+        raise _steering_usage("`retry` takes an incident id and a step id")
+    if kind is Kind.SKIP and not reason:
+        raise _steering_usage("`skip` needs a reason after the step id")
+    return CommandRequest(kind, incident=incident, step=step, text=reason[:VALUE_LIMIT] or None)
+
+
+def _first(text: str) -> tuple[str, str]:
+    """The first word of `text` and the rest, stripped."""
+    words = text.split(None, 1)
+    return (words[0], words[1].strip()) if len(words) == 2 else (words[0] if words else "", "")
+
+
+def _person(word: str) -> str:
+    """Whom a word names: `<@U123|bob>` (a mention) is the user id; `@bob` and ids as typed."""
+    mention = MENTION.fullmatch(word)
+    if mention:
+        return mention.group(1)
+    if NAME.fullmatch(word.removeprefix("@")):
+        return word
+    raise _steering_usage(f"{word!r} names nobody: mention them (@name) or give their roster id")
+
+
+def _steering_usage(reason: str) -> PayloadError:
+    return PayloadError(f"{reason}. {STEERING_USAGE}", 400)
 
 
 def is_allowed(
