@@ -35,7 +35,7 @@ from flows.evidence.verify import read_records
 from flows.runbook.model import Gate, Step
 from flows.runbook.plan import Plan
 from flows.runbook.roster import Roster
-from flows.runbook.templates import TemplateFailure, evaluate, render_value
+from flows.runbook.templates import TemplateFailure, escapes_of, evaluate, render_arguments
 from flows.times import utc_now
 
 Simulator = Callable[[Step, Action, BaseModel], Mapping[str, Any] | None]
@@ -214,7 +214,13 @@ def _settle_timer(walk: _Walk, gate: Gate) -> ItemStatus:
 
 
 def _prepare(walk: _Walk, step: Step, action: Action) -> BaseModel:
-    rendered = render_value(step.spec.with_, walk.template_context(), where=f"step '{step.id}'")
+    rendered = render_arguments(
+        step.spec.with_,
+        walk.template_context(),
+        where=f"step '{step.id}'",
+        escapes=escapes_of(action.args),
+        shown=lambda context: walk.run.redactor.redact(context)[0],
+    )
     return action.args.model_validate(rendered)
 
 

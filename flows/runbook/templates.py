@@ -1,12 +1,18 @@
-"""The one sandboxed Jinja2 environment that renders every runbook template.
+"""The sandboxed Jinja2 environments that render every runbook template.
 
 Templates come from documents and are treated as untrusted; values (alert payloads above all)
 are data: a render's output is never rendered again. Rendering is deterministic, so a resumed
 run renders the same arguments as the first attempt.
+
+An action argument whose text is markup (a Slack message, a Jira description) is marked
+`Escaped` in its model: its templates render with Jinja's autoescaping, through that markup's own
+escape function. What the template says stays markup (a `<!here>` written in it still
+notifies); every value it interpolates is escaped, unless the template marks it `| trusted`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,6 +30,8 @@ from jinja2.environment import TemplateExpression
 from jinja2.parser import Parser
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from markupsafe import Markup
+from pydantic import BaseModel
 
 ROOTS = frozenset({"inputs", "alert", "incident", "steps"})
 """The names a step template can start from; alert trigger templates may use only `alert`."""
@@ -40,6 +48,21 @@ _EVALUATION_ERRORS = (
     RecursionError,
 )
 """What evaluating an untrusted template can raise besides undefined names and sandbox refusals."""
+
+
+Escape = Callable[[str], str]
+"""Turns text into markup that shows it as it is (`&` -> `&amp;` for Slack, say)."""
+
+
+@dataclass(frozen=True)
+class Escaped:
+    """Marks an action argument as markup: the values its templates interpolate are escaped.
+
+    `text: Annotated[str, Escaped(escape_mrkdwn)]`. Strings nested in the argument (Block Kit
+    blocks) are escaped the same way.
+    """
+
+    escape: Escape
 
 
 class TemplateFailure(Exception):
@@ -77,12 +100,68 @@ def _repeated_size(left: Any, right: Any) -> int:
     return 0
 
 
-_ENV = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-# Random output would make a resumed run render different arguments than the first attempt.
-del _ENV.globals["lipsum"]
-del _ENV.filters["random"]
+def _deterministic(env: _Sandbox) -> _Sandbox:
+    # Random output would make a resumed run render different arguments than the first attempt.
+    del env.globals["lipsum"]
+    del env.filters["random"]
+    return env
+
+
+_ENV = _deterministic(
+    _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+)
+# Where nothing is escaped, `trusted` changes nothing: the same template works in any argument.
+_ENV.filters["trusted"] = lambda value: value
 GLOBALS = frozenset(_ENV.globals)
 """Names every template may use besides its roots (range, dict, cycler, joiner, namespace)."""
+
+
+@lru_cache(maxsize=16)
+def _escaping(escape: Escape) -> _Sandbox:
+    """The environment for arguments escaped with `escape`: Jinja's autoescaping, our escape.
+
+    Jinja keeps what a template says apart from what it interpolates by wrapping the first in
+    `Markup`. `Trusted` is that `Markup` for this kind of markup: a value that reaches the output
+    as anything else is escaped by `finalize`, and Markup's own operations (`+`, `%`) escape
+    their operands with `escape` too, never with HTML's rules.
+    """
+
+    class Trusted(Markup):
+        """Text that is already markup: the template's own, or a value marked `| trusted`."""
+
+        __slots__ = ()
+
+        @classmethod
+        def escape(cls, s: Any) -> Trusted:
+            if hasattr(s, "__html__"):
+                return cls(s.__html__())
+            return cls(escape(str(s)))
+
+    def finalize(value: Any) -> Any:
+        # Every `{{ ... }}` passes here, `{% autoescape false %}` blocks included. A Markup is
+        # the template's own text (a `{% set %}` block, a macro) or a value marked trusted.
+        return value if hasattr(value, "__html__") else Trusted.escape(value)
+
+    env = _deterministic(
+        _Sandbox(
+            undefined=StrictUndefined,
+            autoescape=True,
+            finalize=finalize,
+            keep_trailing_newline=True,
+        )
+    )
+    env.filters.update(
+        trusted=Trusted,
+        safe=Trusted,
+        e=Trusted.escape,
+        escape=Trusted.escape,
+        forceescape=lambda value: Trusted(escape(str(value))),
+        # Jinja's own versions return HTML as Markup, which would pass as trusted here.
+        tojson=lambda value, indent=None: json.dumps(value, indent=indent, sort_keys=True),
+    )
+    for html_only in ("urlize", "xmlattr"):
+        del env.filters[html_only]
+    return env
 
 
 def is_template(text: str) -> bool:
@@ -90,29 +169,81 @@ def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
-def render(template: str, context: Mapping[str, Any], *, where: str = "") -> str:
+def render(
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    where: str = "",
+    escape: Escape | None = None,
+) -> str:
     """Render one template string in the sandbox; raise TemplateFailure saying what went wrong.
 
-    `where` names the template's place for messages, e.g. "step 'ticket'".
+    `where` names the template's place for messages, e.g. "step 'ticket'". With `escape`, the
+    output is markup: interpolated values are escaped with it unless marked `| trusted`.
     """
     if not is_template(template):
         return template
     try:
-        compiled = _compile(template)
+        compiled = _compile(template, escape)
     except TemplateSyntaxError as error:
         raise TemplateFailure(_syntax_message(error, where)) from None
     return _run(lambda: compiled.render(context), template, context, where)
 
 
-def render_value(value: Any, context: Mapping[str, Any], *, where: str = "") -> Any:
+def render_value(
+    value: Any, context: Mapping[str, Any], *, where: str = "", escape: Escape | None = None
+) -> Any:
     """Render every string inside dicts and lists (keys stay as written); other values unchanged."""
     if isinstance(value, str):
-        return render(value, context, where=where)
+        return render(value, context, where=where, escape=escape)
     if isinstance(value, Mapping):
-        return {key: render_value(item, context, where=where) for key, item in value.items()}
+        return {
+            key: render_value(item, context, where=where, escape=escape)
+            for key, item in value.items()
+        }
     if isinstance(value, list | tuple):
-        return type(value)(render_value(item, context, where=where) for item in value)
+        return type(value)(
+            render_value(item, context, where=where, escape=escape) for item in value
+        )
     return value
+
+
+def render_arguments(
+    arguments: Mapping[str, Any],
+    context: Mapping[str, Any],
+    *,
+    where: str = "",
+    escapes: Mapping[str, Escape] | None = None,
+    shown: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Render a step's `with:`: each argument named in `escapes` as markup, the rest as text.
+
+    Markup is what people read, so its templates see the context through `shown` (the run's
+    redaction): a secret is masked before it is escaped, which would otherwise hide it from
+    the redaction applied to the finished text.
+    """
+    escapes = escapes or {}
+    people: Mapping[str, Any] | None = None
+    rendered: dict[str, Any] = {}
+    for name, value in arguments.items():
+        escape = escapes.get(name)
+        if escape is None:
+            rendered[name] = render_value(value, context, where=where)
+            continue
+        if people is None:
+            people = shown(context) if shown is not None else context
+        rendered[name] = render_value(value, people, where=where, escape=escape)
+    return rendered
+
+
+def escapes_of(model: type[BaseModel]) -> dict[str, Escape]:
+    """The escape of each argument of an action's model that is marked `Escaped`."""
+    return {
+        name: marker.escape
+        for name, field in model.model_fields.items()
+        for marker in field.metadata
+        if isinstance(marker, Escaped)
+    }
 
 
 def evaluate(expression: str, context: Mapping[str, Any], *, where: str = "") -> bool:
@@ -146,8 +277,8 @@ def condition_references(expression: str) -> list[Reference]:
 
 
 @lru_cache(maxsize=4096)
-def _compile(template: str) -> Template:
-    return _ENV.from_string(template)
+def _compile(template: str, escape: Escape | None = None) -> Template:
+    return (_ENV if escape is None else _escaping(escape)).from_string(template)
 
 
 @lru_cache(maxsize=4096)

@@ -3,7 +3,14 @@
 Every request is authenticated first and answered as soon as its work is committed to the
 intake; runs happen afterwards in the workers, so answers stay within the senders' deadlines
 (Slack 3 s, PagerDuty 5 s) whatever Jira or Slack are doing. A request that is refused (bad
-signature, bad payload) changes nothing but a counter and a log line.
+signature, bad payload, a replay) changes nothing but a counter and a log line.
+
+Replays: a Slack request's signature is remembered in the intake for as long as its timestamp
+is accepted, so a copy of it is refused (409), whichever worker or restarted server it reaches.
+Alert webhooks are not refused that way: senders resend the same bytes when an answer is lost
+(PagerDuty's signature has no timestamp at all), and the intake already acts on an alert once:
+a delivery id is kept for good, a firing alert joins its open incident, a resolution is
+recorded once.
 """
 
 from __future__ import annotations
@@ -22,12 +29,13 @@ from flows.engine.routing import route_alert
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.runbook.model import Runbook
-from flows.triggers.intake import Intake
+from flows.triggers.intake import REPLAY_WINDOW_S, Intake
 from flows.triggers.jobs import JobState
 from flows.triggers.metrics import Metrics
 from integrations.alerts import AuthError, PayloadError
 from integrations.alerts import auth as verify
 from integrations.alerts.sources import PARSERS
+from integrations.slack.replies import plain_error
 
 LOG = logging.getLogger("runbook.server")
 MAX_BODY = 1 << 20
@@ -91,7 +99,9 @@ def build_verifiers(
             "RUNBOOK_GRAFANA_SECRET",
         ),
         "slack": (
-            (lambda h, b: verify.verify_slack(h, b, signing)) if signing else None,
+            (lambda h, b: verify.verify_slack(h, b, signing, window_s=REPLAY_WINDOW_S))
+            if signing
+            else None,
             "RUNBOOK_SLACK_SIGNING_SECRET",
         ),
     }
@@ -185,15 +195,29 @@ async def receive_slack(state: ServerState, request: Request, kind: str) -> Resp
         return refused
     if state.slack is None:
         return JSONResponse({"error": "Slack is not served here"}, status_code=404)
+    if not await run_in_threadpool(_first_signature, state, headers):
+        return _refuse(state, endpoint, 409, "this signed request was received before", "replayed")
     handler = state.slack.command if kind == "commands" else state.slack.interaction
     try:
         answer = await run_in_threadpool(handler, body)
     except PayloadError as error:
         return _refuse(state, endpoint, error.status, error.reason, "bad_payload")
     except RunbookError as error:
-        answer = {"response_type": "ephemeral", "text": str(error)}
+        answer = {"response_type": "ephemeral", "text": plain_error(error)}
     state.metrics.webhook_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - started)
     return JSONResponse(answer or {}, status_code=200)
+
+
+def _first_signature(state: ServerState, headers: Mapping[str, str]) -> bool:
+    """Remember a verified Slack signature until its timestamp expires; False if seen before."""
+    signature = headers.get("x-slack-signature", "").strip().lower()
+    if not signature:  # --dev without a signing secret: nothing signed, nothing to remember
+        return True
+    stamp = headers.get("x-slack-request-timestamp", "").strip()
+    sent = int(stamp) if stamp.isascii() and stamp.isdigit() else time.time()
+    # The verifier accepts it until its timestamp is the window old: remember it that long.
+    until = sent + REPLAY_WINDOW_S
+    return state.intake.first_sighting([f"slack-signature:{signature}"], until)
 
 
 def build_app(state: ServerState) -> FastAPI:

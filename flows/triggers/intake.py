@@ -12,6 +12,7 @@ import json
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager
@@ -63,8 +64,16 @@ CREATE TABLE IF NOT EXISTS jobs (
   finished_at TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (state, id);
+CREATE TABLE IF NOT EXISTS seen_requests (
+  key TEXT PRIMARY KEY,
+  expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS seen_requests_expiry ON seen_requests (expires_at);
 """
 
+REPLAY_WINDOW_S = 300
+"""How far from now a signed request's timestamp may be (Slack's rule), so how long its
+signature and trigger_id are remembered to refuse a replay."""
 RouteFn = Callable[[Alert], tuple[list[Route], list[Unroutable]]]
 T = TypeVar("T")
 GROUP_COMMIT_MAX = 256
@@ -278,12 +287,16 @@ class Intake:
                     accepted.unmatched += 1
                     log(Outcome.UNMATCHED, None, found.runbook.id, "resolved before it fired here")
                     continue
-                conn.execute(
+                first = conn.execute(
                     "UPDATE incidents SET resolved_at = ? WHERE key = ? AND resolved_at IS NULL",
                     (now, key),
                 )
-                self._queue(conn, JobKind.RESOLVED, row[0], found, {"alert": self._stored(alert)})
                 accepted.resolved.append(row[0])
+                if first.rowcount == 0:
+                    # Senders repeat resolutions (and anyone can replay one): record it once.
+                    log(Outcome.RESOLVED, row[0], found.runbook.id, "already resolved")
+                    continue
+                self._queue(conn, JobKind.RESOLVED, row[0], found, {"alert": self._stored(alert)})
                 log(Outcome.RESOLVED, row[0], found.runbook.id)
             elif row is not None:
                 accepted.joined.append(row[0])
@@ -318,6 +331,28 @@ class Intake:
             " VALUES (?, ?, ?, ?, ?)",
             (kind, incident, str(route.runbook.path), json.dumps(payload), _now()),
         )
+
+    def first_sighting(self, keys: list[str], until: float, now: float | None = None) -> bool:
+        """Remember these request keys until `until` (Unix time); False when one was seen before.
+
+        A signed request stays valid for the signature's window, so whoever captured one could
+        send it again until then: its signature (and Slack's trigger_id) is kept that long, on
+        disk, so another worker thread, process or a restarted server refuses the copy too.
+        """
+        current = time.time() if now is None else now
+
+        def remember(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM seen_requests WHERE expires_at < ?", (current,))
+            fresh = True
+            for key in keys:
+                inserted = conn.execute(
+                    "INSERT OR IGNORE INTO seen_requests (key, expires_at) VALUES (?, ?)",
+                    (key, until),
+                )
+                fresh = fresh and inserted.rowcount == 1
+            return fresh
+
+        return self._commit(remember)
 
     def enqueue(
         self, kind: JobKind, incident: str, runbook_path: str, payload: dict[str, Any]

@@ -24,10 +24,10 @@ from flows.triggers.app import ServerState, build_verifiers
 from flows.triggers.intake import Intake
 from flows.triggers.jobs import Job, JobKind, job_origin
 from flows.triggers.metrics import Metrics
+from flows.triggers.notices import IncidentNotices
 from flows.triggers.slack import SlackHandlers
 from flows.triggers.workers import Workers
 from integrations.backends import select_backends
-from integrations.slack.gates import ChatGateResponder
 
 LOG = logging.getLogger("runbook.server")
 INTAKE_DB = "intake.db"
@@ -104,18 +104,12 @@ def make_server(
     metrics = Metrics()
     verifiers, notes = build_verifiers(settings, dev=dev)
     backends = select_backends(settings.home, settings.jira(), settings.slack())
-    by_path = {str(r.path): r for r in runbooks}
+    notices = IncidentNotices(settings, backends.chat, runbooks)
 
     def responder_for(job: Job) -> GateResponder:
-        runbook = by_path.get(job.runbook_path)
-        if runbook is None and job.kind != JobKind.RESUME:
-            return NoResponder()
         if job.kind == JobKind.RESUME and _is_drill(settings, job.incident):
             return NoResponder()  # a drill answers its gates in its own sandboxes
-        title = runbook.meta.title if runbook else job.incident
-        owner = runbook.meta.owner if runbook else ""
-        channel = owner if owner.startswith("#") else None
-        return ChatGateResponder(backends.chat, title, lambda: channel)
+        return notices.responder(job)
 
     state = ServerState(
         settings=settings,
@@ -132,8 +126,18 @@ def make_server(
         # Resolutions only touch evidence and tickets, drills only sandboxes: they stay here.
         if submit_job is not None and job.kind in (JobKind.START, JobKind.RESUME):
             submit_job(job)
-        else:
-            workers.run_job(job)
+            return
+        told = job.kind == JobKind.START or (
+            job.kind == JobKind.RESUME and not _is_drill(settings, job.incident)
+        )
+        try:
+            outcome = workers.run_job(job)
+        except Exception as error:
+            if told:
+                notices.crashed(job, error)
+            raise  # the worker loop records it on the job
+        if told and outcome is not None:
+            notices.finished(job, outcome)
 
     workers = Workers(
         intake,

@@ -1,12 +1,15 @@
 """Slack requests as engine actions: `/runbook` commands and gate buttons, answered in time.
 
 Both handlers only validate, record and queue: a command queues a start job, a button records
-the acknowledgement in the evidence and queues a resume. Slack gets its answer at once.
+the acknowledgement in the evidence and queues a resume. Slack gets its answer at once. Each
+command and press is acted on once: its trigger_id is remembered by the intake, so a copy sent
+again (a replay, or Socket Mode delivering it twice) is refused.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,19 +21,23 @@ from flows.engine.runner import acknowledge_gate
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.evidence.incident import DOCUMENT_FILE, incident_folder, load_incident, new_incident_id
-from flows.evidence.progress import progress_from_records
+from flows.evidence.population import Standing, read_population
+from flows.evidence.progress import ItemStatus, progress_from_records
+from flows.evidence.records import Event
 from flows.evidence.verify import read_records
 from flows.runbook.identity import slack_identity
 from flows.runbook.inputs import resolve_inputs
 from flows.runbook.model import Runbook
 from flows.runbook.parse import parse_runbook
-from flows.triggers.intake import Intake
+from flows.triggers.intake import REPLAY_WINDOW_S, Intake
 from flows.triggers.jobs import JobKind
 from integrations.alerts import PayloadError
 from integrations.sandbox import DrillChat
 from integrations.slack import commands as slack
+from integrations.slack import replies
 
 LOG = logging.getLogger("runbook.slack")
+REPLAYED = "This request reached the server before and was acted on then; nothing was done now."
 
 
 @dataclass
@@ -49,10 +56,18 @@ class SlackHandlers:
     def command(self, body: bytes) -> dict[str, Any]:
         """Answer one `/runbook ...` slash command."""
         command = slack.parse_command(body)
+        if not self._first_sighting(command.trigger_id):
+            return slack.ephemeral(REPLAYED)
         try:
             request = slack.parse_command_text(command.text)
         except PayloadError as error:  # the user's typo: Slack shows a 4xx only as "failed"
             return slack.ephemeral(error.reason)
+        try:
+            return self._answer(request, command)
+        except RunbookError as error:
+            return slack.ephemeral(replies.plain_error(error))
+
+    def _answer(self, request: slack.CommandRequest, command: slack.SlashCommand) -> dict[str, Any]:
         startable = self._by_command()
         match request.kind:
             case slack.Kind.LIST:
@@ -61,11 +76,30 @@ class SlackHandlers:
                 return self._drill(request.name, command)
             case slack.Kind.STATUS if request.incident:
                 return slack.ephemeral(self._status(request.incident))
+            case slack.Kind.STATUS:
+                return slack.ephemeral(replies.open_incidents(*self._open_incidents()))
             case slack.Kind.RUN if request.name:
                 return self._start(startable, request.name, request.inputs, command)
-        return slack.ephemeral(
-            slack.help_text([(name, r.meta.title) for name, r in sorted(startable.items())])
-        )
+            case slack.Kind.HELP if request.name:
+                return slack.ephemeral(self._help(startable, request.name))
+        return slack.ephemeral(self._general_help(startable))
+
+    def _general_help(self, startable: dict[str, Runbook]) -> str:
+        return replies.help_text([(name, r.meta.title) for name, r in sorted(startable.items())])
+
+    def _help(self, startable: dict[str, Runbook], name: str) -> str:
+        """One runbook's help, found by its Slack command or its id."""
+        runbook = startable.get(name) or next((r for r in self.runbooks if r.id == name), None)
+        if runbook is None:
+            return f"No runbook `{name}` here.\n" + self._general_help(startable)
+        return replies.runbook_help(runbook)
+
+    def _first_sighting(self, trigger_id: str) -> bool:
+        """False when a request with this trigger_id was acted on before (within the window)."""
+        if not trigger_id:
+            return True
+        until = time.time() + REPLAY_WINDOW_S
+        return self.intake.first_sighting([f"slack-trigger:{trigger_id}"], until)
 
     def _list(self, startable: dict[str, Runbook], command: slack.SlashCommand) -> dict[str, Any]:
         """The runbooks this user may start from this channel."""
@@ -101,9 +135,7 @@ class SlackHandlers:
             what = "is a secret input" if len(secret) == 1 else "are secret inputs"
             return slack.ephemeral(
                 f"Not started: {', '.join(secret)} {what}, never taken from Slack."
-                f" Start it from a terminal: `runbook run {runbook.path}"
-                + "".join(f" --input {name}=..." for name in secret)
-                + "`."
+                " Start this runbook from a terminal, where secret inputs can be given."
             )
         # What was typed is kept by the intake: a token pasted into it is redacted before that,
         # as the run's own records would redact it. Defaults come from the runbook, untouched.
@@ -111,10 +143,7 @@ class SlackHandlers:
         try:
             inputs = resolve_inputs(runbook, typed)
         except RunbookError as error:
-            problems = "; ".join(
-                p.message + (f" ({p.hint})" if p.hint else "") for p in error.problems
-            )
-            return slack.ephemeral(f"Not started: {problems}")
+            return slack.ephemeral(f"Not started: {replies.plain_error(error)}")
         incident = new_incident_id(runbook.id)
         self.intake.enqueue(
             JobKind.START,
@@ -158,6 +187,8 @@ class SlackHandlers:
         click = slack.parse_interaction(body)
         if click is None:
             return None
+        if not self._first_sighting(click.trigger_id):
+            return slack.ephemeral(REPLAYED)
         decision = acknowledge_gate(
             self.settings,
             click.incident,
@@ -181,7 +212,7 @@ class SlackHandlers:
         gate = next((g for g in runbook.gates if g.id == click.gate), None)
         if gate is None:
             return
-        blocks = slack.gate_acknowledged_blocks(click.incident, gate, title, click.user_name)
+        blocks = slack.gate_acknowledged_blocks(click.incident, gate, title, click.user_id)
         try:
             chat.update(click.channel_id, click.message_ts, f"{gate.title}: acknowledged", blocks)
         except Exception as error:  # the ack is recorded; a stale button is only cosmetic
@@ -196,10 +227,44 @@ class SlackHandlers:
     def _status(self, incident: str) -> str:
         folder: Path = self.settings.incidents_dir / incident
         if not (folder / "incident.json").exists():
-            return f"No incident `{incident}` here."
+            return f"No incident `{incident}` here. `/runbook status` lists the open ones."
         progress = progress_from_records(read_records(folder))
         lines = [f"`{item}`: {status}" for item, status in progress.statuses.items()]
         return f"Incident `{incident}`:\n" + ("\n".join(lines) or "not started yet")
+
+    def _open_incidents(self) -> tuple[list[replies.OpenIncident], int]:
+        """The open incidents (not drills, latest run not succeeded) most recently active first,
+        as many as are shown, and how many there are."""
+        incidents_dir = self.settings.incidents_dir
+        latest = read_population(incidents_dir).latest().values()
+        entries = [e for e in latest if not e.drill and e.standing is not Standing.SUCCEEDED]
+        entries.sort(key=lambda entry: entry.seq, reverse=True)
+        shown = []
+        for entry in entries[: replies.SHOWN_INCIDENTS]:
+            try:
+                incident = load_incident(incidents_dir, entry.incident)
+            except RunbookError:
+                continue  # listed but its folder is gone: `runbook evidence verify --all` tells
+            records = read_records(incident_folder(incidents_dir, incident.id))
+            titles = {
+                r.step: str(r.data.get("title", r.step))
+                for r in records
+                if r.event is Event.GATE_WAITING and r.step is not None
+            }
+            statuses = progress_from_records(records).statuses
+            waiting = tuple(
+                titles.get(g, g) for g, s in statuses.items() if s == ItemStatus.WAITING
+            )
+            shown.append(
+                replies.OpenIncident(
+                    incident.id,
+                    incident.runbook.title,
+                    entry.standing,
+                    incident.started_at,
+                    waiting,
+                )
+            )
+        return shown, len(entries)
 
 
 def _is_secret_input(runbook: Runbook, name: str) -> bool:

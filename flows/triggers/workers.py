@@ -87,11 +87,11 @@ class Workers:
             else:
                 self.intake.finish(job.id)
 
-    def run_job(self, job: Job) -> None:
-        """Run one job through the engine."""
+    def run_job(self, job: Job) -> RunOutcome | None:
+        """Run one job through the engine; how its run ended (None for a resolution)."""
         match job.kind:
             case JobKind.START:
-                self._finished(self._start(job))
+                outcome = self._start(job)
             case JobKind.RESUME:
                 outcome = resume_incident(
                     self.settings,
@@ -99,14 +99,16 @@ class Workers:
                     responder=self.responder_for(job),
                     backends=self.backends,
                 )
-                self._finished(outcome)
             case JobKind.DRILL:
                 live_chat = self.backends(self.settings).chat
                 result = run_drill(self.settings, Path(job.runbook_path), live_chat=live_chat)
-                self._finished(result.outcome)
+                outcome = result.outcome
             case JobKind.RESOLVED:
                 alert = job.payload.get("alert", {})
                 record_resolution(self.settings, job.incident, alert, backends=self.backends)
+                return None
+        self._finished(outcome)
+        return outcome
 
     def _start(self, job: Job) -> RunOutcome:
         runbook = Path(job.runbook_path)

@@ -1,7 +1,10 @@
 """The `jira.*` actions: open, comment on, move, attach to and link tickets in the run's system.
 
 They act through `ctx.tickets`, so the same step reaches Jira, the local store or a drill sandbox.
-People read tickets: text written to them passes through `ctx.redact` first.
+People read tickets: text written to them passes through `ctx.redact` first. Descriptions and
+comments are Jira wiki markup: a value a template puts in them is escaped (`WikiText`), so an
+alert label cannot mention someone, link or embed an image; the template's own text stays markup.
+Summaries and link titles are plain text in Jira and are sent as they are.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from flows.contract.actions import Action, ActionContext, Reach
 from flows.contract.ports import NewTicket
 from flows.errors import StepFailed
+from flows.runbook.templates import Escaped
 from integrations.jira import TicketNotFound
+from integrations.jira.wiki import escape
 
 PROJECT_KEY = r"^[A-Z][A-Z0-9_]*$"
 ISSUE_KEY = r"^[A-Z][A-Z0-9_]*-[0-9]+$"
@@ -30,6 +35,8 @@ PRIORITY_BY_SEVERITY = {
 }
 
 Label = Annotated[str, Field(pattern=r"^\S+$")]
+WikiText = Annotated[str, Escaped(escape)]
+"""Wiki markup, in which the values templates interpolate are escaped."""
 
 
 class CreateIssueArgs(BaseModel):
@@ -41,7 +48,7 @@ class CreateIssueArgs(BaseModel):
     summary: str = Field(
         min_length=1, max_length=255, description="One-line title (Jira allows 255 characters)."
     )
-    description: str = Field(
+    description: WikiText = Field(
         default="",
         description="Body of the ticket; empty uses the incident brief (runbook, inputs, prose).",
     )
@@ -73,7 +80,7 @@ class CommentArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     issue: str = Field(pattern=ISSUE_KEY, description=ISSUE_HELP)
-    body: str = Field(min_length=1, description="Text of the comment.")
+    body: WikiText = Field(min_length=1, description="Text of the comment.")
     timeline: bool = Field(
         default=False, description="Append the incident's timeline so far (steps and gates)."
     )

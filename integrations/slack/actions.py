@@ -1,7 +1,9 @@
 """The `slack.*` actions: open channels in, post to and edit messages of the run's chat system.
 
 They act through `ctx.chat`, so the same step reaches Slack, the local outbox or a drill sandbox.
-People read chat: every string sent passes through `ctx.redact` first.
+People read chat: every string sent passes through `ctx.redact` first. Message text and blocks
+are mrkdwn: a value a template puts in them is escaped (`SlackText`), so an alert label cannot
+mention `@channel` or hide a link; the template's own text stays markup.
 """
 
 from __future__ import annotations
@@ -13,16 +15,21 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flows.contract.actions import Action, ActionContext, Reach
+from flows.runbook.templates import Escaped
 from integrations.slack import ChatError
+from integrations.slack.mrkdwn import escape
 
 CHANNEL_NAME = re.compile(r"[a-z0-9_-]{1,80}")
 """Slack's rule for channel names: lowercase letters, digits, `-` and `_`, at most 80."""
 TS = r"^[0-9]+\.[0-9]+$"
 
 Invitee = Annotated[str, Field(pattern=r"^(@[A-Za-z0-9._-]+|[UW][A-Z0-9]+|[^@\s]+@[^@\s]+)$")]
+SlackText = Annotated[str, Escaped(escape)]
+"""Message text: mrkdwn, in which the values templates interpolate are escaped."""
 Blocks = Annotated[
     list[dict[str, Any]] | None,
     Field(default=None, max_length=50, description="Block Kit blocks (at most 50)."),
+    Escaped(escape),
 ]
 
 
@@ -37,7 +44,7 @@ class PostArgs(BaseModel):
         description="Where to post: `#name`, `name` or a channel id; left out: the channel"
         " `slack.create_channel` opened for this incident.",
     )
-    text: str = Field(
+    text: SlackText = Field(
         min_length=1,
         max_length=40_000,
         description="Message text; with `blocks` it is the notification fallback.",
@@ -62,7 +69,7 @@ class UpdateArgs(BaseModel):
     ts: str = Field(
         pattern=TS, description="The message to edit, e.g. `{{ steps.status.outputs.ts }}`."
     )
-    text: str = Field(
+    text: SlackText = Field(
         min_length=1,
         max_length=40_000,
         description="New message text; with `blocks` it is the notification fallback.",

@@ -19,12 +19,14 @@ from urllib.parse import parse_qsl
 from flows.evidence.incident import INCIDENT_ID
 from flows.runbook.model import IDENTIFIER, Gate
 from integrations.alerts import PayloadError
+from integrations.slack.mrkdwn import escape
 
 ACK_GATE = "runbook_ack_gate"
 """The action id of the gate message's Acknowledge button."""
 USAGE = (
     "Usage: `/runbook COMMAND key=value ...` starts a runbook, `/runbook list` lists them,"
-    " `/runbook status INCIDENT`, `/runbook drill SCENARIO [key=value ...]`, `/runbook help`."
+    " `/runbook status [INCIDENT]`, `/runbook drill SCENARIO [key=value ...]`,"
+    " `/runbook help [COMMAND]`."
     ' Quote values with spaces or apostrophes: `note="can\'t log in"`.'
 )
 COMMAND_FIELDS = (
@@ -125,6 +127,8 @@ class GateClick:
     channel_id: str
     message_ts: str
     response_url: str
+    trigger_id: str = ""
+    """Slack's id of this one press; empty when the payload has none (older Socket Mode)."""
 
 
 # -- slash commands ----------------------------------------------------------------------------
@@ -166,9 +170,9 @@ def parse_command_text(text: str) -> CommandRequest:
             raise _usage("`list` takes no arguments")
         return CommandRequest(Kind.LIST)
     if verb == "status":
-        if len(rest) != 1 or not INCIDENT_ID.fullmatch(rest[0]):
-            raise _usage("`status` takes one incident id")
-        return CommandRequest(Kind.STATUS, incident=rest[0])
+        if len(rest) > 1 or (rest and not INCIDENT_ID.fullmatch(rest[0])):
+            raise _usage("`status` takes at most one incident id")
+        return CommandRequest(Kind.STATUS, incident=rest[0] if rest else None)
     if verb == "drill":
         if not rest:
             raise _usage("`drill` needs a scenario")
@@ -335,6 +339,7 @@ def parse_interaction(body: bytes) -> GateClick | None:
     name = user.get("username") or user.get("name")
     if not isinstance(name, str):
         raise PayloadError("not a Slack interaction: payload.user has no name", 400)
+    trigger = payload.get("trigger_id")
     return GateClick(
         incident=incident,
         gate=gate,
@@ -349,6 +354,7 @@ def parse_interaction(body: bytes) -> GateClick | None:
             "payload.container",
         ),
         response_url=_text(payload, "response_url", "payload"),
+        trigger_id=trigger if isinstance(trigger, str) else "",
     )
 
 
@@ -415,7 +421,7 @@ def gate_blocks(incident: str, gate: Gate, title: str) -> list[dict[str, Any]]:
             "deny": {"type": "plain_text", "text": "Not yet"},
         },
     }
-    head = f"*{_escape(title)}*: gate *{_escape(gate.title)}* waits for a responder"
+    head = f"*{escape(title)}*: gate *{escape(gate.title)}* waits for a responder"
     return [_section(head, incident, gate, "\u2022"), {"type": "actions", "elements": [button]}]
 
 
@@ -423,8 +429,8 @@ def gate_acknowledged_blocks(
     incident: str, gate: Gate, title: str, by: str
 ) -> list[dict[str, Any]]:
     """The gate message once acknowledged `by` a user id (mentioned) or a name: no button."""
-    head = f"*{_escape(title)}*: gate *{_escape(gate.title)}* acknowledged"
-    who = f"<@{by}>" if USER_ID.fullmatch(by) else _escape(by)
+    head = f"*{escape(title)}*: gate *{escape(gate.title)}* acknowledged"
+    who = f"<@{by}>" if USER_ID.fullmatch(by) else escape(by)
     return [
         _section(head, incident, gate, "\u2611"),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Acknowledged by {who}"}]},
@@ -433,8 +439,8 @@ def gate_acknowledged_blocks(
 
 def _section(head: str, incident: str, gate: Gate, bullet: str) -> dict[str, Any]:
     """A section with the heading, the incident and as many checklist items as fit."""
-    lines = [head, f"Incident `{_escape(incident)}`"]
-    items = [f"{bullet} {_escape(item)}" for item in gate.items]
+    lines = [head, f"Incident `{escape(incident)}`"]
+    items = [f"{bullet} {escape(item)}" for item in gate.items]
     return {"type": "section", "text": {"type": "mrkdwn", "text": _fit(lines, items)}}
 
 
@@ -449,11 +455,6 @@ def _fit(lines: list[str], items: list[str]) -> str:
     return text[: SECTION_LIMIT - 1] + "\u2026"
 
 
-def _escape(text: str) -> str:
-    """Text shown as is in mrkdwn: Slack reads `&`, `<`, `>` as markup (mentions, links)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 # -- replies -----------------------------------------------------------------------------------
 
 
@@ -465,23 +466,3 @@ def ephemeral(text: str) -> dict[str, str]:
 def in_channel(text: str) -> dict[str, str]:
     """A reply everyone in the channel sees."""
     return {"response_type": "in_channel", "text": text}
-
-
-def help_text(commands: list[tuple[str, str]]) -> str:
-    """The help reply: each (command, title) a runbook can be started with, then the rest."""
-    if commands:
-        runbooks = "\n".join(
-            f"`/runbook {command} key=value ...` {_escape(title)}"
-            for command, title in sorted(commands)
-        )
-    else:
-        runbooks = "None yet: give a runbook `triggers.slack.command` in its front matter."
-    return (
-        f"*Runbooks you can start*\n{runbooks}\n"
-        "*Other commands*\n"
-        "`/runbook list` the runbooks you can start here\n"
-        "`/runbook status INCIDENT` where an incident's run stands\n"
-        "`/runbook drill SCENARIO [key=value ...]` start a tabletop drill\n"
-        "`/runbook help` this message\n"
-        'Quote values with spaces: `/runbook breach service=api note="rotated at 10:02"`'
-    )

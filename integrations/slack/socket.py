@@ -22,6 +22,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from flows.errors import RunbookError
 from integrations.alerts import PayloadError
 from integrations.slack.commands import ephemeral
+from integrations.slack.replies import plain_error
 
 TOKEN_REFUSALS = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
@@ -86,6 +87,8 @@ class SocketModeBridge:
         except PayloadError as err:
             # Over HTTP this would be a 400; here the person who typed it should see why.
             answer = ephemeral(err.reason) if request.type == "slash_commands" else None
+        except RunbookError as err:
+            answer = ephemeral(plain_error(err)) if request.type == "slash_commands" else None
         # Every envelope is acked, events included, or Slack delivers it again.
         client.send_socket_mode_response(
             SocketModeResponse(envelope_id=request.envelope_id, payload=answer)

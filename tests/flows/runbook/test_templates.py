@@ -6,12 +6,15 @@ import pytest
 from jinja2 import TemplateSyntaxError
 
 from flows.runbook.templates import (
+    Escaped,
     Reference,
     TemplateFailure,
     condition_references,
+    escapes_of,
     evaluate,
     references,
     render,
+    render_arguments,
     render_value,
 )
 
@@ -145,3 +148,104 @@ def test_evaluate_rejects_trailing_text() -> None:
     """An expression followed by more text is a syntax error."""
     with pytest.raises(TemplateFailure, match="syntax error"):
         evaluate("inputs.service api", CONTEXT)
+
+
+def _mrkdwn(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+HOSTILE = {"alert": {"service": "<!channel> rotate at <https://evil.example|the console> & co"}}
+
+
+def test_escaped_render_escapes_values_and_keeps_the_template_text() -> None:
+    """With an escape, interpolated values are escaped; markup written in the template stays."""
+    text = render("<!here> {{ alert.service }}", HOSTILE, escape=_mrkdwn)
+    assert text == (
+        "<!here> &lt;!channel&gt; rotate at &lt;https://evil.example|the console&gt; &amp; co"
+    )
+
+
+def test_escaped_render_leaves_trusted_values_as_they_are() -> None:
+    """`| trusted` (and Jinja's `| safe`) pass a value through as markup."""
+    context = {"inputs": {"who": "<@U0ALICE>"}}
+    assert render("{{ inputs.who | trusted }}", context, escape=_mrkdwn) == "<@U0ALICE>"
+    assert render("{{ inputs.who | safe }}", context, escape=_mrkdwn) == "<@U0ALICE>"
+
+
+def test_trusted_changes_nothing_where_nothing_is_escaped() -> None:
+    """The same template renders in a plain argument, where `trusted` is a no-op."""
+    assert render("{{ alert.service | trusted }}", HOSTILE) == HOSTILE["alert"]["service"]
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        pytest.param("{% autoescape false %}{{ alert.service }}{% endautoescape %}", id="off"),
+        pytest.param("{{ alert.service | e | e }}", id="escape-filter"),
+        pytest.param("{{ alert | tojson }}", id="tojson"),
+        pytest.param("{{ 'x' ~ alert.service }}", id="concat"),
+        pytest.param("{{ [alert.service] | join(', ') }}", id="join"),
+        pytest.param("{{ alert.service | upper }}", id="filter"),
+    ],
+)
+def test_escaped_render_has_no_way_around_the_escape(template: str) -> None:
+    """Turning autoescape off, Jinja's HTML filters, joins or concatenation still escape."""
+    text = render(template, HOSTILE, escape=_mrkdwn)
+    assert "<" not in text and ">" not in text
+
+
+def test_escaped_render_keeps_template_markup_in_blocks_and_macros() -> None:
+    """Text a `{% set %}` block or a macro writes stays markup; its values are escaped once."""
+    block = "{% set head %}<!here> {{ alert.service }}{% endset %}{{ head }}"
+    macro = "{% macro ping(what) %}<!here> {{ what }}{% endmacro %}{{ ping(alert.service) }}"
+    for template in (block, macro):
+        text = render(template, HOSTILE, escape=_mrkdwn)
+        assert text.startswith("<!here> &lt;!channel&gt;") and "&amp;lt;" not in text
+
+
+def test_escaped_render_has_no_html_only_filters() -> None:
+    """`urlize` would make HTML the escape then trusts: it is not there when escaping."""
+    with pytest.raises(TemplateFailure):
+        render("{{ alert.service | urlize }}", HOSTILE, escape=_mrkdwn)
+
+
+def test_render_arguments_escapes_only_the_marked_arguments() -> None:
+    """Arguments with an escape are markup; the others render as plain text."""
+    rendered = render_arguments(
+        {
+            "channel": "{{ alert.service }}",
+            "text": "{{ alert.service }}",
+            "blocks": [{"t": "{{ alert.service }}"}],
+        },
+        HOSTILE,
+        escapes={"text": _mrkdwn, "blocks": _mrkdwn},
+    )
+    assert rendered["channel"] == HOSTILE["alert"]["service"]
+    assert rendered["text"] == _mrkdwn(HOSTILE["alert"]["service"])
+    assert rendered["blocks"] == [{"t": _mrkdwn(HOSTILE["alert"]["service"])}]
+
+
+def test_render_arguments_masks_secrets_before_escaping_them() -> None:
+    """Markup sees the context as shown to people: a secret is masked before escaping could
+    change it past recognition."""
+    context = {"inputs": {"token": "p&ss<word>-1234"}}
+    rendered = render_arguments(
+        {"text": "{{ inputs.token }}", "header": "{{ inputs.token }}"},
+        context,
+        escapes={"text": _mrkdwn},
+        shown=lambda c: {"inputs": {"token": "[REDACTED]"}},
+    )
+    assert rendered == {"text": "[REDACTED]", "header": "p&ss<word>-1234"}
+
+
+def test_escapes_of_reads_the_arguments_marked_escaped() -> None:
+    """An action's model declares which arguments are markup with `Escaped`."""
+    from typing import Annotated
+
+    from pydantic import BaseModel
+
+    class Args(BaseModel):
+        text: Annotated[str, Escaped(_mrkdwn)]
+        channel: str
+
+    assert escapes_of(Args) == {"text": _mrkdwn}

@@ -261,3 +261,15 @@ def test_secrets_in_an_alert_are_stored_nowhere(
     ]
     for secret in secrets:
         assert not any(secret.encode() in data for data in stored), secret
+
+
+def test_a_resolution_sent_again_is_recorded_once(home: Path) -> None:
+    """Alertmanager repeats resolutions and anyone can replay one: the second queues nothing,
+    and its answer still names the resolved incident."""
+    idle = make_server(settings_for(home), load_library(LIBRARY), dev=False)
+    with http_client(idle) as client:
+        [incident] = post_alert(client, alertmanager_payload()).json()["started"]
+        first = post_alert(client, alertmanager_payload(status="resolved")).json()
+        again = post_alert(client, alertmanager_payload(status="resolved")).json()
+    assert first["resolved"] == again["resolved"] == [incident]
+    assert idle.state.intake.count_jobs(JobState.PENDING) == 2  # the start and one resolution

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import time
 import urllib.parse
@@ -25,6 +26,8 @@ from tests.fakes.slack_server import FakeSlack, serve_slack
 from tests.support import FIXTURES, serve_in_thread, wait_idle
 
 SECRET = "signing-secret-0b5e"
+TRIGGERS = itertools.count(1)
+"""Slack gives every command and press its own trigger_id; so do these helpers."""
 
 
 def signed(body: bytes, at: float | None = None, secret: str = SECRET) -> dict[str, str]:
@@ -49,7 +52,7 @@ def command_body(text: str, channel: str = "ops", channel_id: str = "C0OPS") -> 
             "channel_name": channel,
             "team_id": "T0001",
             "response_url": "https://hooks.slack.test/commands/1",
-            "trigger_id": "1.2.3",
+            "trigger_id": f"1.2.{next(TRIGGERS)}",
         }
     ).encode()
 
@@ -63,7 +66,7 @@ def click_body(button: dict[str, Any], channel_id: str, channel: str, ts: str) -
         "container": {"type": "message", "message_ts": ts, "channel_id": channel_id},
         "message": {"ts": ts},
         "response_url": "https://hooks.slack.test/actions/1",
-        "trigger_id": "4.5.6",
+        "trigger_id": f"4.5.{next(TRIGGERS)}",
         "actions": [
             {
                 "action_id": button["action_id"],

@@ -11,6 +11,8 @@ from pydantic import ValidationError
 
 from flows.contract.actions import ActionContext
 from flows.errors import StepFailed
+from flows.runbook.templates import escapes_of
+from integrations.jira import wiki
 from integrations.jira.actions import AttachArgs, CommentArgs, CreateIssueArgs, LinkArgs
 from integrations.jira.local import LocalTicketStore
 from tests.fakes.jira_server import FakeJira
@@ -203,3 +205,11 @@ def test_link_needs_a_web_address() -> None:
 def test_issue_help_names_the_template_path() -> None:
     """Argument help shows `steps.<id>.<output>`, the path templates really use."""
     assert "{{ steps.ticket.key }}" in (CommentArgs.model_fields["issue"].description or "")
+
+
+def test_descriptions_and_comments_are_wiki_markup() -> None:
+    """A ticket's description and a comment's body are escaped as wiki markup; the summary and
+    link titles, plain text in Jira, are not."""
+    assert escapes_of(CreateIssueArgs) == {"description": wiki.escape}
+    assert escapes_of(CommentArgs) == {"body": wiki.escape}
+    assert escapes_of(LinkArgs) == {}

@@ -11,7 +11,9 @@ from pydantic import ValidationError
 
 from flows.contract.actions import ActionContext
 from flows.errors import StepFailed
-from integrations.slack.actions import CreateChannelArgs
+from flows.runbook.templates import escapes_of
+from integrations.slack import mrkdwn
+from integrations.slack.actions import CreateChannelArgs, PostArgs, UpdateArgs
 from integrations.slack.web import SlackChat
 from tests.fakes.slack_server import FakeSlack
 
@@ -183,3 +185,17 @@ def test_actions_reach_slack_through_the_real_client(
     )
     assert status["channel"] == room["channel"]
     assert [m["text"] for m in slack_server.messages[room["channel"]]] == ["contained"]
+
+
+@pytest.mark.parametrize("args", [PostArgs, UpdateArgs])
+def test_message_text_and_blocks_are_markup(args: type[PostArgs | UpdateArgs]) -> None:
+    """A message's text and blocks are mrkdwn, so templates escape the values put in them;
+    the channel is not."""
+    assert escapes_of(args) == {"text": mrkdwn.escape, "blocks": mrkdwn.escape}
+
+
+def test_mrkdwn_escape_makes_mentions_and_links_text() -> None:
+    """`&`, `<`, `>` are escaped as Slack asks; nothing else changes."""
+    assert mrkdwn.escape("<!channel> <https://x|y> & *b*") == (
+        "&lt;!channel&gt; &lt;https://x|y&gt; &amp; *b*"
+    )

@@ -196,6 +196,23 @@ def test_command_payload_error_is_acked_with_the_reason_for_the_caller() -> None
     ]
 
 
+def test_command_error_is_acked_in_plain_words_for_the_caller() -> None:
+    """A RunbookError from on_command is acked (Slack would resend otherwise) with what went
+    wrong, without the server's paths."""
+
+    def fail(body: bytes) -> dict[str, Any]:
+        raise RunbookError("no incident 'x' under /srv/runbook/incidents")
+
+    bridge = SocketModeBridge(APP_TOKEN, WebClient(), fail, lambda body: None)
+    acks = deliver(bridge, COMMAND_ENVELOPE)
+    assert acks == [
+        {
+            "envelope_id": "env-command",
+            "payload": {"response_type": "ephemeral", "text": "no incident 'x' under incidents"},
+        }
+    ]
+
+
 def test_interaction_payload_error_is_acked_without_payload() -> None:
     """A PayloadError from on_interaction still acks the envelope, with nothing to show."""
 
