@@ -34,6 +34,16 @@ def md_code(text: str) -> str:
     return f"`{text}`" if _PLAIN_ID.fullmatch(text) else md_text(text)
 
 
+def slack_escape(text: str) -> str:
+    """Text that Slack shows as it is: no mention notifies, no link hides its address.
+
+    Slack's own escaping (https://api.slack.com/reference/surfaces/formatting#escaping):
+    `&`, `<` and `>` as entities, which turns `<@U0123>`, `<!channel>` and `<url|label>` into
+    text. `*bold*`, `_italics_` and bare URLs have no escape; they notify nobody.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def chat_text(text: object) -> str:
     """Text for a Slack message, on one line: no link, mention or `<!channel>` can be made."""
-    return _one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return slack_escape(_one_line(text))
