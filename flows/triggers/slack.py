@@ -31,6 +31,7 @@ from flows.runbook.model import Runbook
 from flows.runbook.parse import parse_runbook
 from flows.triggers.intake import REPLAY_WINDOW_S, Intake
 from flows.triggers.jobs import JobKind
+from flows.triggers.steering import steer
 from integrations.alerts import PayloadError
 from integrations.sandbox import DrillChat
 from integrations.slack import commands as slack
@@ -78,6 +79,8 @@ class SlackHandlers:
                 return slack.ephemeral(self._status(request.incident))
             case slack.Kind.STATUS:
                 return slack.ephemeral(replies.open_incidents(*self._open_incidents()))
+            case kind if kind in slack.STEERING:
+                return steer(request, command, self.settings, self.intake, self.user_groups_of)
             case slack.Kind.RUN if request.name:
                 return self._start(startable, request.name, request.inputs, command)
             case slack.Kind.HELP if request.name:

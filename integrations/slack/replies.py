@@ -50,6 +50,10 @@ def help_text(commands: list[tuple[str, str]]) -> str:
         "`/runbook list` the runbooks you can start here\n"
         "`/runbook status` the open incidents; `/runbook status INCIDENT` where one stands\n"
         "`/runbook drill SCENARIO [key=value ...]` start a tabletop drill\n"
+        "`/runbook retry INCIDENT STEP`, `skip INCIDENT STEP reason...`,"
+        " `abort INCIDENT reason...`, `resume INCIDENT` steer its run\n"
+        "`/runbook assign INCIDENT ROLE @person`, `severity INCIDENT sev2`,"
+        " `note INCIDENT text...` its commander, severity and timeline\n"
         "`/runbook help COMMAND` what a runbook does and the inputs it takes\n"
         'Quote values with spaces: `/runbook breach service=api note="rotated at 10:02"`'
     )

@@ -12,6 +12,7 @@ from integrations.slack.commands import (
     Kind,
     parse_command_text,
 )
+from integrations.slack.replies import help_text
 
 
 @pytest.mark.parametrize(
@@ -84,3 +85,18 @@ def test_steering_text_that_makes_no_sense_is_a_400_with_the_steering_usage(
     assert caught.value.status == 400
     assert reason in caught.value.reason
     assert caught.value.reason.endswith(STEERING_USAGE)
+
+
+def test_help_lists_the_steering_commands() -> None:
+    """`/runbook help` names every steering command with what it takes."""
+    text = help_text([])
+    for usage in (
+        "/runbook retry INCIDENT STEP",
+        "skip INCIDENT STEP reason...",
+        "abort INCIDENT reason...",
+        "resume INCIDENT",
+        "/runbook assign INCIDENT ROLE @person",
+        "severity INCIDENT sev2",
+        "note INCIDENT text...",
+    ):
+        assert usage in text
