@@ -22,6 +22,7 @@ from flows.drills.drill import resume_incident
 from flows.engine.authority import Outcome
 from flows.engine.registry import default_registry
 from flows.engine.runner import acknowledge_gate, load_plan, start_run
+from flows.engine.steering import may_resume
 from flows.evidence.incident import Trigger
 from flows.runbook.identity import os_identity
 from flows.runbook.inputs import parse_assignments
@@ -63,9 +64,13 @@ def resume(
     json_output: JsonOption = False,
     no_input: NoInputOption = False,
 ) -> int:
-    """Continue an incident from its first unfinished step."""
+    """Continue an incident from its first unfinished step (if you may: the runbook's steering)."""
     current = settings()
     given = parse_assignments(input or [])
+    allowed = may_resume(current, incident, os_identity(getpass.getuser(), socket.gethostname()))
+    if not allowed.allowed:
+        err(f"resume of {incident}: {allowed.message}")
+        return EXIT_FAILED
     prepare_prefect(current)
     outcome = resume_incident(current, incident, given, responder=terminal_responder(no_input))
     return report(outcome, json_output)

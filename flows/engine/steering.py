@@ -51,6 +51,29 @@ def request_resume(settings: Settings, incident_id: str, identity: Identity) -> 
     return _act(settings, scene, identity, "resume", Event.RUN_RESUME_REQUESTED, {}, problem)
 
 
+def may_resume(settings: Settings, incident_id: str, identity: Identity) -> SteerDecision:
+    """Whether this person may continue the run (`runbook resume`); a refusal is recorded.
+
+    An allowed resume records nothing here: its own `run.resumed` record says it happened.
+    """
+    scene = load_scene(settings, incident_id)
+    actor = identify(identity, scene.roster)
+    decision = decide_steering(
+        "resume", actor, scene.runbook, scene.incident, scene.progress, scene.roster
+    )
+    if not decision.allowed:
+        refused = {"act": "resume", "asked": {}, **_who(actor, scene.roster)}
+        _record(
+            settings,
+            scene,
+            Event.STEER_REFUSED,
+            None,
+            actor.label,
+            refused | {"reason": decision.reason},
+        )
+    return decision
+
+
 def retry_step(
     settings: Settings, incident_id: str, identity: Identity, step: str
 ) -> SteerDecision:

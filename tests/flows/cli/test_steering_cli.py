@@ -147,13 +147,21 @@ def test_steering_without_the_role_is_refused_and_recorded(
         ("abort", "inc-refused", "--reason", "false alarm"),
         ("assign", "inc-refused", "incident-commander", "me"),
         ("severity", "inc-refused", "sev1"),
+        ("resume", "inc-refused"),
     ]
     for attempt in attempts:
         code, _, err = cli(capsys, *attempt)
         assert code == 1, attempt
         assert "refused: me (sre) may not" in err and "it needs role incident-commander" in err
     refused = [r for r in events(home, "inc-refused") if r.event is Event.STEER_REFUSED]
-    assert [r.data["act"] for r in refused] == ["retry", "skip", "abort", "assign", "severity"]
+    assert [r.data["act"] for r in refused] == [
+        "retry",
+        "skip",
+        "abort",
+        "assign",
+        "severity",
+        "resume",
+    ]
     assert {r.actor for r in refused} == {"me"}
     assert all(r.data["person"] == "me" and r.data["channel"] == "cli" for r in refused)
     assert refused[1].data["reason"].startswith("me (sre) may not skip")
