@@ -266,6 +266,9 @@ def _moment(entry: Record, named: Rollback | None, rollback_of: Rollback | None)
     elif event is Event.GATE_REFUSED:
         what, failed = f"refused to {entry.actor} (via {data.get('via', '?')})", True
         detail = str(data.get("reason", ""))
+    elif event is Event.GATE_REJECTED:
+        what, failed = f"rejected by {entry.actor}{_authority(data)}", True
+        detail = str(data.get("reason", ""))
     elif event is Event.GATE_REMINDED:
         what, detail = "approvers reminded", f"timeout at {data.get('deadline', '?')}"
     elif event is Event.GATE_TIMED_OUT:
@@ -273,6 +276,9 @@ def _moment(entry: Record, named: Rollback | None, rollback_of: Rollback | None)
         escalated = f" to {data.get('escalate_to')}" if outcome == "escalated" else ""
         what = f"timed out after {data.get('timeout_s', '?')} s: {outcome}{escalated}"
         failed, detail = outcome == "failed", ""
+    elif event in _STEERING:
+        what, detail = _steering(entry)
+        failed = event is Event.STEER_REFUSED
     elif event is Event.ARTIFACT_FAILED:
         what, failed = f"artifact not collected ({data.get('collector', '?')})", True
         detail = str(data.get("error", ""))
@@ -288,6 +294,34 @@ def _moment(entry: Record, named: Rollback | None, rollback_of: Rollback | None)
     else:  # run.started, run.resumed, note, alert.resolved, drill records
         what, detail = _PLAIN_NAMES.get(event, str(event)), str(data.get("text", ""))
     return Moment(entry.seq, entry.at, entry.step or "", event, attempt, what, detail, failed)
+
+
+_STEERING = (
+    Event.STEP_RETRY_REQUESTED,
+    Event.RUN_RESUME_REQUESTED,
+    Event.RUN_ABORTED,
+    Event.INCIDENT_ASSIGNED,
+    Event.INCIDENT_SEVERITY,
+    Event.STEER_REFUSED,
+)
+
+
+def _steering(entry: Record) -> tuple[str, str]:
+    """What a responder's steering record says, in words, and its reason or detail."""
+    data, by = entry.data, entry.actor
+    match entry.event:
+        case Event.STEP_RETRY_REQUESTED:
+            return f"retry requested by {by}", ""
+        case Event.RUN_RESUME_REQUESTED:
+            return f"resume requested by {by}", ""
+        case Event.RUN_ABORTED:
+            return f"incident aborted by {by}", str(data.get("reason", ""))
+        case Event.INCIDENT_ASSIGNED:
+            return f"{data.get('role', '?')} assigned to {data.get('assignee', '?')} by {by}", ""
+        case Event.INCIDENT_SEVERITY:
+            changed = f"{data.get('previous', '?')} to {data.get('severity', '?')}"
+            return f"severity changed from {changed} by {by}", ""
+    return f"{data.get('act', 'steering')} refused to {by}", str(data.get("reason", ""))
 
 
 def _quorum(data: Mapping[str, Any]) -> str:

@@ -269,3 +269,26 @@ def test_a_gate_its_timeout_decided_ends_there_and_says_how(tmp_path: Path) -> N
     assert rows[1][4] == "timed out after 60 s: escalated to incident-commander"
     assert rows[2][4] == "timed out after 60 s: continued"
     assert outcome(report, "contain") == "continued"
+
+
+def test_steering_acts_and_their_refusals_are_on_the_timeline(tmp_path: Path) -> None:
+    """Who retried, reassigned, re-rated or aborted the incident, and who was refused, in words."""
+    document = write(tmp_path, "steps", STEPS)
+    with incident_of(tmp_path / "incidents", document) as ledger:
+        ledger.record(Event.STEP_FAILED, step="change", data={"error": "exit 1", "attempts": 1})
+        ledger.record(Event.STEP_RETRY_REQUESTED, step="change", actor="bea", data={})
+        refused = {"act": "abort", "reason": "sol (sre) may not abort INC-1"}
+        ledger.record(Event.STEER_REFUSED, actor="sol", data=refused)
+        assigned = {"role": "incident-commander", "assignee": "bea"}
+        ledger.record(Event.INCIDENT_ASSIGNED, actor="me", data=assigned)
+        ledger.record(
+            Event.INCIDENT_SEVERITY, actor="bea", data={"severity": "sev1", "previous": "sev3"}
+        )
+        ledger.record(Event.RUN_ABORTED, actor="bea", data={"reason": "false alarm"})
+    rows = table(render_report(ledger.folder), "events")
+    said = [(row[4], row[5]) for row in rows]
+    assert ("retry requested by bea", "") in said
+    assert ("abort refused to sol", "sol (sre) may not abort INC-1") in said
+    assert ("incident-commander assigned to bea by me", "") in said
+    assert ("severity changed from sev3 to sev1 by bea", "") in said
+    assert ("incident aborted by bea", "false alarm") in said
