@@ -6,7 +6,8 @@ a Slack button, a drill's script. It matches the identity to the roster, asks
 
 - `gate.acknowledged` when the answer passes the gate (its quorum met);
 - `gate.approved` when it counts toward a quorum that needs more people;
-- `gate.refused`, with the reason, when it does not count.
+- `gate.refused`, with the reason, when it does not count;
+- `gate.rejected`, with the reason given, when someone who may pass the gate turns it down.
 
 Each record says who (`person`), the proven `identity`, the `channel`, the `authority` that
 allowed it, the approvals so far and the roster it was judged by. Deciding and recording happen
@@ -39,6 +40,7 @@ _EVENTS = {
     Outcome.ACKNOWLEDGED: Event.GATE_ACKNOWLEDGED,
     Outcome.APPROVED: Event.GATE_APPROVED,
     Outcome.REFUSED: Event.GATE_REFUSED,
+    Outcome.REJECTED: Event.GATE_REJECTED,
 }
 
 
@@ -65,10 +67,12 @@ def answer_gate(
     roster: Roster | None,
     note: str = "",
     via: str | None = None,
+    reject: bool = False,
 ) -> GateDecision:
     """Decide on one answer at `gate` and record the decision (nothing when `already`).
 
-    `via` is how the answer came, as older records spelt it (default: the channel).
+    `via` is how the answer came, as older records spelt it (default: the channel). With
+    `reject` the answer turns the gate down, and `note` is the reason given.
     """
     actor = identify(identity, roster)
     with gate_lock(ledger.folder):
@@ -79,15 +83,21 @@ def answer_gate(
             roster=roster,
             started_by=incident.started_by,
             drill=incident.drill,
+            reject=reject,
         )
         if decision.outcome is not Outcome.ALREADY:
-            data = _record_data(decision, actor, roster, note, via or actor.channel)
+            data = _record_data(decision, actor, roster, note, via or actor.channel, reject)
             ledger.record(_EVENTS[decision.outcome], step=gate.id, actor=actor.label, data=data)
     return decision
 
 
 def _record_data(
-    decision: GateDecision, actor: Actor, roster: Roster | None, note: str, via: str
+    decision: GateDecision,
+    actor: Actor,
+    roster: Roster | None,
+    note: str,
+    via: str,
+    reject: bool,
 ) -> dict[str, Any]:
     data: dict[str, Any] = {
         "note": note,
@@ -101,8 +111,13 @@ def _record_data(
         data["name"] = actor.name
     if actor.claimed:
         data["claimed"] = actor.claimed
+    if reject:
+        data["answer"] = "reject"  # a refusal then says it refused a rejection
     if decision.outcome is Outcome.REFUSED:
         data["reason"] = decision.reason
+        return data
+    if decision.outcome is Outcome.REJECTED:
+        data.update(reason=note, authority=decision.authority, roles=sorted(actor.roles))
         return data
     data.update(
         authority=decision.authority,

@@ -15,6 +15,9 @@ The rules, in the order they are checked:
 5. separation of duties: not whoever started the incident (`starter`), nor whoever acted on the
    steps and gates the policy lists;
 6. each person counts once toward `min_approvals`; the gate is acknowledged when they are met.
+
+A rejection (`reject=True`) passes the same checks 1 to 5: whoever may pass the gate may turn it
+down, and one rejection fails it (`rejected`), whatever approvals came before.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ class Outcome(StrEnum):
     """Not counted; `reason` says why."""
     ALREADY = "already"
     """The gate was acknowledged before; nothing is recorded."""
+    REJECTED = "rejected"
+    """Turned down by someone who may pass it: the gate fails, and the run ends failed there."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,11 @@ class GateDecision:
                 )
             case Outcome.ALREADY:
                 return f"gate {self.gate!r} was already acknowledged"
+            case Outcome.REJECTED:
+                return (
+                    f"gate {self.gate!r} rejected by {self.by} ({self.authority});"
+                    " the run ends failed there"
+                )
         return f"refused: {self.reason}"
 
 
@@ -99,8 +109,10 @@ def decide(
     roster: Roster | None,
     started_by: str | None,
     drill: bool = False,
+    reject: bool = False,
 ) -> GateDecision:
-    """Whether `actor` may pass `gate` now, given the incident's `records` (see the module)."""
+    """Whether `actor` may pass `gate` now, given the incident's `records` (see the module);
+    with `reject`, whether they may turn it down."""
     progress = progress_from_records(records)
     policy = gate.policy or OPEN
     prior = progress.approvals.get(gate.id, ())
@@ -118,6 +130,12 @@ def decide(
             needed=policy.min_approvals,
         )
 
+    rejection = progress.rejections.get(gate.id)
+    if rejection is not None:
+        return refused(
+            f"gate {gate.id!r} was rejected by {rejection.by} before this answer came, and the"
+            " run failed there; it takes no answers now"
+        )
     if status in _TIMED_OUT:
         return refused(
             f"gate {gate.id!r} timed out before this answer came: {_TIMED_OUT[status]}"
@@ -136,6 +154,15 @@ def decide(
     problem = _separation_problem(gate, policy, actor, records, roster, started_by)
     if problem:
         return refused(problem)
+    if reject:
+        return GateDecision(
+            Outcome.REJECTED,
+            gate.id,
+            actor.label,
+            authority=_authority(policy, actor, drill),
+            approvals=prior,
+            needed=policy.min_approvals,
+        )
     who = actor.person or actor.identity
     if who in prior:
         return refused(

@@ -107,6 +107,7 @@ class _Walk:
         self.outputs: dict[str, Any] = {k: dict(v) for k, v in progress.outputs.items()}
         self.error: str | None = None
         self.aborted: Abort | None = progress.aborted
+        self.rejections = dict(progress.rejections)
         self.severity = progress.severity or run.plan.runbook.meta.severity
         shown_inputs, _ = run.redactor.redact(run.inputs)
         self.brief = incident_brief(run.plan.runbook, run.incident.id, shown_inputs)
@@ -156,13 +157,21 @@ class _Walk:
 
 
 def _open_gate(walk: _Walk, gate: Gate) -> bool:
-    """Reach, settle or ask at a gate; False when its timeout failed it, which stops the run."""
+    """Reach, settle or ask at a gate; False when its timeout failed it or someone rejected it,
+    which stops the run."""
     run = walk.run
     status = walk.statuses.get(gate.id)
     if status == ItemStatus.WAITING:
         status = _settle_timer(walk, gate)
     if status in DONE:
         return True
+    rejection = walk.rejections.get(gate.id)
+    if status == ItemStatus.FAILED and rejection is not None:
+        # A failed gate, as a failed step would be: the steps after it never run.
+        walk.error = walk.error or (
+            f"gate {gate.id!r} was rejected by {rejection.by}: {rejection.reason}"
+        )
+        return False
     if status == ItemStatus.FAILED:
         limit = gate.policy.timeout_s if gate.policy is not None else None
         within = f" within {limit:g} s" if limit is not None else ""

@@ -244,12 +244,19 @@ def resume_run(
 
 
 def acknowledge_gate(
-    settings: Settings, incident_id: str, gate_id: str, identity: Identity, note: str = ""
+    settings: Settings,
+    incident_id: str,
+    gate_id: str,
+    identity: Identity,
+    note: str = "",
+    *,
+    reject: bool = False,
 ) -> GateDecision:
     """Answer a gate of an incident as `identity` (who the channel proved is acting).
 
-    The decision is recorded (`gate.acknowledged`, `gate.approved` or `gate.refused`) and
-    returned; nothing is recorded for a gate already acknowledged. Build the identity with
+    The decision is recorded (`gate.acknowledged`, `gate.approved` or `gate.refused`; with
+    `reject`, `gate.rejected` and `note` as its reason) and returned; nothing is recorded for a
+    gate already acknowledged. Build the identity with
     `flows.runbook.identity`: `os_identity` for the command line, `slack_identity` for a
     signed Slack request.
     """
@@ -263,7 +270,13 @@ def acknowledge_gate(
     roster = incident_roster(settings, incident.runbook.source)
     with Ledger(folder, incident.id, _runbook_ref(runbook), settings.redactor()) as ledger:
         decision = answer_gate(
-            ledger, gates[gate_id], identity, incident=incident, roster=roster, note=note
+            ledger,
+            gates[gate_id],
+            identity,
+            incident=incident,
+            roster=roster,
+            note=note,
+            reject=reject,
         )
     if decision.outcome is not Outcome.ALREADY:
         note_standing(settings.incidents_dir, folder)

@@ -86,6 +86,15 @@ class Abort:
 
 
 @dataclass(frozen=True)
+class Rejection:
+    """Who turned a gate down (`gate.rejected`), when, and why."""
+
+    by: str
+    at: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Progress:
     """Latest status of every step and gate, the outputs of finished steps, and gate acks.
 
@@ -104,6 +113,8 @@ class Progress:
     """Role -> the person last assigned it on this incident (`incident.assigned`)."""
     severity: str | None = None
     """The severity last set on this incident (`incident.severity`); None: the runbook's."""
+    rejections: Mapping[str, Rejection] = field(default_factory=dict)
+    """Gate -> the rejection that failed it (`gate.rejected`)."""
 
     def is_done(self, item_id: str) -> bool:
         """True when the step or gate needs nothing more on resume."""
@@ -124,7 +135,8 @@ def progress_from_records(records: Iterable[Record]) -> Progress:
     """Fold ledger records into the current progress of the incident.
 
     `gate.approved`, `gate.refused` and `gate.reminded` change no status: a gate waits until it
-    is acknowledged, or its timeout fails or continues it (`gate.timed_out`).
+    is acknowledged, rejected (`gate.rejected` fails it), or its timeout fails or continues it
+    (`gate.timed_out`).
     """
     statuses: dict[str, ItemStatus] = {}
     outputs: dict[str, Mapping[str, Any]] = {}
@@ -134,6 +146,7 @@ def progress_from_records(records: Iterable[Record]) -> Progress:
     aborted: Abort | None = None
     assignments: dict[str, str] = {}
     severity: str | None = None
+    rejections: dict[str, Rejection] = {}
     for record in records:
         event, item = record.event, record.step
         if event in (Event.RUN_STARTED, Event.RUN_RESUMED):
@@ -156,6 +169,13 @@ def progress_from_records(records: Iterable[Record]) -> Progress:
             if settled is not None and statuses.get(item) == ItemStatus.WAITING:
                 statuses[item] = settled
             continue
+        if item is not None and event is Event.GATE_REJECTED:
+            # Only a waiting gate can be turned down: the first answer recorded wins.
+            if statuses.get(item) == ItemStatus.WAITING:
+                statuses[item] = ItemStatus.FAILED
+                reason = str(record.data.get("reason", ""))
+                rejections[item] = Rejection(record.actor, record.ts, reason)
+            continue
         if item is None or event not in _STATUS_BY_EVENT:
             continue
         if event is Event.GATE_WAITING and statuses.get(item) == ItemStatus.ACKNOWLEDGED:
@@ -174,6 +194,7 @@ def progress_from_records(records: Iterable[Record]) -> Progress:
         aborted=aborted,
         assignments=assignments,
         severity=severity,
+        rejections=rejections,
     )
 
 

@@ -49,6 +49,8 @@ class Event(StrEnum):
     GATE_REFUSED = "gate.refused"
     """Someone tried to pass a gate and was refused: not an approver, too early, a duplicate."""
     GATE_ACKNOWLEDGED = "gate.acknowledged"
+    GATE_REJECTED = "gate.rejected"
+    """Someone who may pass the gate turned it down, with a reason: the gate fails there."""
     GATE_REMINDED = "gate.reminded"
     """A waiting gate's approvers were reminded that its timeout (`remind_before_s`) nears."""
     GATE_TIMED_OUT = "gate.timed_out"
