@@ -130,6 +130,23 @@ class ChatSystem(Protocol):
         ...
 
 
+@runtime_checkable
+class ChatDialogs(Protocol):
+    """What a chat system offers the person who pressed a button: a dialog, a private reply.
+
+    Slack has both; the local outbox has no one to show a dialog to, so its `open_modal` says
+    False and the press is answered without one.
+    """
+
+    def open_modal(self, trigger_id: str, view: dict[str, Any]) -> bool:
+        """Open `view` for the press `trigger_id` (views.open); False when there are no dialogs."""
+        ...
+
+    def tell(self, channel: str, user: str, text: str) -> None:
+        """Show `text` to `user` alone, in `channel` (chat.postEphemeral)."""
+        ...
+
+
 @dataclass(frozen=True)
 class GateAnswer:
     """A responder's acknowledgement of a gate.

@@ -1,7 +1,8 @@
 """Slack requests as engine actions: `/runbook` commands and gate buttons, answered in time.
 
-Both handlers only validate, record and queue: a command queues a start job, a button records
-the acknowledgement in the evidence and queues a resume. Slack gets its answer at once. Each
+Both handlers only validate, record and queue: a command queues a start job, a gate button opens
+its dialog, whose submission records the answer in the evidence and queues a resume
+(`flows.triggers.gate_buttons`). Slack gets its answer at once. Each
 command and press is acted on once: its trigger_id is remembered by the intake, so a copy sent
 again (a replay, or Socket Mode delivering it twice) is refused.
 """
@@ -17,23 +18,20 @@ from typing import Any
 
 from flows.contract.ports import ChatSystem
 from flows.drills.scenario import load_scenario
-from flows.engine.runner import acknowledge_gate
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
-from flows.evidence.incident import DOCUMENT_FILE, incident_folder, load_incident, new_incident_id
+from flows.evidence.incident import incident_folder, load_incident, new_incident_id
 from flows.evidence.population import Standing, read_population
 from flows.evidence.progress import ItemStatus, progress_from_records
 from flows.evidence.records import Event
 from flows.evidence.verify import read_records
-from flows.runbook.identity import slack_identity
 from flows.runbook.inputs import resolve_inputs
 from flows.runbook.model import Runbook
-from flows.runbook.parse import parse_runbook
+from flows.triggers.gate_buttons import CLOSE, GateButtons
 from flows.triggers.intake import REPLAY_WINDOW_S, Intake
 from flows.triggers.jobs import JobKind
 from flows.triggers.steering import steer
 from integrations.alerts import PayloadError
-from integrations.sandbox import DrillChat
 from integrations.slack import commands as slack
 from integrations.slack import replies
 
@@ -186,40 +184,20 @@ class SlackHandlers:
         )
 
     def interaction(self, body: bytes) -> dict[str, Any] | None:
-        """Handle a button press: acknowledge the gate, queue the resume, update the message."""
-        click = slack.parse_interaction(body)
-        if click is None:
+        """Handle a gate button press (open its dialog) or a gate dialog's submission (record
+        the answer, queue the resume); `flows.triggers.gate_buttons` says how."""
+        parsed = slack.parse_interaction(body)
+        if parsed is None:
             return None
-        if not self._first_sighting(click.trigger_id):
-            return slack.ephemeral(REPLAYED)
-        decision = acknowledge_gate(
-            self.settings,
-            click.incident,
-            click.gate,
-            slack_identity(click.user_id, click.user_name, self.user_groups_of),
-            note=f"acknowledged in Slack by <@{click.user_id}>",
-        )
-        if decision.acknowledged:
-            folder = incident_folder(self.settings.incidents_dir, click.incident)
-            incident = load_incident(self.settings.incidents_dir, click.incident)
-            self.intake.enqueue(JobKind.RESUME, click.incident, str(folder / DOCUMENT_FILE), {})
-            self._mark_acknowledged(click, incident.runbook.title, drill=incident.drill)
+        submitted = isinstance(parsed, slack.GateSubmission)
+        if not self._first_sighting(parsed.trigger_id):
+            # A dialog shows no text reply: a copy of its submission, acted on once, closes it.
+            return CLOSE if submitted else slack.ephemeral(REPLAYED)
+        buttons = GateButtons(self.settings, self.intake, self.chat, self.user_groups_of)
+        if isinstance(parsed, slack.GateSubmission):
+            return buttons.submit(parsed)
+        buttons.press(parsed)
         return None
-
-    def _mark_acknowledged(self, click: slack.GateClick, title: str, *, drill: bool) -> None:
-        if self.chat is None or not click.channel_id or not click.message_ts:
-            return
-        chat = DrillChat(self.chat, pinned=click.channel_id) if drill else self.chat
-        folder = incident_folder(self.settings.incidents_dir, click.incident)
-        runbook = parse_runbook(folder / DOCUMENT_FILE)
-        gate = next((g for g in runbook.gates if g.id == click.gate), None)
-        if gate is None:
-            return
-        blocks = slack.gate_acknowledged_blocks(click.incident, gate, title, click.user_id)
-        try:
-            chat.update(click.channel_id, click.message_ts, f"{gate.title}: acknowledged", blocks)
-        except Exception as error:  # the ack is recorded; a stale button is only cosmetic
-            LOG.warning("could not update the gate message: %s", error)
 
     def _allowed(self, runbook: Runbook, command: slack.SlashCommand) -> bool:
         trigger = runbook.meta.triggers.slack

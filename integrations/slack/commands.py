@@ -23,6 +23,15 @@ from integrations.slack.mrkdwn import escape
 
 ACK_GATE = "runbook_ack_gate"
 """The action id of the gate message's Acknowledge button."""
+REJECT_GATE = "runbook_reject_gate"
+"""The action id of the gate message's Reject button."""
+GATE_DIALOG = "runbook_gate_answer"
+"""The callback id of the dialog a gate button opens, asking for the note or the reason."""
+ANSWER_BLOCK = ANSWER_INPUT = "answer"
+"""Where the dialog's text box is, in the submission's `view.state.values`."""
+METADATA_LIMIT = 3000
+NOTE_LIMIT = 3000
+"""The longest note or reason the dialog takes (Slack's plain_text_input allows 3000)."""
 USAGE = (
     "Usage: `/runbook COMMAND key=value ...` starts a runbook, `/runbook list` lists them,"
     " `/runbook status [INCIDENT]`, `/runbook drill SCENARIO [key=value ...]`,"
@@ -116,9 +125,19 @@ class CommandRequest:
     """The reason of `skip` and `abort`, the text of `note`, the level of `severity`."""
 
 
+class Answer(StrEnum):
+    """What a gate button asks for."""
+
+    ACKNOWLEDGE = "acknowledge"
+    REJECT = "reject"
+
+
+_ANSWER_OF = {ACK_GATE: Answer.ACKNOWLEDGE, REJECT_GATE: Answer.REJECT}
+
+
 @dataclass(frozen=True)
 class GateClick:
-    """A responder pressed Acknowledge on a gate message."""
+    """A responder pressed Acknowledge or Reject on a gate message."""
 
     incident: str
     gate: str
@@ -129,6 +148,23 @@ class GateClick:
     response_url: str
     trigger_id: str = ""
     """Slack's id of this one press; empty when the payload has none (older Socket Mode)."""
+    answer: Answer = Answer.ACKNOWLEDGE
+
+
+@dataclass(frozen=True)
+class GateSubmission:
+    """A responder submitted the dialog a gate button opened: the note or the reason typed."""
+
+    incident: str
+    gate: str
+    answer: Answer
+    text: str
+    user_id: str
+    user_name: str
+    channel_id: str
+    """The gate message's channel and ts, carried in the dialog's `private_metadata`."""
+    message_ts: str
+    trigger_id: str = ""
 
 
 # -- slash commands ----------------------------------------------------------------------------
@@ -312,8 +348,9 @@ def _usage(reason: str) -> PayloadError:
 # -- the gate button ---------------------------------------------------------------------------
 
 
-def parse_interaction(body: bytes) -> GateClick | None:
-    """The gate acknowledgement in an interaction body; None for other interactions."""
+def parse_interaction(body: bytes) -> GateClick | GateSubmission | None:
+    """The gate press, or the submission of a gate's dialog, in an interaction body; None for
+    other interactions."""
     fields = _form(body)
     if "payload" not in fields:
         raise PayloadError("not a Slack interaction: no payload field", 400)
@@ -321,29 +358,33 @@ def parse_interaction(body: bytes) -> GateClick | None:
     kind = payload.get("type")
     if not isinstance(kind, str):
         raise PayloadError("not a Slack interaction: payload.type is missing", 400)
+    if kind == "view_submission":
+        return _submission(payload)
     if kind != "block_actions":
         return None
     actions = payload.get("actions")
     if not isinstance(actions, list):
         raise PayloadError("not a Slack interaction: payload.actions is not a list", 400)
     action = next(
-        (a for a in actions if isinstance(a, dict) and a.get("action_id") == ACK_GATE), None
+        (
+            a
+            for a in actions
+            if isinstance(a, dict)
+            and isinstance(a.get("action_id"), str)
+            and a["action_id"] in _ANSWER_OF
+        ),
+        None,
     )
     if action is None:
         return None
     value = _object(_json(_text(action, "value", "action"), "action.value"), "action.value")
-    incident, gate = _text(value, "incident", "action.value"), _text(value, "gate", "action.value")
-    if not INCIDENT_ID.fullmatch(incident) or not GATE_ID.fullmatch(gate):
-        raise PayloadError("not a gate button: action.value names no incident and gate", 400)
-    user = _object(payload.get("user"), "payload.user")
-    name = user.get("username") or user.get("name")
-    if not isinstance(name, str):
-        raise PayloadError("not a Slack interaction: payload.user has no name", 400)
+    incident, gate = _gate_of(value, "action.value")
+    user_id, name = _user(payload)
     trigger = payload.get("trigger_id")
     return GateClick(
         incident=incident,
         gate=gate,
-        user_id=_text(user, "id", "payload.user"),
+        user_id=user_id,
         user_name=name,
         channel_id=_text(
             _object(payload.get("channel"), "payload.channel"), "id", "payload.channel"
@@ -355,7 +396,58 @@ def parse_interaction(body: bytes) -> GateClick | None:
         ),
         response_url=_text(payload, "response_url", "payload"),
         trigger_id=trigger if isinstance(trigger, str) else "",
+        answer=_ANSWER_OF[action["action_id"]],
     )
+
+
+def _submission(payload: dict[str, Any]) -> GateSubmission | None:
+    """A gate dialog's submission; None for another dialog's."""
+    view = _object(payload.get("view"), "payload.view")
+    if view.get("callback_id") != GATE_DIALOG:
+        return None
+    where = "view.private_metadata"
+    metadata = _object(_json(_text(view, "private_metadata", "payload.view"), where), where)
+    incident, gate = _gate_of(metadata, where)
+    answer = next((a for a in Answer if a.value == metadata.get("answer")), None)
+    if answer is None:
+        raise PayloadError(f"not a gate dialog: {where}.answer is not acknowledge or reject", 400)
+    state = _object(view.get("state"), "payload.view.state")
+    values = _object(state.get("values"), "view.state.values")
+    block = _object(values.get(ANSWER_BLOCK, {}), f"view.state.values.{ANSWER_BLOCK}")
+    box = _object(block.get(ANSWER_INPUT, {}), f"view.state.values.{ANSWER_BLOCK}.{ANSWER_INPUT}")
+    text = box.get("value")  # null when an optional box is left empty
+    if text is not None and not isinstance(text, str):
+        raise PayloadError("not a gate dialog: the answer's value is not text", 400)
+    user_id, name = _user(payload)
+    trigger = payload.get("trigger_id")
+    return GateSubmission(
+        incident=incident,
+        gate=gate,
+        answer=answer,
+        text=(text or "").strip()[:NOTE_LIMIT],
+        user_id=user_id,
+        user_name=name,
+        channel_id=_text(metadata, "channel", where),
+        message_ts=_text(metadata, "ts", where),
+        trigger_id=trigger if isinstance(trigger, str) else "",
+    )
+
+
+def _gate_of(value: dict[str, Any], where: str) -> tuple[str, str]:
+    """The incident and gate a button value or dialog metadata names."""
+    incident, gate = _text(value, "incident", where), _text(value, "gate", where)
+    if not INCIDENT_ID.fullmatch(incident) or not GATE_ID.fullmatch(gate):
+        raise PayloadError(f"not a gate button: {where} names no incident and gate", 400)
+    return incident, gate
+
+
+def _user(payload: dict[str, Any]) -> tuple[str, str]:
+    """The id and name of who pressed or submitted."""
+    user = _object(payload.get("user"), "payload.user")
+    name = user.get("username") or user.get("name")
+    if not isinstance(name, str):
+        raise PayloadError("not a Slack interaction: payload.user has no name", 400)
+    return _text(user, "id", "payload.user"), name
 
 
 def _json(text: str, where: str) -> Any:
@@ -401,40 +493,132 @@ def _form(body: bytes) -> dict[str, str]:
 
 def gate_blocks(incident: str, gate: Gate, title: str) -> list[dict[str, Any]]:
     """The message asking a responder to acknowledge `gate` of the runbook titled `title`."""
+    head = f"*{escape(title)}*: gate *{escape(gate.title)}* waits for a responder"
+    return [_section(head, incident, gate, "\u2022"), _buttons(incident, gate)]
+
+
+def _buttons(incident: str, gate: Gate) -> dict[str, Any]:
+    """Acknowledge and Reject; each opens a dialog, which is where the responder confirms."""
     value = json.dumps({"incident": incident, "gate": gate.id}, separators=(",", ":"))
     if len(value) > VALUE_LIMIT:
         raise ValueError(f"incident id and gate id are too long for a Slack button ({len(value)})")
-    button = {
+    acknowledge = {
         "type": "button",
         "action_id": ACK_GATE,
         "text": {"type": "plain_text", "text": "Acknowledge"},
         "style": "primary",
         "value": value,
-        "confirm": {
-            "title": {"type": "plain_text", "text": "Acknowledge this gate?"},
-            "text": {
-                "type": "mrkdwn",
-                "text": "You confirm that every item is done. Your name goes into the"
-                " incident's evidence.",
-            },
-            "confirm": {"type": "plain_text", "text": "Acknowledge"},
-            "deny": {"type": "plain_text", "text": "Not yet"},
-        },
     }
-    head = f"*{escape(title)}*: gate *{escape(gate.title)}* waits for a responder"
-    return [_section(head, incident, gate, "\u2022"), {"type": "actions", "elements": [button]}]
+    reject = {
+        "type": "button",
+        "action_id": REJECT_GATE,
+        "text": {"type": "plain_text", "text": "Reject"},
+        "style": "danger",
+        "value": value,
+    }
+    return {"type": "actions", "elements": [acknowledge, reject]}
+
+
+def gate_dialog(
+    incident: str, gate: Gate, title: str, answer: Answer, channel: str, ts: str
+) -> dict[str, Any]:
+    """The modal a gate button opens: the gate, what answering means, a box for the note (to
+    acknowledge, optional) or the reason (to reject, required). `private_metadata` carries the
+    incident, gate and gate message back with the submission."""
+    metadata = json.dumps(
+        {"incident": incident, "gate": gate.id, "answer": answer, "channel": channel, "ts": ts},
+        separators=(",", ":"),
+    )
+    if len(metadata) > METADATA_LIMIT:
+        raise ValueError(f"the gate is named too long for a Slack dialog ({len(metadata)})")
+    head = f"*{escape(title)}*: gate *{escape(gate.title)}*"
+    if answer is Answer.ACKNOWLEDGE:
+        words = ("Acknowledge gate", "Acknowledge", "Note for the evidence")
+        meaning = (
+            "You confirm that every item is done. Your name and your note go into the"
+            " incident's evidence."
+        )
+    else:
+        words = ("Reject gate", "Reject", "Why it is rejected")
+        meaning = (
+            "The gate fails and the run ends failed there. Your name and your reason go into"
+            " the incident's evidence."
+        )
+    box = {
+        "type": "plain_text_input",
+        "action_id": ANSWER_INPUT,
+        "multiline": True,
+        "max_length": NOTE_LIMIT,
+    }
+    return {
+        "type": "modal",
+        "callback_id": GATE_DIALOG,
+        "private_metadata": metadata,
+        "title": {"type": "plain_text", "text": words[0]},
+        "submit": {"type": "plain_text", "text": words[1]},
+        "close": {"type": "plain_text", "text": "Not yet"},
+        "blocks": [
+            _section(head, incident, gate, "\u2022"),
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": meaning}]},
+            {
+                "type": "input",
+                "block_id": ANSWER_BLOCK,
+                "optional": answer is Answer.ACKNOWLEDGE,
+                "label": {"type": "plain_text", "text": words[2]},
+                "element": box,
+            },
+        ],
+    }
 
 
 def gate_acknowledged_blocks(
-    incident: str, gate: Gate, title: str, by: str
+    incident: str, gate: Gate, title: str, by: str, approvers: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
-    """The gate message once acknowledged `by` a user id (mentioned) or a name: no button."""
+    """The gate message once acknowledged `by` a user id (mentioned) or a name: no button.
+    A quorum's `approvers` (roster ids or identities) are listed too."""
     head = f"*{escape(title)}*: gate *{escape(gate.title)}* acknowledged"
-    who = f"<@{by}>" if USER_ID.fullmatch(by) else escape(by)
-    return [
-        _section(head, incident, gate, "\u2611"),
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Acknowledged by {who}"}]},
-    ]
+    said = f"Acknowledged by {_who(by)}"
+    if len(approvers) > 1:
+        said += f" (approved by {', '.join(_who(a) for a in approvers)})"
+    return [_section(head, incident, gate, "\u2611"), _context(said)]
+
+
+def gate_approved_blocks(
+    incident: str, gate: Gate, title: str, approvers: tuple[str, ...], needed: int
+) -> list[dict[str, Any]]:
+    """The gate message while its quorum is not met: who approved so far, and the buttons."""
+    head = f"*{escape(title)}*: gate *{escape(gate.title)}* waits for more approvals"
+    said = (
+        f"Approved by {', '.join(_who(a) for a in approvers)} ({len(approvers)} of {needed}):"
+        f" {waiting_for(needed - len(approvers))}"
+    )
+    return [_section(head, incident, gate, "\u2022"), _context(said), _buttons(incident, gate)]
+
+
+def gate_rejected_blocks(
+    incident: str, gate: Gate, title: str, by: str, reason: str
+) -> list[dict[str, Any]]:
+    """The gate message once rejected `by` someone, with their reason: no button."""
+    head = f"*{escape(title)}*: gate *{escape(gate.title)}* rejected; the run ends failed there"
+    said = f"Rejected by {_who(by)}: {escape(reason)}"
+    return [_section(head, incident, gate, "\u2612"), _context(said[:SECTION_LIMIT])]
+
+
+def waiting_for(more: int) -> str:
+    """How many approvals a gate still waits for, in words."""
+    if more <= 1:
+        return "waiting for another approver"
+    return f"waiting for {more} more approvers"
+
+
+def _who(by: str) -> str:
+    """A Slack user id (or a `slack:` identity) as a mention; anyone else by name, escaped."""
+    user = by.removeprefix("slack:")
+    return f"<@{user}>" if USER_ID.fullmatch(user) else escape(by)
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 def _section(head: str, incident: str, gate: Gate, bullet: str) -> dict[str, Any]:

@@ -135,6 +135,15 @@ class LocalOutbox:
             mine = [r for r in self._channel_lines if r["dedupe_key"].startswith(f"{incident}:")]
         return mine[-1]["channel"] if mine else None
 
+    def open_modal(self, trigger_id: str, view: dict[str, Any]) -> bool:
+        """The outbox has nobody to show a dialog to: a press is answered without one."""
+        return False
+
+    def tell(self, channel: str, user: str, text: str) -> None:
+        """Show a private reply on the console; the outbox keeps only what everyone sees."""
+        if self._echo is not None:
+            self._echo(f"[chat {_display(channel)} to {user} only] {text}")
+
     def check(self) -> str:
         """The outbox needs no connection: say where it writes."""
         return f"local outbox at {self._path}"

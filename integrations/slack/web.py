@@ -96,6 +96,17 @@ class SlackChat:
         channels = [value for _, value in made if value["kind"] == "channel"]
         return str(channels[-1]["channel"]) if channels else None
 
+    def open_modal(self, trigger_id: str, view: dict[str, Any]) -> bool:
+        """Open a modal for a press (views.open); Slack takes it within 3 s of the press."""
+        with self._slack.failures("a dialog"):
+            self._slack.api.views_open(trigger_id=trigger_id, view=view)
+        return True
+
+    def tell(self, channel: str, user: str, text: str) -> None:
+        """Show `text` to `user` alone in `channel` (chat.postEphemeral); nothing is kept."""
+        with self._slack.failures(channel):
+            self._slack.api.chat_postEphemeral(channel=channel, user=user, text=text)
+
     def check(self) -> str:
         """Check the token with auth.test; return the team and bot user it belongs to."""
         whoami = self._slack.whoami

@@ -42,6 +42,7 @@ ALL_SCOPES = frozenset(
 SCOPE_OF = {
     "chat.postMessage": "chat:write",
     "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
     "conversations.create": "channels:manage",
     "conversations.list": "channels:read",
     "conversations.info": "channels:read",
@@ -126,6 +127,13 @@ class FakeSlack:
         self.bookmarks: dict[str, list[dict[str, Any]]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, dict[str, Any]] = {}
+        self.views: dict[str, dict[str, Any]] = {}
+        """Views opened (views.open), by view id, as Slack returned them."""
+        self.ephemerals: list[dict[str, str]] = []
+        """Ephemeral messages (chat.postEphemeral): channel, user, text; Slack keeps none."""
+        self.expired_triggers: set[str] = set()
+        """Trigger ids views.open refuses as expired (Slack's 3 s)."""
+        self._used_triggers: set[str] = set()
         self._ids = itertools.count(1)
         self._ts = itertools.count(1)
         self._faults: dict[str, list[Fault]] = {}
@@ -149,10 +157,16 @@ class FakeSlack:
         return channel.id
 
     def add_user(
-        self, name: str, *, email: str = "", display_name: str = "", is_bot: bool = False
+        self,
+        name: str,
+        *,
+        email: str = "",
+        display_name: str = "",
+        is_bot: bool = False,
+        user_id: str = "",
     ) -> str:
-        """Add a workspace member; return their user id."""
-        user_id = self._id("U")
+        """Add a workspace member (with this id, or a new one); return their user id."""
+        user_id = user_id or self._id("U")
         self.users[user_id] = {
             "id": user_id,
             "name": name,
@@ -185,6 +199,40 @@ class FakeSlack:
     def calls(self, method: str) -> list[Request]:
         """The requests that reached this method, in order."""
         return [r for r in self.requests if r.method == method]
+
+    def submission(
+        self, view_id: str, user_id: str, values: dict[str, dict[str, str | None]]
+    ) -> dict[str, Any]:
+        """The view_submission payload Slack posts when `user_id` submits the opened view
+        `view_id` with `values` typed in its plain_text_input boxes ({block_id: {action_id:
+        value}})."""
+        user = self.users[user_id]
+        view = dict(self.views[view_id])
+        view["state"] = {
+            "values": {
+                block: {
+                    action: {"type": "plain_text_input", "value": value}
+                    for action, value in actions.items()
+                }
+                for block, actions in values.items()
+            }
+        }
+        return {
+            "type": "view_submission",
+            "team": {"id": "T00000001", "domain": "acme"},
+            "user": {
+                "id": user_id,
+                "username": user["name"],
+                "name": user["name"],
+                "team_id": "T00000001",
+            },
+            "api_app_id": "A00000001",
+            "token": "legacy-verification-token",
+            "trigger_id": f"{next(self._ts)}.{int(time.time())}.{view_id.lower()}",
+            "view": view,
+            "response_urls": [],
+            "is_enterprise_install": False,
+        }
 
     # -- fault injection -------------------------------------------------------------------
 
@@ -359,6 +407,44 @@ class FakeSlack:
         message["edited"] = {"user": self.bot, "ts": self._next_ts()}
         return {"channel": channel.id, "ts": message["ts"], "text": message["text"]}
 
+    def api_chat_postEphemeral(self, body: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(body.get("channel"))
+        self._post_allowed(channel)
+        user = body.get("user") or ""
+        if user not in self.users:
+            raise Refusal("user_not_found")
+        if user not in channel.members:
+            raise Refusal("user_not_in_channel")
+        text, blocks = body.get("text"), _json_field(body.get("blocks"))
+        if not text and not blocks:
+            raise Refusal("no_text")
+        self.ephemerals.append({"channel": channel.id, "user": user, "text": text or ""})
+        return {"message_ts": self._next_ts()}
+
+    def api_views_open(self, body: dict[str, Any]) -> dict[str, Any]:
+        trigger = body.get("trigger_id") or ""
+        view = _json_field(body.get("view"))
+        if not trigger or not isinstance(view, dict):
+            raise Refusal("invalid_arguments")
+        if trigger in self.expired_triggers:
+            raise Refusal("expired_trigger_id")
+        if trigger in self._used_triggers:
+            raise Refusal("exchanged_trigger_id")  # a trigger_id opens one view
+        _check_modal(view)
+        self._used_triggers.add(trigger)
+        view_id = self._id("V")
+        opened = {
+            **view,
+            "id": view_id,
+            "team_id": "T00000001",
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{view_id.lower()}",
+            "app_id": "A00000001",
+            "bot_id": "B00000001",
+        }
+        self.views[view_id] = opened
+        return {"view": opened}
+
     def api_conversations_create(self, body: dict[str, Any]) -> dict[str, Any]:
         name = body.get("name") or ""
         if not name:
@@ -498,6 +584,30 @@ class Answer:
     body: dict[str, Any]
     headers: dict[str, str]
     dropped: bool = False
+
+
+def _check_modal(view: dict[str, Any]) -> None:
+    """Refuse a modal Slack would refuse, as `invalid_arguments` (Slack says which field)."""
+    problems = []
+    if view.get("type") != "modal":
+        problems.append("view.type must be modal")
+    for key in ("title", "submit", "close"):
+        text = (view.get(key) or {}).get("text", "")
+        if key == "title" and not text:
+            problems.append("view.title is required")
+        if len(text) > 24:
+            problems.append(f"view.{key} must be at most 24 characters")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or not 0 < len(blocks) <= 100:
+        problems.append("view.blocks must be 1 to 100 blocks")
+    elif any(b.get("type") == "input" for b in blocks) and not view.get("submit"):
+        problems.append("view.submit is required with an input block")
+    if len(view.get("private_metadata") or "") > 3000:
+        problems.append("view.private_metadata must be at most 3000 characters")
+    if len(view.get("callback_id") or "") > 255:
+        problems.append("view.callback_id must be at most 255 characters")
+    if problems:
+        raise Refusal("invalid_arguments", response_metadata={"messages": problems})
 
 
 def _flag(value: Any) -> bool:

@@ -23,6 +23,7 @@ from tests.flows.triggers.test_slack_server import (
     gate_button,
     signed,
     slack_settings,
+    submit_body,
 )
 from tests.support import serve_in_thread, wait_idle
 
@@ -147,6 +148,9 @@ def test_every_gate_reaches_the_owner_channel_with_its_button(
         ts = slack.messages[ops.id][-1]["ts"]
         click = click_body(gate_button(posts[-1]), ops.id, "ops", ts)
         answer = client.post("/slack/interactions", content=click, headers=signed(click))
+        assert answer.status_code == 200
+        submit = submit_body(slack)
+        answer = client.post("/slack/interactions", content=submit, headers=signed(submit))
         assert answer.status_code == 200
         wait_idle(server)
 

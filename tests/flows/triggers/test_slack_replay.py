@@ -22,6 +22,7 @@ from tests.flows.triggers.test_slack_server import (
     gate_button,
     signed,
     slack_settings,
+    submit_body,
 )
 from tests.support import FIXTURES, serve_in_thread, wait_idle
 
@@ -100,8 +101,8 @@ def test_remembered_requests_expire_after_the_window(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_a_replayed_gate_press_acknowledges_and_resumes_once(home: Path, slack: FakeSlack) -> None:
-    """Pressing a gate's button once and replaying the signed press twice records one
-    acknowledgement and one resume."""
+    """Pressing a gate's button once and replaying the signed press twice opens one dialog;
+    submitting it once and replaying that twice records one acknowledgement and one resume."""
     server = idle_server(home, slack)
     server.workers.start()
     try:
@@ -119,10 +120,14 @@ def test_a_replayed_gate_press_acknowledges_and_resumes_once(home: Path, slack: 
             click = click_body(gate_button(gate_post), ops.id, "ops", ts)
             headers = signed(click)
             answers = [post(client, "/slack/interactions", click, headers) for _ in range(3)]
+            submit = submit_body(slack)
+            headers = signed(submit)
+            answers += [post(client, "/slack/interactions", submit, headers) for _ in range(3)]
             wait_idle(server)
     finally:
         server.workers.stop()
-    assert [a.status_code for a in answers] == [200, 409, 409]
+    assert [a.status_code for a in answers] == [200, 409, 409] * 2
+    assert slack.count("views.open") == 1
     records = read_records(home / "incidents" / incident)
     assert [r.step for r in records if r.event == "gate.acknowledged"] == ["free-space"]
     assert [r.data["status"] for r in records if r.event == "run.finished"] == [

@@ -79,6 +79,14 @@ def click_body(button: dict[str, Any], channel_id: str, channel: str, ts: str) -
     return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
 
 
+def submit_body(slack: FakeSlack, note: str | None = None) -> bytes:
+    """Bob submitting the gate dialog his press opened last, as Slack posts a view_submission."""
+    if "U0BOB" not in slack.users:
+        slack.add_user("bob", user_id="U0BOB")
+    payload = slack.submission(list(slack.views)[-1], "U0BOB", {"answer": {"answer": note}})
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
 def gate_button(post: dict[str, Any]) -> dict[str, Any]:
     blocks = post["blocks"]
     blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
@@ -134,7 +142,8 @@ def served(home: Path, slack: FakeSlack) -> Iterator[tuple[Server, httpx.Client]
 def test_slash_command_starts_run_and_button_acknowledges_gate(
     served: tuple[Server, httpx.Client], slack: FakeSlack, home: Path
 ) -> None:
-    """`/runbook disk host=db-1` starts the run; pressing the gate's button finishes it."""
+    """`/runbook disk host=db-1` starts the run; pressing the gate's button and submitting its
+    dialog finishes it."""
     server, client = served
     body = command_body("disk host=db-1")
     answer = client.post("/slack/commands", content=body, headers=signed(body))
@@ -156,6 +165,10 @@ def test_slash_command_starts_run_and_button_acknowledges_gate(
 
     click = click_body(button, channel.id, "ops", ts)
     answer = client.post("/slack/interactions", content=click, headers=signed(click))
+    assert answer.status_code == 200
+    assert slack.count("views.open") == 1  # the press opens the dialog; submitting it answers
+    submit = submit_body(slack, "rotated the logs")
+    answer = client.post("/slack/interactions", content=submit, headers=signed(submit))
     assert answer.status_code == 200
     wait_idle(server)
 
@@ -267,6 +280,9 @@ def test_server_drill_gates_are_answered_with_buttons_in_the_drill_channel(
             ts = slack.messages[drill_room][-1]["ts"]
             click = click_body(gate_button(gate_posts[0]), drill_room, "drills", ts)
             answer = client.post("/slack/interactions", content=click, headers=signed(click))
+            assert answer.status_code == 200
+            submit = submit_body(slack)
+            answer = client.post("/slack/interactions", content=submit, headers=signed(submit))
             assert answer.status_code == 200
             wait_idle(server, timeout=120)
     finally:

@@ -15,13 +15,18 @@ from integrations.alerts import PayloadError
 from integrations.slack.commands import (
     ACK_GATE,
     COMMAND_FIELDS,
+    GATE_DIALOG,
+    REJECT_GATE,
     USAGE,
+    Answer,
     CommandRequest,
     GateClick,
+    GateSubmission,
     SlashCommand,
     ephemeral,
     gate_acknowledged_blocks,
     gate_blocks,
+    gate_dialog,
     in_channel,
     is_allowed,
     parse_command,
@@ -77,6 +82,27 @@ def click_payload(**changes: Any) -> dict[str, Any]:
         ],
     }
     return {**payload, **changes}
+
+
+def submission_payload(view: dict[str, Any], text: str | None) -> dict[str, Any]:
+    """A view_submission payload of `view` as Slack posts it, `text` typed in its box."""
+    return {
+        "type": "view_submission",
+        "team": {"id": "T0001", "domain": "acme"},
+        "user": {"id": "U0BOB", "username": "bob", "name": "bob", "team_id": "T0001"},
+        "api_app_id": "A0APP",
+        "token": "legacy-verification-token",
+        "trigger_id": "9.8.7",
+        "view": {
+            **view,
+            "id": "V0001",
+            "state": {
+                "values": {"answer": {"answer": {"type": "plain_text_input", "value": text}}}
+            },
+            "hash": "1.abc",
+        },
+        "response_urls": [],
+    }
 
 
 def interaction_body(payload: Any) -> bytes:
@@ -427,7 +453,7 @@ def test_interaction_finds_the_gate_action_among_others() -> None:
 
 
 def test_interaction_of_another_type_is_none() -> None:
-    """A modal submission is not a gate press."""
+    """A modal submission without a gate dialog's callback id is not a gate press."""
     assert parse_interaction(interaction_body({"type": "view_submission", "view": {}})) is None
 
 
@@ -535,26 +561,103 @@ def test_gate_blocks_show_runbook_gate_incident_and_items() -> None:
         assert part in text
 
 
-def test_gate_blocks_have_a_primary_acknowledge_button() -> None:
-    """The actions block holds one primary Acknowledge button with the gate action id."""
+def test_gate_blocks_have_acknowledge_and_reject_buttons() -> None:
+    """The actions block holds a primary Acknowledge and a danger Reject, naming the gate."""
     _, actions = gate_blocks("leak-1", GATE, "Leaked credentials")
-    [button] = actions["elements"]
+    acknowledge, reject = actions["elements"]
     assert actions["type"] == "actions"
-    assert (button["type"], button["style"], button["action_id"]) == (
-        "button",
-        "primary",
-        ACK_GATE,
+    assert (acknowledge["style"], acknowledge["action_id"]) == ("primary", ACK_GATE)
+    assert (reject["style"], reject["action_id"]) == ("danger", REJECT_GATE)
+    assert acknowledge["text"] == {"type": "plain_text", "text": "Acknowledge"}
+    assert reject["text"] == {"type": "plain_text", "text": "Reject"}
+    for button in (acknowledge, reject):
+        assert json.loads(button["value"]) == {"incident": "leak-1", "gate": "contain"}
+
+
+def test_acknowledge_dialog_asks_for_an_optional_note_and_says_what_it_means() -> None:
+    """The Acknowledge dialog confirms every item is done, takes an optional multiline note,
+    and carries the incident, gate and gate message in its private_metadata."""
+    view = gate_dialog("leak-1", GATE, "Leaked <creds>", Answer.ACKNOWLEDGE, "C0INC", "1.2")
+    assert view["type"] == "modal" and view["callback_id"] == GATE_DIALOG
+    assert len(view["title"]["text"]) <= 24 and len(view["submit"]["text"]) <= 24
+    section, context, box = view["blocks"]
+    assert "Leaked &lt;creds&gt;" in section["text"]["text"]
+    assert "every item is done" in context["elements"][0]["text"]
+    assert box["type"] == "input" and box["optional"] is True
+    assert box["element"]["type"] == "plain_text_input" and box["element"]["multiline"]
+    assert json.loads(view["private_metadata"]) == {
+        "incident": "leak-1",
+        "gate": "contain",
+        "answer": "acknowledge",
+        "channel": "C0INC",
+        "ts": "1.2",
+    }
+
+
+def test_reject_dialog_requires_a_reason() -> None:
+    """The Reject dialog's text box may not be left empty: a rejection always has a reason."""
+    view = gate_dialog("leak-1", GATE, "Leaked credentials", Answer.REJECT, "C0INC", "1.2")
+    box = view["blocks"][-1]
+    assert box["optional"] is False
+    assert view["submit"]["text"] == "Reject"
+    assert json.loads(view["private_metadata"])["answer"] == "reject"
+
+
+def test_a_dialog_submission_is_read_back_with_its_note() -> None:
+    """Submitting the dialog gives the incident, gate, answer, who, the gate message and the
+    note as typed (stripped)."""
+    view = gate_dialog("leak-1", GATE, "Leaked credentials", Answer.REJECT, "C0INC", "1.2")
+    payload = submission_payload(view, "  keys still live\n")
+    assert parse_interaction(interaction_body(payload)) == GateSubmission(
+        incident="leak-1",
+        gate="contain",
+        answer=Answer.REJECT,
+        text="keys still live",
+        user_id="U0BOB",
+        user_name="bob",
+        channel_id="C0INC",
+        message_ts="1.2",
+        trigger_id="9.8.7",
     )
-    assert button["text"] == {"type": "plain_text", "text": "Acknowledge"}
-    assert json.loads(button["value"]) == {"incident": "leak-1", "gate": "contain"}
 
 
-def test_gate_button_asks_for_confirmation() -> None:
-    """Pressing the button first asks the responder to confirm every item is done."""
-    _, actions = gate_blocks("leak-1", GATE, "Leaked credentials")
-    confirm = actions["elements"][0]["confirm"]
-    assert "every item is done" in confirm["text"]["text"]
-    assert confirm["confirm"]["text"] == "Acknowledge"
+def test_an_empty_optional_note_is_read_as_no_note() -> None:
+    """Slack sends null for a box left empty: the note is empty, not an error."""
+    view = gate_dialog("leak-1", GATE, "Leaked credentials", Answer.ACKNOWLEDGE, "C0INC", "1.2")
+    submitted = parse_interaction(interaction_body(submission_payload(view, None)))
+    assert isinstance(submitted, GateSubmission) and submitted.text == ""
+
+
+def test_another_dialogs_submission_is_none() -> None:
+    """A submission of a dialog that is not a gate's is not ours to read."""
+    view = gate_dialog("leak-1", GATE, "Leaked credentials", Answer.ACKNOWLEDGE, "C0INC", "1.2")
+    view["callback_id"] = "someone_elses"
+    assert parse_interaction(interaction_body(submission_payload(view, "x"))) is None
+
+
+def test_dialog_submissions_with_odd_values_parse_or_raise_payload_error() -> None:
+    """Any JSON value in any field of a submission is read, ignored, or a PayloadError."""
+    view = gate_dialog("leak-1", GATE, "Leaked credentials", Answer.REJECT, "C0INC", "1.2")
+    odd: list[Any] = [None, True, 0, "", "x" * 5000, [], {}, [{}], "{}", '{"incident": 1}']
+    paths: list[tuple[str, ...]] = [("user",), ("view",), ("view", "callback_id")]
+    paths += [("view", "private_metadata"), ("view", "state"), ("view", "state", "values")]
+    paths += [
+        ("view", "state", "values", "answer"),
+        ("view", "state", "values", "answer", "answer"),
+    ]
+    paths += [("view", "state", "values", "answer", "answer", "value"), ("trigger_id",)]
+    for path in paths:
+        for value in odd:
+            payload = copy.deepcopy(submission_payload(view, "why"))
+            target = payload
+            for step in path[:-1]:
+                target = target[step]
+            target[path[-1]] = value
+            try:
+                read = parse_interaction(interaction_body(payload))
+                assert isinstance(read, GateSubmission | None)
+            except PayloadError as error:
+                assert error.status == 400
 
 
 def test_pressing_the_gate_button_reads_back_incident_and_gate() -> None:
