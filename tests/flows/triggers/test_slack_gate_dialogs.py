@@ -124,8 +124,9 @@ class Ops:
         """The latest message in #ops that has buttons or was a gate, as Slack holds it now."""
         return next(m for m in reversed(self.slack.messages[self.channel]) if m.get("blocks"))
 
-    def press(self, user: str, button: str, *, trigger: bool = True) -> httpx.Response:
-        """`user` presses Acknowledge or Reject on the gate message (a signed block action)."""
+    def press(self, user: str, button: str, *, trigger: bool | str = True) -> httpx.Response:
+        """`user` presses Acknowledge or Reject on the gate message (a signed block action),
+        with a fresh trigger_id, this one (a str), or none (False)."""
         message = self.gate_message()
         actions = next(b for b in message["blocks"] if b["type"] == "actions")
         element = next(e for e in actions["elements"] if e["text"]["text"] == button)
@@ -141,7 +142,7 @@ class Ops:
             ],
         }
         if trigger:
-            payload["trigger_id"] = f"4.5.{next(TRIGGERS)}"
+            payload["trigger_id"] = trigger if isinstance(trigger, str) else f"4.5.{next(TRIGGERS)}"
         return self.post(payload)
 
     def submit(self, user: str, text: str | None) -> httpx.Response:
@@ -317,3 +318,18 @@ def test_a_dialog_submission_is_acted_on_once(
     assert resigned.json() == {"response_action": "clear"}
     events = [r.event for r in gate_records(home, incident)]
     assert events == [Event.GATE_WAITING, Event.GATE_APPROVED]
+
+
+def test_a_dialog_slack_will_not_open_records_nothing_and_says_so(
+    ops: Ops, slack: FakeSlack, home: Path
+) -> None:
+    """A press whose trigger_id Slack refuses (more than 3 s old) is told to press again, and
+    nothing is recorded."""
+    incident = ops.start("guard")
+    slack.expired_triggers.add("4.5.late")
+    ops.press("U0BEA", "Acknowledge", trigger="4.5.late")
+    (told,) = slack.ephemerals
+    assert told["user"] == "U0BEA" and "did not open the dialog" in told["text"]
+    assert "Press the button again" in told["text"]
+    assert [r.event for r in gate_records(home, incident)] == [Event.GATE_WAITING]
+    assert slack.views == {}

@@ -200,3 +200,14 @@ def test_posting_to_a_local_channel_id_echoes_its_name(path: Path) -> None:
     echoed: list[str] = []
     LocalOutbox(path, echo=echoed.append).post("C-LOCAL-inc-api", "hi", "k")
     assert echoed == ["[chat #inc-api] hi"]
+
+
+def test_the_outbox_opens_no_dialog_and_shows_private_replies_on_the_console(path: Path) -> None:
+    """A press cannot get a dialog from the outbox (so it is answered without one), and a reply
+    meant for one person is echoed, never written where everyone reads."""
+    echoed: list[str] = []
+    outbox = LocalOutbox(path, echo=echoed.append)
+    assert outbox.open_modal("1.2.3", {"type": "modal"}) is False
+    outbox.tell("ops", "U0BOB", "not counted")
+    assert echoed == ["[chat #ops to U0BOB only] not counted"]
+    assert not path.exists() or path.read_text() == ""
