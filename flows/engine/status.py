@@ -43,6 +43,8 @@ class IncidentStatus:
     aborted: Abort | None = None
     assignments: Mapping[str, str] = field(default_factory=dict)
     """Role -> person, as assigned on this incident."""
+    titles: Mapping[str, str] = field(default_factory=dict)
+    """Step or gate id -> its heading in the runbook, for people to read."""
 
     @property
     def is_open(self) -> bool:
@@ -107,4 +109,5 @@ def _status(scene: Scene, row: CensusRow) -> IncidentStatus:
         failed=tuple(i for i, s in steps.items() if s == ItemStatus.FAILED),
         aborted=aborted,
         assignments=dict(scene.progress.assignments),
+        titles={item.id: item.title for item in scene.runbook.items},
     )

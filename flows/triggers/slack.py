@@ -13,18 +13,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flows.contract.ports import ChatSystem
 from flows.drills.scenario import load_scenario
 from flows.engine.settings import Settings
+from flows.engine.status import incident_status, open_incidents
 from flows.errors import RunbookError
-from flows.evidence.incident import incident_folder, load_incident, new_incident_id
-from flows.evidence.population import Standing, read_population
-from flows.evidence.progress import ItemStatus, progress_from_records
-from flows.evidence.records import Event
-from flows.evidence.verify import read_records
+from flows.evidence.incident import new_incident_id
+from flows.runbook.identity import slack_identity
 from flows.runbook.inputs import resolve_inputs
 from flows.runbook.model import Runbook
 from flows.triggers.gate_buttons import CLOSE, GateButtons
@@ -34,6 +31,7 @@ from flows.triggers.steering import steer
 from integrations.alerts import PayloadError
 from integrations.slack import commands as slack
 from integrations.slack import replies
+from integrations.slack.mrkdwn import escape
 
 LOG = logging.getLogger("runbook.slack")
 REPLAYED = "This request reached the server before and was acted on then; nothing was done now."
@@ -74,9 +72,9 @@ class SlackHandlers:
             case slack.Kind.DRILL if request.name:
                 return self._drill(request.name, command)
             case slack.Kind.STATUS if request.incident:
-                return slack.ephemeral(self._status(request.incident))
+                return slack.ephemeral(self._status(request.incident, command))
             case slack.Kind.STATUS:
-                return slack.ephemeral(replies.open_incidents(*self._open_incidents()))
+                return slack.ephemeral(replies.open_incidents(*self._open_incidents(command)))
             case kind if kind in slack.STEERING:
                 return steer(request, command, self.settings, self.intake, self.user_groups_of)
             case slack.Kind.RUN if request.name:
@@ -205,47 +203,33 @@ class SlackHandlers:
             trigger.allowed, command, self.user_groups_of
         )
 
-    def _status(self, incident: str) -> str:
-        folder: Path = self.settings.incidents_dir / incident
-        if not (folder / "incident.json").exists():
-            return f"No incident `{incident}` here. `/runbook status` lists the open ones."
-        progress = progress_from_records(read_records(folder))
-        lines = [f"`{item}`: {status}" for item, status in progress.statuses.items()]
-        return f"Incident `{incident}`:\n" + ("\n".join(lines) or "not started yet")
+    def _status(self, incident: str, command: slack.SlashCommand) -> str:
+        """Where one incident stands, when this Slack user may see it (the runbook's steering)."""
+        if not (self.settings.incidents_dir / incident / "incident.json").exists():
+            return f"No incident `{escape(incident)}` here. `/runbook status` lists the open ones."
+        me = slack_identity(command.user_id, command.user_name)
+        decision, found = incident_status(self.settings, incident, me)
+        if found is None:
+            return f"Not shown: {escape(decision.reason)}"
+        lines = [f"`{escape(item)}`: {status}" for item, status in found.steps.items()]
+        who = f", commander {escape(found.commander)}" if found.commander else ""
+        head = f"Incident `{escape(found.id)}` ({found.severity}{who}): {found.status}"
+        return head + "\n" + ("\n".join(lines) or "not started yet")
 
-    def _open_incidents(self) -> tuple[list[replies.OpenIncident], int]:
-        """The open incidents (not drills, latest run not succeeded) most recently active first,
-        as many as are shown, and how many there are."""
-        incidents_dir = self.settings.incidents_dir
-        latest = read_population(incidents_dir).latest().values()
-        entries = [e for e in latest if not e.drill and e.standing is not Standing.SUCCEEDED]
-        entries.sort(key=lambda entry: entry.seq, reverse=True)
-        shown = []
-        for entry in entries[: replies.SHOWN_INCIDENTS]:
-            try:
-                incident = load_incident(incidents_dir, entry.incident)
-            except RunbookError:
-                continue  # listed but its folder is gone: `runbook evidence verify --all` tells
-            records = read_records(incident_folder(incidents_dir, incident.id))
-            titles = {
-                r.step: str(r.data.get("title", r.step))
-                for r in records
-                if r.event is Event.GATE_WAITING and r.step is not None
-            }
-            statuses = progress_from_records(records).statuses
-            waiting = tuple(
-                titles.get(g, g) for g, s in statuses.items() if s == ItemStatus.WAITING
+    def _open_incidents(
+        self, command: slack.SlashCommand
+    ) -> tuple[list[replies.OpenIncident], int]:
+        """The open incidents this Slack user may see, newest first, as many as are shown, and
+        how many there are."""
+        me = slack_identity(command.user_id, command.user_name)
+        found = sorted(open_incidents(self.settings, me), key=lambda s: s.started_at, reverse=True)
+        shown = [
+            replies.OpenIncident(
+                s.id, s.title, s.status, s.started_at, tuple(s.titles.get(g, g) for g in s.waiting)
             )
-            shown.append(
-                replies.OpenIncident(
-                    incident.id,
-                    incident.runbook.title,
-                    entry.standing,
-                    incident.started_at,
-                    waiting,
-                )
-            )
-        return shown, len(entries)
+            for s in found[: replies.SHOWN_INCIDENTS]
+        ]
+        return shown, len(found)
 
 
 def _is_secret_input(runbook: Runbook, name: str) -> bool:

@@ -243,3 +243,17 @@ def test_a_steering_typo_is_answered_privately_with_the_usage(
     assert unread["response_type"] == "ephemeral" and "`/runbook skip" in unread["text"]
     missing = typing("alice", "abort inc-none it was nothing")
     assert missing["response_type"] == "ephemeral" and "no incident 'inc-none'" in missing["text"]
+
+
+def test_status_shows_only_what_the_slack_user_may_see(
+    served: tuple[Server, httpx.Client], home: Path
+) -> None:
+    """Someone the roster does not know sees no incidents, by list or by id; alice sees hers."""
+    typing = Typing(*served)
+    incident = failed_at_tell(typing, home)
+    assert f"`{incident}`" in typing("alice", "status")["text"]
+    assert typing("mallory", "status")["text"] == "No open incidents."
+    hidden = typing("mallory", f"status {incident}")["text"]
+    assert hidden.startswith("Not shown: ") and "not in the roster" in hidden
+    assert "free-space" not in hidden and "tell" not in hidden
+    assert f"Incident `{incident}` (sev3" in typing("alice", f"status {incident}")["text"]
