@@ -21,7 +21,13 @@ from flows.triggers.jobs import JobKind, JobState
 from flows.triggers.server import Server, load_library, make_server
 from tests.fakes.slack_server import FakeSlack, serve_slack
 from tests.flows.engine.timed_gates import write_library
-from tests.flows.triggers.test_slack_server import click_body, gate_button, signed, slack_settings
+from tests.flows.triggers.test_slack_server import (
+    click_body,
+    gate_button,
+    signed,
+    slack_settings,
+    submit_body,
+)
 from tests.support import serve_in_thread, wait_idle
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -154,6 +160,12 @@ def test_a_fail_timeout_fails_the_run_and_a_late_button_press_is_refused(
             ts = slack.messages[channel.id][0]["ts"]
             click = click_body(gate_button(gate_post), channel.id, "ops", ts)
             answer = client.post("/slack/interactions", content=click, headers=signed(click))
+            assert answer.status_code == 200
+            # The press opens the note dialog; its submission is the answer that is judged.
+            submitted = submit_body(slack, "done")
+            answer = client.post(
+                "/slack/interactions", content=submitted, headers=signed(submitted)
+            )
             assert answer.status_code == 200
             wait_idle(server)
             assert server.state.intake.count_jobs(JobState.DONE) == jobs
