@@ -117,7 +117,15 @@ def make_server(
         intake=intake,
         metrics=metrics,
         verifiers=verifiers,
-        slack=SlackHandlers(settings, runbooks, intake, chat=backends.chat),
+        slack=SlackHandlers(
+            settings,
+            runbooks,
+            intake,
+            chat=backends.chat,
+            # Roster groups backed by a Slack user group are matched by asking Slack; the
+            # local outbox knows no groups.
+            user_groups_of=getattr(backends.chat, "user_groups_of", None),
+        ),
         notes=notes,
     )
     submit_job = deployment_runner(settings, runbooks) if via_deployments else None

@@ -45,6 +45,19 @@ class People:
                     )
         raise ChatError(f"Slack has no user or user group {who}: check `invite`")
 
+    def groups_of(self, user_id: str) -> set[str]:
+        """The ids and handles of the user groups `user_id` is in, asked of Slack now.
+
+        Not cached: a gate or steering decision must see who is in a group when they act.
+        """
+        found: set[str] = set()
+        with self._slack.failures():
+            for group in self._slack.api.usergroups_list()["usergroups"]:
+                members = self._slack.api.usergroups_users_list(usergroup=group["id"])["users"]
+                if user_id in members:
+                    found |= {group["id"], group["handle"]}
+        return found
+
     @cached_property
     def _users(self) -> list[dict[str, Any]]:
         with self._slack.failures():

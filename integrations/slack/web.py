@@ -11,17 +11,21 @@ posting is `integrations.slack.posting`; channels are `integrations.slack.channe
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flows.contract.ports import ChatMessage
 from integrations.config import SlackConfig
 from integrations.idempotency import IdempotencyMap
+from integrations.slack import ChatError
 from integrations.slack.channels import Channels
 from integrations.slack.client import SlackClient
+from integrations.slack.people import People
 from integrations.slack.posting import find_post, post_once
 
 SYSTEM = "slack"
 """The idempotency map's name for what this backend made."""
+LOG = logging.getLogger("runbook.slack")
 
 
 class SlackChat:
@@ -33,6 +37,19 @@ class SlackChat:
         self._made = made
         self._slack = SlackClient(config)
         self._channels = Channels(self._slack)
+        self._people = People(self._slack)
+
+    def user_groups_of(self, user_id: str) -> set[str]:
+        """The ids and handles of the Slack user groups a user is in (for roster groups).
+
+        None known when Slack will not say (no `usergroups:read` scope, Slack down): the user
+        is then judged as themselves alone, and the refusal says what they lack.
+        """
+        try:
+            return self._people.groups_of(user_id)
+        except ChatError as error:
+            LOG.warning("cannot list the Slack user groups of %s: %s", user_id, error)
+            return set()
 
     def post(
         self,

@@ -257,3 +257,39 @@ def test_status_shows_only_what_the_slack_user_may_see(
     assert hidden.startswith("Not shown: ") and "not in the roster" in hidden
     assert "free-space" not in hidden and "tell" not in hidden
     assert f"Incident `{incident}` (sev3" in typing("alice", f"status {incident}")["text"]
+
+
+GROUP_ROSTER = """roles: {incident-commander: {}, sre: {}}
+people:
+  alice: {slack: [U0ALICE], roles: [incident-commander]}
+groups:
+  oncall: {slack: "@oncall", roles: [incident-commander]}
+"""
+
+
+def test_a_slack_user_group_in_the_roster_is_matched_by_asking_slack(
+    home: Path, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Carol is in no roster entry, only in the Slack user group @oncall the roster names: the
+    server asks Slack, so she may change the severity; dave, outside the group, may not."""
+    slack.add_usergroup("oncall", ["U0CAROL"])
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "disk.md").write_text(RUNBOOK)
+    (library / "responders.yaml").write_text(GROUP_ROSTER)
+    server = make_server(slack_settings(home, slack), load_library(library), dev=False)
+    server.workers.start()
+    try:
+        with serve_in_thread(build_app(server.state)) as url, httpx.Client(base_url=url) as client:
+            typing = Typing(server, client)
+            incident = failed_at_tell(typing, home)
+            refused = typing("dave", f"severity {incident} sev1")["text"]
+            assert refused.startswith("Refused: slack:U0DAVE is not in the roster"), refused
+            allowed = typing("carol", f"severity {incident} sev1")
+            assert "sev1" in allowed["text"] and "Refused" not in allowed["text"], allowed
+    finally:
+        server.workers.stop()
+    changed = [r for r in ledger(home, incident) if r.event is Event.INCIDENT_SEVERITY]
+    assert [(r.actor, r.data["authority"]) for r in changed] == [
+        ("slack:U0CAROL", "role:incident-commander")
+    ]
