@@ -262,8 +262,11 @@ class Postmortem:
 
     def _deed(self, entry: Record, titles: dict[str, str]) -> str:
         at, data = _when(entry.ts), entry.data
-        if entry.step is not None and entry.event in (*_ANSWERS, _REFUSED):
+        if entry.step is not None and entry.event in (*_ANSWERS, _REFUSED, Event.GATE_REJECTED):
             gate = f"gate {md_text(titles.get(entry.step, entry.step))} ({md_code(entry.step)})"
+            if entry.event is Event.GATE_REJECTED:
+                reason = md_text(_clip(str(data.get("reason", "")), entry.seq))
+                return f"rejected {gate} at {at}: {reason or 'no reason recorded'}"
             if entry.event == _REFUSED:
                 reason = md_text(_clip(str(data.get("reason", "")), entry.seq))
                 return f"was refused at {gate} at {at}: {reason or 'no reason recorded'}"
@@ -305,15 +308,20 @@ class Postmortem:
         acked = [gate for gate in gates if gate.status is ItemStatus.ACKNOWLEDGED]
         # The latest acknowledgement of each gate is the one its status shows.
         answers = {e.step: e for e in self.entries if e.event is Event.GATE_ACKNOWLEDGED}
+        rejections = {e.step: e for e in self.entries if e.event is Event.GATE_REJECTED}
         table = [_row("Gate", "Title", "Status", "By", "When", "Via", "Approvals", "Note")]
         table.append(_row(*["---"] * 8))
         for gate in gates:
             answer = answers.get(gate.id) if gate.status is ItemStatus.ACKNOWLEDGED else None
+            rejection = rejections.get(gate.id)
+            if answer is None and rejection is not None:
+                answer = rejection
             if answer is not None:
                 by, when = md_text(answer.actor), _when(answer.ts)
                 via = md_text(answer.data.get("channel", answer.data.get("via", "")))
-                note = md_text(_clip(str(answer.data.get("note", "")), answer.seq))
-                status = "acknowledged"
+                said = answer.data.get("reason" if answer is rejection else "note", "")
+                note = md_text(_clip(str(said), answer.seq))
+                status = "rejected" if answer is rejection else "acknowledged"
             else:
                 by = via = note = ""
                 waiting = gate.status is ItemStatus.WAITING

@@ -328,6 +328,23 @@ def test_approvals_toward_a_quorum_and_refused_answers_are_shown(tmp_path: Path)
     assert text(timeline["3"][3]) == "refused mallory"
 
 
+def test_a_rejected_gate_is_shown_with_who_rejected_it_and_why(tmp_path: Path) -> None:
+    """A rejection is the gate's outcome in the gates table and a deed of the one who rejected."""
+    with incident_of(tmp_path / "incidents", tmp_path, 60) as ledger:
+        ledger.record(Event.GATE_WAITING, step="review", data={"title": "Review"})
+        rejected = {"reason": "rollback not tested", "via": "slack", "channel": "slack"}
+        ledger.record(Event.GATE_REJECTED, step="review", actor="bea", data=rejected)
+    draft = postmortem_markdown(ledger.folder)
+    [row] = table_rows(section(draft, "Gates and approvals"))
+    assert [row[2], row[3], text(row[7])] == ["rejected", "bea", "rollback not tested"]
+    people = [text(line) for line in section(draft, "Who did what").splitlines() if line]
+    assert any(
+        line.startswith("rejected gate Review (review) at ")
+        and line.endswith(": rollback not tested")
+        for line in people
+    ), people
+
+
 def test_a_ledger_that_does_not_verify_is_named_in_the_draft(tmp_path: Path) -> None:
     """A draft of an edited ledger says, in its verification section, that it does not verify
     and which record is at fault."""
