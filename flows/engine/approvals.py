@@ -30,7 +30,7 @@ from flows.evidence.ledger import Ledger
 from flows.evidence.records import Event
 from flows.evidence.verify import read_records
 from flows.files import locked
-from flows.runbook.identity import Actor, Identity, identify, named_identity
+from flows.runbook.identity import Actor, Identity, identify, named_identity, who_acted
 from flows.runbook.model import Gate
 from flows.runbook.roster import Roster, load_roster, roster_path
 
@@ -99,16 +99,7 @@ def _record_data(
     via: str,
     reject: bool,
 ) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "note": note,
-        "via": via,
-        "channel": actor.channel,
-        "person": actor.person,
-        "identity": actor.identity,
-        "roster": roster.ref if roster is not None else None,
-    }
-    if actor.name:
-        data["name"] = actor.name
+    data: dict[str, Any] = {"note": note, "via": via, **who_acted(actor, roster)}
     if actor.claimed:
         data["claimed"] = actor.claimed
     if reject:

@@ -27,7 +27,7 @@ from flows.evidence.population import note_standing
 from flows.evidence.progress import DONE, ItemStatus, RunStatus
 from flows.evidence.records import Event, RunbookRef
 from flows.runbook.hints import suggest
-from flows.runbook.identity import Actor, Identity, identify
+from flows.runbook.identity import Identity, identify, who_acted
 from flows.runbook.model import IDENTIFIER, SteeringAct, Step
 from flows.runbook.plan import build_plan
 from flows.runbook.roster import Roster
@@ -62,7 +62,7 @@ def may_resume(settings: Settings, incident_id: str, identity: Identity) -> Stee
         "resume", actor, scene.runbook, scene.incident, scene.progress, scene.roster
     )
     if not decision.allowed:
-        refused = {"act": "resume", "asked": {}, **_who(actor, scene.roster)}
+        refused = {"act": "resume", "asked": {}, **who_acted(actor, scene.roster)}
         _record(
             settings,
             scene,
@@ -197,7 +197,7 @@ def _act(
     )
     if decision.allowed and problem:
         decision = SteerDecision(act, scene.incident.id, actor.label, False, reason=problem)
-    who = _who(actor, scene.roster)
+    who = who_acted(actor, scene.roster)
     if decision.allowed:
         recorded = {**data, **who, "authority": decision.authority, "roles": sorted(actor.roles)}
         _record(settings, scene, event, step, actor.label, recorded)
@@ -208,19 +208,6 @@ def _act(
     refused = {"act": act, "asked": dict(data), **who, "reason": decision.reason}
     _record(settings, scene, Event.STEER_REFUSED, step, actor.label, refused)
     return decision
-
-
-def _who(actor: Actor, roster: Roster | None) -> dict[str, Any]:
-    """Who acted, as gate answers record it: the person, the proven identity, the channel."""
-    who: dict[str, Any] = {
-        "channel": actor.channel,
-        "person": actor.person,
-        "identity": actor.identity,
-        "roster": roster.ref if roster is not None else None,
-    }
-    if actor.name:
-        who["name"] = actor.name
-    return who
 
 
 def _record(

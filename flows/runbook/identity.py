@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from flows.runbook.roster import Roster
 
@@ -113,6 +113,20 @@ def identify(identity: Identity, roster: Roster | None) -> Actor:
         claimed=identity.claimed,
         keys=identity_keys(identity.channel, identity.raw, person, identity.name),
     )
+
+
+def who_acted(actor: Actor, roster: Roster | None) -> dict[str, Any]:
+    """Who acted, as every record of an answer or a steering act says it: the person, the
+    proven identity, the channel, the roster that judged them, and any name they typed."""
+    who: dict[str, Any] = {
+        "channel": actor.channel,
+        "person": actor.person,
+        "identity": actor.identity,
+        "roster": roster.ref if roster is not None else None,
+    }
+    if actor.name:
+        who["name"] = actor.name
+    return who
 
 
 def identity_keys(channel: str, raw: str, person: str | None, name: str = "") -> frozenset[str]:
