@@ -29,6 +29,7 @@ COMMANDS = [
     ("run", "incidents:run", "Run a runbook for a new incident; waits at manual gates."),
     ("resume", "incidents:resume", "Continue an incident from its first unfinished step."),
     ("ack", "incidents:ack", "Acknowledge a manual gate of an incident."),
+    ("reject", "incidents:reject", "Turn down a manual gate of an incident, with a reason."),
     ("status", "steering:status", "Where an incident stands; without one, the open incidents."),
     ("retry", "steering:retry", "Run a failed step of an incident again, then continue."),
     ("skip", "steering:skip", "Skip a step of an incident, with a reason, then continue."),

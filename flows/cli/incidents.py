@@ -1,4 +1,4 @@
-"""Commands on incidents: run, resume, ack, and the local ticket store."""
+"""Commands on incidents: run, resume, ack, reject, and the local ticket store."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from flows.cli.common import (
     report,
     settings,
 )
+from flows.cli.steering import ReasonOption
 from flows.cli.terminal import terminal_responder
 from flows.drills.drill import resume_incident
 from flows.engine.authority import Outcome
@@ -91,6 +92,24 @@ def ack(incident: str, gate: str, *, by: str | None = None, note: str = "") -> i
         print(f"{decision.message}; continue with: runbook resume {incident}")
     else:
         print(decision.message)
+    return EXIT_OK
+
+
+def reject(incident: str, gate: str, *, reason: ReasonOption, by: str | None = None) -> int:
+    """Turn down a manual gate of an incident as yourself, with the reason the auditor reads.
+
+    Who may reject is who may pass the gate (its approvers, separation of duties); the run stops
+    at the gate as failed. --by is checked as for `runbook ack`. Refusals exit 1.
+    """
+    if not reason.strip():
+        err(f"reject of gate {gate!r} of {incident}: give the reason with --reason TEXT")
+        return EXIT_FAILED
+    identity = os_identity(getpass.getuser(), socket.gethostname(), claimed=by)
+    decision = acknowledge_gate(settings(), incident, gate, identity, reason, reject=True)
+    if decision.outcome is Outcome.REFUSED:
+        err(f"gate {gate!r} of {incident}: {decision.message}")
+        return EXIT_FAILED
+    print(decision.message)
     return EXIT_OK
 
 

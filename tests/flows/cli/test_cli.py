@@ -80,6 +80,33 @@ def test_run_waits_then_ack_and_resume_succeed(home: Path) -> None:
 
 
 @pytest.mark.usefixtures("prefect_api")
+def test_reject_from_the_terminal_needs_a_reason_and_ends_the_run_failed(home: Path) -> None:
+    """`runbook reject` without a reason records nothing; with one, it is `gate.rejected` by the
+    OS account, and the resume ends the run failed at the gate with that reason."""
+    waiting = run_cli(home, "run", str(GATED), "--input", "service=api", "--incident", "cli-rej")
+    assert waiting.returncode == 3, waiting.stderr
+    folder = home / "incidents" / "cli-rej"
+    before = len(read_records(folder))
+
+    no_reason = run_cli(home, "reject", "cli-rej", "contain", "--reason", "  ")
+    assert no_reason.returncode == 1 and "--reason" in no_reason.stderr
+    assert len(read_records(folder)) == before
+
+    rejected = run_cli(home, "reject", "cli-rej", "contain", "--reason", "keys still live")
+    assert rejected.returncode == 0, rejected.stderr
+    assert "rejected" in rejected.stdout
+    record = read_records(folder)[-1]
+    assert record.event.value == "gate.rejected" and record.data["reason"] == "keys still live"
+    assert record.data["channel"] == "cli"
+
+    resumed = run_cli(home, "resume", "cli-rej", "--json")
+    final = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert resumed.returncode == 1, resumed.stderr
+    assert final["status"] == "failed" and final["steps"]["contain"] == "failed"
+    assert "keys still live" in final["error"]
+
+
+@pytest.mark.usefixtures("prefect_api")
 def test_killed_run_resumes_without_duplicate_ticket_or_message(home: Path, tmp_path: Path) -> None:
     """A run killed mid-step resumes from that step; the ticket and message are not repeated."""
     marker = tmp_path / "slept-once"
