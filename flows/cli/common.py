@@ -75,3 +75,4 @@ def evidence_folder(settings: Settings, target: str) -> Path:
 InputOption = Annotated[list[str] | None, Parameter(name=["--input", "-i"], negative="")]
 JsonOption = Annotated[bool, Parameter(name="--json", negative="")]
 NoInputOption = Annotated[bool, Parameter(name="--no-input", negative="")]
+ReasonOption = Annotated[str, Parameter(name="--reason")]

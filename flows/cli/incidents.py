@@ -12,12 +12,12 @@ from flows.cli.common import (
     InputOption,
     JsonOption,
     NoInputOption,
+    ReasonOption,
     err,
     prepare_prefect,
     report,
     settings,
 )
-from flows.cli.steering import ReasonOption
 from flows.cli.terminal import terminal_responder
 from flows.drills.drill import resume_incident
 from flows.engine.authority import Outcome

@@ -11,18 +11,22 @@ import getpass
 import json
 import socket
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Any
 
-from cyclopts import Parameter
-
-from flows.cli.common import EXIT_FAILED, EXIT_OK, InputOption, JsonOption, NoInputOption, err
+from flows.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    InputOption,
+    JsonOption,
+    NoInputOption,
+    ReasonOption,
+    err,
+)
 from flows.cli.common import settings as load_settings
 from flows.engine import steering
 from flows.engine.status import IncidentStatus, incident_status, open_incidents
 from flows.engine.steerers import SteerDecision
 from flows.runbook.identity import Identity, os_identity
-
-ReasonOption = Annotated[str, Parameter(name="--reason")]
 
 
 def _me() -> Identity:
