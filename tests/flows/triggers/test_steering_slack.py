@@ -180,6 +180,34 @@ def test_retry_from_slack_reruns_the_step_once_without_a_second_ticket(
     assert verify_ledger(home / "incidents" / incident).ok
 
 
+def test_every_steering_act_from_slack_is_refused_without_the_role(
+    served: tuple[Server, httpx.Client], home: Path
+) -> None:
+    """Bob (sre, not the starter) is refused each act privately; each refusal is in the ledger
+    as his, and the incident is as it was: no job queued, severity unchanged, not aborted."""
+    typing = Typing(*served)
+    incident = failed_at_tell(typing, home)
+    attempts = {
+        "retry": f"retry {incident} tell",
+        "skip": f"skip {incident} tell not needed",
+        "abort": f"abort {incident} false alarm",
+        "assign": f"assign {incident} incident-commander bob",
+        "severity": f"severity {incident} sev1",
+        "resume": f"resume {incident}",
+    }
+    for act, text in attempts.items():
+        refused = typing("bob", text)
+        assert refused["response_type"] == "ephemeral", act
+        assert refused["text"].startswith("Refused: bob (sre) may not"), (act, refused["text"])
+    assert served[0].state.intake.count_jobs(JobState.DONE) == 1  # only the start
+    records = ledger(home, incident)
+    refusals = [r for r in records if r.event is Event.STEER_REFUSED]
+    assert [r.data["act"] for r in refusals] == list(attempts)
+    assert all((r.actor, r.data["identity"]) == ("bob", "slack:U0BOB") for r in refusals)
+    done = {Event.STEP_SKIPPED, Event.RUN_ABORTED, Event.INCIDENT_ASSIGNED, Event.INCIDENT_SEVERITY}
+    assert not any(r.event in done for r in records)
+
+
 def test_skip_assign_severity_note_and_abort_from_slack(
     served: tuple[Server, httpx.Client], slack: FakeSlack, home: Path
 ) -> None:
