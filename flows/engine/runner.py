@@ -283,17 +283,22 @@ def acknowledge_gate(
     return decision
 
 
-def record_resolution(
+def record_alert_event(
     settings: Settings,
     incident_id: str,
     alert: Mapping[str, Any],
+    event: str,
+    dedupe_key: str,
     *,
     backends: BackendFactory = default_backends,
 ) -> list[str]:
-    """Record a resolved alert in the incident's evidence and comment on its tickets.
+    """Record an event of the incident's alert in its evidence and comment on its tickets.
 
-    Nothing new starts: the responders decide when the incident is over. Returns the ticket
-    keys commented on.
+    `event` is what happened (`resolved`, `acknowledged`, `escalated`, `updated`, `fired
+    again`): a resolution is `alert.resolved`, anything else `alert.updated`. Nothing new
+    starts: the responders decide when the incident is over. `dedupe_key` names this one event
+    (the job that carries it), so a retried job comments once. Returns the ticket keys
+    commented on.
     """
     incident = load_incident(settings.incidents_dir, incident_id)
     folder = incident_folder(settings.incidents_dir, incident_id)
@@ -306,17 +311,24 @@ def record_resolution(
         if uses.get(r.step) == "jira.create_issue" and "key" in r.outputs
     ]
     source = str(alert.get("source", "alert"))
+    resolved = event == "resolved"
+    kind = Event.ALERT_RESOLVED if resolved else Event.ALERT_UPDATED
+    data: dict[str, Any] = (
+        {"alert": dict(alert)} if resolved else {"alert": dict(alert), "event": event}
+    )
     with Ledger(folder, incident.id, _runbook_ref(runbook), settings.redactor()) as ledger:
-        ledger.record(Event.ALERT_RESOLVED, actor=f"alert:{source}", data={"alert": dict(alert)})
+        if not any(r.event is kind and r.data.get("dedupe") == dedupe_key for r in records):
+            ledger.record(kind, actor=f"alert:{source}", data={**data, "dedupe": dedupe_key})
     note_standing(settings.incidents_dir, folder)
     tickets = backends(settings).tickets
-    identity = str(alert.get("identity", ""))
+    name = alert.get("labels", {}).get("alertname") or alert.get("identity", "")
+    said = (
+        "has resolved. Nothing was started; close the incident when the runbook's gates are done."
+        if resolved
+        else f"was {event} at the source ({source}). Nothing was started."
+    )
     for key in keys:
         tickets.comment(
-            key,
-            f"The {source} alert that opened this incident has resolved"
-            f" ({alert.get('labels', {}).get('alertname', identity)}). Nothing was started;"
-            " close the incident when the runbook's gates are done.",
-            f"{incident.id}:resolved:{identity}",
+            key, f"The {source} alert that opened this incident ({name}) {said}", dedupe_key
         )
     return keys

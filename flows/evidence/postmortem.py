@@ -59,6 +59,7 @@ _PEOPLE_EVENTS = {
     Event.DRILL_NOTE: "noted",
     Event.DRILL_LESSON: "recorded a lesson",
     Event.ALERT_RESOLVED: "resolved",
+    Event.ALERT_UPDATED: "updated the alert",
 }
 
 

@@ -59,6 +59,9 @@ class Event(StrEnum):
     ARTIFACT_COLLECTED = "artifact.collected"
     ARTIFACT_FAILED = "artifact.failed"
     ALERT_RESOLVED = "alert.resolved"
+    ALERT_UPDATED = "alert.updated"
+    """Another event of the incident's alert: acknowledged, escalated, updated at its source,
+    or fired again after it resolved."""
     EVIDENCE_SEALED = "evidence.sealed"
     DRILL_STARTED = "drill.started"
     DRILL_INJECT = "drill.inject"

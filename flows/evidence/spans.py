@@ -340,6 +340,7 @@ _PLAIN_NAMES = {
     Event.RUN_STARTED: "run started",
     Event.RUN_RESUMED: "run resumed",
     Event.ALERT_RESOLVED: "alert resolved",
+    Event.ALERT_UPDATED: "alert updated",
 }
 
 

@@ -20,6 +20,9 @@ class JobKind(StrEnum):
     """Run a drill scenario in its sandboxes."""
     RESOLVED = "resolved"
     """Record that the alert resolved and comment on the incident's tickets."""
+    ALERT_EVENT = "alert"
+    """Record another event of the incident's alert (acknowledged, escalated, updated, fired
+    again after it resolved) and comment on the incident's tickets."""
 
 
 class JobState(StrEnum):

@@ -85,7 +85,7 @@ def deployment_runner(settings: Settings, runbooks: list[Runbook]) -> Callable[[
             case JobKind.RESUME:
                 incident = load_incident(settings.incidents_dir, job.incident)
                 submit(incident.runbook.id, job.incident, key, {"kind": "resume"})
-            case JobKind.DRILL | JobKind.RESOLVED:
+            case JobKind.DRILL | JobKind.RESOLVED | JobKind.ALERT_EVENT:
                 raise ValueError(f"{job.kind} jobs run in the server, not on workers")
 
     return run

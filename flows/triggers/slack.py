@@ -20,7 +20,6 @@ from flows.drills.scenario import load_scenario
 from flows.engine.settings import Settings
 from flows.engine.status import incident_status, open_incidents
 from flows.errors import RunbookError
-from flows.evidence.incident import new_incident_id
 from flows.runbook.identity import slack_identity
 from flows.runbook.inputs import resolve_inputs
 from flows.runbook.model import Runbook
@@ -143,10 +142,9 @@ class SlackHandlers:
             inputs = resolve_inputs(runbook, typed)
         except RunbookError as error:
             return slack.ephemeral(f"Not started: {replies.plain_error(error)}")
-        incident = new_incident_id(runbook.id)
-        self.intake.enqueue(
+        incident = self.intake.start(
             JobKind.START,
-            incident,
+            runbook.id,
             str(runbook.path),
             {"inputs": inputs, "started_by": f"slack:{command.user_name}"},
         )
@@ -172,9 +170,12 @@ class SlackHandlers:
         if not found:
             return slack.ephemeral(f"No drill scenario `{name}` in the library's drills/ folder.")
         loaded = load_scenario(found[0])
-        incident = new_incident_id(f"drill-{name}")  # the job's key; the drill names its own
-        self.intake.enqueue(
-            JobKind.DRILL, incident, str(found[0]), {"started_by": f"slack:{command.user_name}"}
+        # The id is only the job's key; the drill names its own incident.
+        self.intake.start(
+            JobKind.DRILL,
+            f"drill-{name}",
+            str(found[0]),
+            {"started_by": f"slack:{command.user_name}"},
         )
         return slack.in_channel(
             f"Starting drill *{loaded.scenario.title}* of `{loaded.runbook.id}`"

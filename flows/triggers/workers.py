@@ -14,7 +14,7 @@ from pathlib import Path
 from flows.contract.ports import GateResponder, NoResponder
 from flows.drills.drill import resume_incident, run_drill
 from flows.engine.execute import RunOutcome
-from flows.engine.runner import BackendFactory, default_backends, record_resolution, start_run
+from flows.engine.runner import BackendFactory, default_backends, record_alert_event, start_run
 from flows.engine.settings import Settings
 from flows.triggers.gate_clock import GateClock
 from flows.triggers.intake import Intake
@@ -103,9 +103,13 @@ class Workers:
                 live_chat = self.backends(self.settings).chat
                 result = run_drill(self.settings, Path(job.runbook_path), live_chat=live_chat)
                 outcome = result.outcome
-            case JobKind.RESOLVED:
+            case JobKind.RESOLVED | JobKind.ALERT_EVENT:
                 alert = job.payload.get("alert", {})
-                record_resolution(self.settings, job.incident, alert, backends=self.backends)
+                event = str(job.payload.get("event", "resolved"))
+                dedupe = f"{job.incident}:alert:{job.id}"
+                record_alert_event(
+                    self.settings, job.incident, alert, event, dedupe, backends=self.backends
+                )
                 return None
         self._finished(outcome)
         return outcome

@@ -2,7 +2,9 @@
 
 Identity is the incident id, so every event of an incident (triggered, acknowledged, annotated,
 resolved) belongs to one alert; `incident.resolved` resolves it, every other incident event is
-firing and keeps its `event_type` as a label to route on. Events about anything but an incident,
+firing and keeps its `event_type` as a label to route on. Only `incident.triggered` and
+`incident.reopened` may open an incident; the other events say what happened to one (its
+`Lifecycle`), and join the incident open for it. Events about anything but an incident,
 such as the `pagey.ping` PagerDuty sends to test a subscription, carry no alert.
 """
 
@@ -10,8 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from integrations.alerts import Alert, PayloadError
+from integrations.alerts import Alert, Lifecycle, PayloadError
 from integrations.alerts.payload import kind, load_object, mapping, present, required_text, text
+
+LIFECYCLE = {
+    "incident.triggered": Lifecycle.FIRING,
+    "incident.reopened": Lifecycle.FIRING,
+    "incident.resolved": Lifecycle.RESOLVED,
+    "incident.acknowledged": Lifecycle.ACKNOWLEDGED,
+    "incident.unacknowledged": Lifecycle.ACKNOWLEDGED,
+    "incident.escalated": Lifecycle.ESCALATED,
+    "incident.reassigned": Lifecycle.ESCALATED,
+    "incident.delegated": Lifecycle.ESCALATED,
+}
+"""PagerDuty's incident event types by what they say; any other is `updated`."""
 
 
 def parse(body: bytes, headers: Mapping[str, str]) -> list[Alert]:
@@ -40,6 +54,7 @@ def parse(body: bytes, headers: Mapping[str, str]) -> list[Alert]:
             source="pagerduty",
             identity=incident,
             status="resolved" if event_type == "incident.resolved" else "firing",
+            event=LIFECYCLE.get(event_type, Lifecycle.UPDATED),
             labels=present(
                 service=text(service, "summary", "event.data.service"),
                 urgency=text(data, "urgency", "event.data"),
