@@ -12,18 +12,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def open_durable(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, fully synchronous."""
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+def open_durable(path: Path, timeout: float = 30.0) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, fully synchronous.
+
+    `timeout` is how long a statement waits for another connection's lock before it fails.
+    """
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     return conn
 
 
 @contextmanager
-def connection(path: Path) -> Iterator[sqlite3.Connection]:
+def connection(path: Path, timeout: float = 30.0) -> Iterator[sqlite3.Connection]:
     """A durable connection for the length of a `with` block."""
-    conn = open_durable(path)
+    conn = open_durable(path, timeout)
     try:
         yield conn
     finally:

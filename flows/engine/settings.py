@@ -124,6 +124,12 @@ class Settings(BaseSettings):
         description="How often the server checks the timers of waiting gates (seconds):"
         " reminders, escalations, pages, and timeouts that fail or continue a run.",
     )
+    stuck_job_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="How long a queued job may wait for a worker before `/healthz` answers 503"
+        " (seconds): longer means the workers are stuck or too few.",
+    )
     roster: Path | None = Field(
         default=None,
         description="The responders roster (responders.yaml) for every runbook; unset: the"

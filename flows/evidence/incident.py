@@ -163,6 +163,10 @@ def open_incident(incidents_dir: Path, incident: Incident, document: str) -> Pat
     return folder
 
 
+class IncidentBusy(RunbookError):
+    """Another live process holds the incident's run lock (a terminal's run, another worker)."""
+
+
 @contextmanager
 def running(folder: Path) -> Iterator[None]:
     """Hold the incident's run lock: one process runs an incident's steps at a time.
@@ -178,7 +182,7 @@ def running(folder: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
-            raise RunbookError(
+            raise IncidentBusy(
                 f"incident {folder.name!r} is being run by {holder} right now; wait for that "
                 f"run to stop at a gate or finish, then `runbook resume {folder.name}`"
             ) from None

@@ -29,8 +29,8 @@ from flows.engine.routing import route_alert
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.runbook.model import Runbook
+from flows.triggers.health import check_health
 from flows.triggers.intake import REPLAY_WINDOW_S, Intake
-from flows.triggers.jobs import JobState
 from flows.triggers.metrics import Metrics
 from integrations.alerts import AuthError, PayloadError
 from integrations.alerts import auth as verify
@@ -237,12 +237,11 @@ def build_app(state: ServerState) -> FastAPI:
         return await receive_slack(state, request, "interactions")
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "runbooks": len(state.runbooks),
-            "pending_jobs": state.intake.count_jobs(JobState.PENDING),
-        }
+    def healthz() -> Response:
+        # 503 when accepted work would not run: see flows/triggers/health.py.
+        health = check_health(state.intake, stuck_after_s=state.settings.stuck_job_s)
+        body = {**health.to_json(), "runbooks": len(state.runbooks)}
+        return JSONResponse(body, status_code=200 if health.ok else 503)
 
     @app.get("/metrics")
     def metrics() -> Response:

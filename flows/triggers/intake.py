@@ -98,9 +98,9 @@ leases every few seconds, so a job whose lease ran out lost its worker (a killed
 is run again (resume semantics: nothing acts twice)."""
 COMMIT_WAIT_S = 10.0
 """How long an answer waits for its commit before it gives up (and answers 503)."""
-BUSY_TIMEOUT_MS = 5000
-"""How long the group committer waits for another process's write lock before it fails the
-batch: short, so a lock held for a minute is a quick refusal, not a hung webhook."""
+BUSY_TIMEOUT_S = 5.0
+"""How long the intake waits for another process's write lock before the statement fails:
+short, so a lock held for a minute is a quick refusal (503, a worker's retry), not a hang."""
 
 REPLAY_WINDOW_S = 300
 """How far from now a signed request's timestamp may be (Slack's rule), so how long its
@@ -194,6 +194,7 @@ class Intake:
         *,
         new_id: Callable[[str], str] = new_incident_id,
         commit_wait_s: float = COMMIT_WAIT_S,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
     ) -> None:
         self.path = path
         self.redactor = redactor or Redactor()
@@ -201,7 +202,7 @@ class Intake:
         redacted before they are stored (the runbook's own inputs keep what it maps from them)."""
         self.new_id = new_id
         """Draws a candidate incident id for a runbook; the intake keeps only unused ones."""
-        self.commit_wait_s = commit_wait_s
+        self.commit_wait_s, self.busy_timeout_s = commit_wait_s, busy_timeout_s
         self.wakeup = threading.Event()
         self.on_new_work: list[Callable[[], None]] = []
         """Called after work is committed: a worker in another process may be told here."""
@@ -223,11 +224,11 @@ class Intake:
 
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
         # synchronous=FULL: committed means on disk, and we answer only after the commit.
-        return connection(self.path)
+        return connection(self.path, self.busy_timeout_s)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with connection(self.path) as conn, transaction(conn):
+        with connection(self.path, self.busy_timeout_s) as conn, transaction(conn):
             yield conn
 
     def accept_alerts(
@@ -321,8 +322,7 @@ class Intake:
             outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
             try:
                 if conn is None:
-                    conn = open_durable(self.path)
-                    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                    conn = open_durable(self.path, self.busy_timeout_s)
                 conn.execute("BEGIN IMMEDIATE")
                 for work, future in batch:
                     conn.execute("SAVEPOINT item")
@@ -611,6 +611,18 @@ class Intake:
                 " not_before = ? WHERE id = ?",
                 (JobState.PENDING, reason, time.time() + delay_s, job_id),
             )
+
+    def release(self, owner_prefix: str) -> int:
+        """Queue again the running jobs of owners named `owner_prefix...` (a dead process)."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET state = ?, owner = NULL, lease_until = NULL"
+                " WHERE state = ? AND substr(owner, 1, ?) = ?",
+                (JobState.PENDING, JobState.RUNNING, len(owner_prefix), owner_prefix),
+            )
+        if cursor.rowcount:
+            self.new_work()
+        return int(cursor.rowcount)
 
     def recover(self) -> int:
         """Put jobs a stopped server left running back in the queue; return how many are queued."""
