@@ -10,12 +10,13 @@ its own module, so `runbook validate` never loads Prefect (over a second of star
 from __future__ import annotations
 
 import gc
+import sqlite3
 import sys
 
 from cyclopts import App
 from cyclopts.exceptions import CycloptsError
 
-from flows.cli.common import EXIT_OK, EXIT_USAGE, err
+from flows.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, err
 from flows.errors import RunbookError
 
 app = App(name="runbook", help="Incident response runbooks compiled into Prefect flows.")
@@ -63,6 +64,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err("interrupted; progress is kept: runbook resume INCIDENT continues")
         return 130
+    except OSError as error:
+        # A full disk, a read-only home, a file-size limit: what was recorded stays recorded
+        # (each record and file is written whole or not at all), so the run can be continued.
+        where = f" {error.filename}" if error.filename else ""
+        err(
+            f"cannot write{where}: {error.strerror or error}; free space or make the engine home"
+            " writable, then continue with: runbook resume INCIDENT"
+        )
+        return EXIT_FAILED
+    except sqlite3.Error as error:  # the ticket store, the intake: SQLite under the home
+        err(
+            f"the engine's database under the home failed: {error}; free space or make the"
+            " engine home writable, then continue with: runbook resume INCIDENT"
+        )
+        return EXIT_FAILED
     return code if isinstance(code, int) else EXIT_OK
 
 

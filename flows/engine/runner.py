@@ -212,9 +212,8 @@ def resume_run(
     """Continue an incident from its first unfinished step; finished steps never run again."""
     registry = registry or default_registry()
     incident = load_incident(settings.incidents_dir, incident_id)
-    aborted = progress_from_records(
-        read_records(incident_folder(settings.incidents_dir, incident_id))
-    ).aborted
+    records = read_records(incident_folder(settings.incidents_dir, incident_id))
+    aborted = progress_from_records(records).aborted
     if aborted is not None:
         raise RunbookError(
             f"incident {incident_id!r} was aborted by {aborted.by} at {aborted.at}"
@@ -240,7 +239,9 @@ def resume_run(
             )
     inputs = resolve_inputs(plan.runbook, {**stored, **given})
     means = (registry, backends(settings), responder or NoResponder(), simulate)
-    return _run(_execution(settings, plan, incident, inputs, *means), resumed=True)
+    # A run stopped before its first record (a full disk, a kill) still starts the ledger.
+    started = any(r.event is Event.RUN_STARTED for r in records)
+    return _run(_execution(settings, plan, incident, inputs, *means), resumed=started)
 
 
 def acknowledge_gate(

@@ -155,11 +155,13 @@ def open_incident(incidents_dir: Path, incident: Incident, document: str) -> Pat
     """Create the incident's folder with its record and a read-only copy of the document as run."""
     folder = incident_folder(incidents_dir, incident.id)
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomically(folder / INCIDENT_FILE, incident.model_dump_json(indent=2).encode())
+    # The document first: incident.json is what says the incident exists (a start run again
+    # resumes it), so it is written last, once everything it names is on disk.
     copy = folder / DOCUMENT_FILE
     if not copy.exists():
         write_atomically(copy, document.encode())
         copy.chmod(0o444)
+    write_atomically(folder / INCIDENT_FILE, incident.model_dump_json(indent=2).encode())
     return folder
 
 

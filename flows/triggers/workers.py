@@ -39,6 +39,8 @@ BEAT_S = 5.0
 BUSY_RETRY_S = 5.0
 """How long a job waits when another process runs its incident (a terminal's `runbook resume`)."""
 BACKOFF_MAX_S = 10.0
+STORAGE_RETRY_S = 15.0
+"""How long a job whose run could not write (disk full, read-only) waits before it runs again."""
 
 ResponderFactory = Callable[[Job], GateResponder]
 
@@ -146,6 +148,12 @@ class Workers:
             LOG.info("job %s waits: %s", job.id, busy)
             with _storage_errors_logged(f"postpone job {job.id}"):
                 self.intake.postpone(job.id, BUSY_RETRY_S, str(busy))
+        except (sqlite3.Error, OSError) as error:
+            # A full disk, a read-only home, a locked database: the job did not fail, the
+            # storage did. It runs again once the cause is gone (finished steps never repeat).
+            LOG.error("job %s (%s %s) waits for storage: %s", job.id, job.kind, job.incident, error)
+            with _storage_errors_logged(f"postpone job {job.id}"):
+                self.intake.postpone(job.id, STORAGE_RETRY_S, f"storage: {error}")
         except Exception as error:  # recorded on the job and counted, then the loop goes on
             LOG.error("job %s (%s %s) failed: %s", job.id, job.kind, job.incident, error)
             self.metrics.jobs_failed.labels(kind=job.kind).inc()
@@ -220,8 +228,8 @@ class Workers:
 
     def _start(self, job: Job) -> RunOutcome:
         runbook = Path(job.runbook_path)
-        self.metrics.runs_started.labels(runbook=runbook.stem).inc()
         trigger, started_by = job_origin(job)
+        self.metrics.runs_started.labels(runbook=runbook.stem, trigger=trigger).inc()
         return start_run(
             self.settings,
             runbook,
