@@ -42,7 +42,10 @@ class RequestArgs(BaseModel):
         default=None, alias="json", description="JSON request body; none is sent when empty."
     )
     timeout_s: float = Field(
-        default=10, gt=0, le=300, description="Seconds the whole request may take."
+        default=10,
+        gt=0,
+        le=300,
+        description="Seconds the whole request may take; the step's own `timeout_s` cuts it short.",
     )
     expect_status: list[Status] | None = Field(
         default=None,
@@ -57,17 +60,23 @@ class RequestArgs(BaseModel):
 
 
 def request(args: RequestArgs, ctx: ActionContext) -> dict[str, Any]:
-    """Send one request; return its status, body (JSON parsed when so typed) and `truncated`."""
+    """Send one request; return its status, body (JSON parsed when so typed) and `truncated`.
+
+    The request gets its own `timeout_s` or what is left of the step's, whichever is shorter.
+    """
     import httpx  # loaded on first use: the catalog must stay cheap to import
 
     headers = dict(args.headers)
     if args.idempotency_key and args.method not in SAFE_METHODS:
         headers.setdefault("Idempotency-Key", ctx.dedupe_key)
     where = f"{args.method} {_redacted(args.url)}"
-    deadline = time.monotonic() + args.timeout_s
+    limit = ctx.time_left(args.timeout_s)
+    if limit <= 0:  # httpx reads a timeout of 0 as "do not wait at all", not as "no time left"
+        raise StepFailed(f"{where} not sent: the step's timeout_s had run out")
+    deadline = time.monotonic() + limit
     try:
         with (
-            httpx.Client(timeout=args.timeout_s, follow_redirects=args.follow_redirects) as client,
+            httpx.Client(timeout=limit, follow_redirects=args.follow_redirects) as client,
             client.stream(args.method, args.url, headers=headers, json=args.json_) as response,
         ):
             raw, truncated = _read_capped(response.iter_bytes(), deadline)
@@ -75,7 +84,8 @@ def request(args: RequestArgs, ctx: ActionContext) -> dict[str, Any]:
             content_type = response.headers.get("content-type", "")
             encoding = response.encoding or "utf-8"
     except (httpx.TimeoutException, TimeoutError) as err:
-        raise StepFailed(f"{where} timed out after {args.timeout_s:g} s") from err
+        within = f"{args.timeout_s:g} s" if limit == args.timeout_s else "the step's timeout_s"
+        raise StepFailed(f"{where} timed out after {within}") from err
     except httpx.RequestError as err:
         raise StepFailed(f"{where} failed: {err}") from err
     body = _body(raw, truncated, content_type, encoding)

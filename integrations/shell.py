@@ -1,20 +1,25 @@
 """The `shell.run` action: run one command (argv, never a shell string) with a deadline.
 
-The command runs in its own process group so a timeout kills everything it started. Its output
-is captured up to a cap per stream, keeping the head and the tail, where results and errors are.
-The engine's own `RUNBOOK_*` variables (tokens among them) are not passed to the command.
+The command runs in its own process group so a timeout kills everything it started, and on
+Linux it dies with the engine: killed with SIGKILL, the engine can clean nothing up itself, so the
+kernel does it. Its output is captured up to a cap per stream, keeping the head and the tail,
+where results and errors are. The engine's own `RUNBOOK_*` variables (tokens among them) are not
+passed to the command.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import selectors
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,7 +42,10 @@ class RunArgs(BaseModel):
         min_length=1, description="Program and arguments, e.g. `[kubectl, get, pods]`; no shell."
     )
     timeout_s: float = Field(
-        default=60, gt=0, description="Seconds before the command and its children are killed."
+        default=60,
+        gt=0,
+        description="Seconds before the command and its children are killed; the step's own"
+        " `timeout_s` cuts it short.",
     )
     cwd: str | None = Field(
         default=None, description="Working directory; the engine's own when left out."
@@ -71,6 +79,50 @@ class _Capture:
         return f"{head}\n[... {omitted} bytes omitted ...]\n{tail}" if omitted else head + tail
 
 
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option from <linux/prctl.h>: the signal a process gets when its parent thread ends."""
+
+
+def _die_with_owner() -> Callable[[], None] | None:
+    """What a child of this process runs between fork and exec to die with it; None where that
+    is not possible (not Linux, no `prctl` in the C library): commands then die by timeout only.
+
+    subprocess has no option for this, and `preexec_fn` is unsafe in a threaded program when the
+    child runs Python that takes a lock another thread held at the fork (imports, logging). So the
+    C function is looked up in the parent, once, and the child makes one foreign call and one
+    `getppid`. The PyPI wrappers of prctl (python-prctl, pyprctl) would still run in `preexec_fn`
+    and have had no release since 2021: ctypes it is.
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    owner = os.getpid()
+
+    def die_with_owner() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        # The owner may have died between the fork and the prctl, which then never fires.
+        if os.getppid() != owner:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return die_with_owner
+
+
+@functools.cache
+def _prctl() -> Callable[[int, int], int] | None:
+    """The C library's prctl(2), or None off Linux or without one."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes  # loaded on first use: the catalog must stay cheap to import
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return cast(Callable[[int, int], int], prctl)
+
+
 def start_process(
     argv: list[str],
     *,
@@ -79,7 +131,11 @@ def start_process(
     merge_stderr: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start a program (no shell) in its own process group, without the engine's `RUNBOOK_*`
-    variables (they hold tokens), with output piped; a missing program is a StepFailed."""
+    variables (they hold tokens), with output piped; a missing program is a StepFailed.
+
+    On Linux the program is killed when the thread that started it ends, so it never outlives
+    an engine killed with SIGKILL; the caller must wait for it in that thread (both callers do).
+    """
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")} | (env or {})
     try:
         return subprocess.Popen(
@@ -90,6 +146,7 @@ def start_process(
             cwd=cwd,
             env=clean,
             start_new_session=True,  # a timeout kills the whole group
+            preexec_fn=_die_with_owner(),
         )
     except FileNotFoundError as err:
         raise StepFailed(f"command not found: {argv[0]}") from err
@@ -98,11 +155,15 @@ def start_process(
 
 
 def run(args: RunArgs, ctx: ActionContext) -> dict[str, Any]:
-    """Run the command; return exit code, stdout and stderr (fail on non-zero with `check`)."""
+    """Run the command; return exit code, stdout and stderr (fail on non-zero with `check`).
+
+    The command gets its own `timeout_s` or what is left of the step's, whichever is shorter.
+    """
     program = args.argv[0]
     if args.cwd is not None and not Path(args.cwd).is_dir():
         raise StepFailed(f"working directory {args.cwd} does not exist")
-    deadline = time.monotonic() + args.timeout_s
+    limit = ctx.time_left(args.timeout_s)
+    deadline = time.monotonic() + limit
     process = start_process(args.argv, cwd=args.cwd, env=args.env)
     with process:
         assert process.stdout is not None and process.stderr is not None
@@ -115,7 +176,8 @@ def run(args: RunArgs, ctx: ActionContext) -> dict[str, Any]:
             with suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            what = f"{program} ran past {args.timeout_s:g} s: killed it and its children"
+            within = f"{args.timeout_s:g} s" if limit == args.timeout_s else "the step's timeout_s"
+            what = f"{program} ran past {within}: killed it and its children"
             raise StepFailed(_with_tail(what, stderr.text()))
     exit_code = process.returncode
     if args.check and exit_code != 0:

@@ -7,6 +7,7 @@ the same action runs against Jira, the local ticket store or a drill sandbox unc
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -58,11 +59,26 @@ class ActionContext:
     evidence_dir: Path | None = None
     timeline: Callable[[], str] = field(default=lambda: "")
     """Plain text: the incident's steps and gates so far, from the ledger (for comments)."""
+    deadline: float | None = None
+    """When the step's `timeout_s` runs out, as a `time.monotonic()` value; None: no limit.
+    An action that waits (for a command, a server) waits no longer than `time_left` says."""
+
+    def time_left(self, default: float) -> float:
+        """Seconds the action may still wait: its own limit `default`, cut to the step deadline."""
+        return time_left(self.deadline, default)
 
     @property
     def dedupe_key(self) -> str:
         """The idempotency key of this step's side effect: the same on every retry and resume."""
         return f"{self.incident}:{self.step}"
+
+
+def time_left(deadline: float | None, default: float) -> float:
+    """`default` seconds, or fewer when `deadline` (a `time.monotonic()` value) comes first; never
+    below 0. None: no deadline."""
+    if deadline is None:
+        return default
+    return max(0.0, min(default, deadline - time.monotonic()))
 
 
 ActionFn = Callable[[Any, ActionContext], Mapping[str, Any]]

@@ -1,8 +1,13 @@
 """Compile a checked plan into a real Prefect flow: one flow per runbook, one task per step.
 
 Prefect has no graph-building API, so the flow is an ordinary function that walks the plan
-(`execute.py`) and dispatches every step to a task made with the step's own name, retries and
-timeout. Prefect sees inputs with secrets already redacted; the real values stay in this process.
+(`execute.py`) and dispatches every step to a task made with the step's own name and retries.
+Prefect sees inputs with secrets already redacted; the real values stay in this process.
+
+A step's `timeout_s` is not Prefect's `timeout_seconds`: a sync task's timeout is an exception
+raised inside it (by SIGALRM on the main thread, injected off it), which cannot interrupt the
+blocking call that is the reason for a timeout and lands at any instruction. The engine ends each
+attempt at its deadline itself (`execute.py`, `timeouts.py`), the same way in every thread.
 
 The flow is synchronous and runs with Prefect's flow heartbeat off. A sync run otherwise waits
 about a second at its end for the heartbeat thread, and an async flow driven by `asyncio.run`
@@ -56,9 +61,7 @@ def _invoke(act: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _task_for(
-    runbook_id: str, step_id: str, retries: int, delay: float, timeout: float | None
-) -> Task:
+def _task_for(runbook_id: str, step_id: str, retries: int, delay: float) -> Task:
     # Building a Prefect Task costs milliseconds (it inspects and hashes its function); a step's
     # task is the same for every run, so it is built once per process and reused. No tags: a
     # tagged task asks the API for tag concurrency slots on every run (one more request a step),
@@ -69,20 +72,19 @@ def _task_for(
         task_run_name=step_id,
         retries=retries,
         retry_delay_seconds=delay,
-        timeout_seconds=timeout,
         cache_policy=NO_CACHE,
         persist_result=False,
     )
 
 
 def step_task(runbook_id: str, step: Step) -> Task:
-    """The Prefect task for one step, named after it and carrying its retries and timeout.
+    """The Prefect task for one step, named after it and carrying its retries.
 
     Its one parameter is the step's action thunk: Prefect never stores task parameters
     (results are not persisted), so rendered arguments and secrets stay in this process.
     """
     spec = step.spec
-    return _task_for(runbook_id, step.id, spec.retries, spec.retry_delay_s, spec.timeout_s)
+    return _task_for(runbook_id, step.id, spec.retries, spec.retry_delay_s)
 
 
 def _call_as_task(runbook_id: str) -> Callable[[Step, Callable[[], Mapping[str, Any]]], Any]:

@@ -7,9 +7,9 @@ to the ledger before the walk moves on, so the ledger always tells where a resum
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from flows.contract.ports import (
 from flows.engine.approvals import answer_gate, answer_identity
 from flows.engine.brief import incident_brief, timeline_text
 from flows.engine.gate_timers import act_on_due
+from flows.engine.timeouts import GRACE_S, Abandoned, act_by_deadline
 from flows.evidence.incident import Incident, incident_facts
 from flows.evidence.ledger import Ledger
 from flows.evidence.progress import DONE, Abort, ItemStatus, RunStatus, progress_from_records
@@ -42,7 +43,8 @@ Simulator = Callable[[Step, Action, BaseModel], Mapping[str, Any] | None]
 """Given a step, its action and rendered arguments: canned outputs, or None to act for real."""
 
 StepCall = Callable[[Step, Callable[[], Mapping[str, Any]]], Mapping[str, Any]]
-"""Runs one step's action thunk (with retries and timeout) and returns its outputs."""
+"""Runs one step's action thunk (with retries) and returns its outputs. Each call of the thunk
+is one attempt, and the thunk itself ends an attempt at the step's `timeout_s`."""
 
 
 def call_directly(step: Step, act: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
@@ -299,8 +301,8 @@ class _StepAttempts:
 
     def __call__(self) -> Mapping[str, Any]:
         if self.outputs is not None:
-            # Prefect ran the task again after an attempt already succeeded and was recorded
-            # (a timeout firing as it returned): the step is done, so doing it twice is wrong.
+            # Prefect ran the task again after an attempt already succeeded and was recorded:
+            # the step is done, so doing it twice is wrong.
             return self.outputs
         run, step = self.walk.run, self.step
         self.count += 1
@@ -322,11 +324,6 @@ class _StepAttempts:
                 outputs = _act(self.walk, step, self.action, self.args, self.count)
             except StepError as error:
                 self.failure = str(error)
-                raise
-            except asyncio.CancelledError:
-                # The orchestrator ends an attempt past `timeout_s` by raising this inside it.
-                limit = step.spec.timeout_s
-                self.failure = f"timed out after {limit:g} s" if limit else "cancelled"
                 raise
         self.outputs = outputs
         shown, hidden = _recorded_outputs(run, self.action, outputs)
@@ -373,8 +370,10 @@ def _strings(value: Any) -> list[str]:
 
 
 def _act(walk: _Walk, step: Step, action: Action, args: BaseModel, attempt: int) -> dict[str, Any]:
-    """One attempt of a step's action, for real; a failure leaves as a redacted StepError."""
+    """One attempt of a step's action, for real, ended by the step's `timeout_s`; a failure
+    leaves as a redacted StepError."""
     run = walk.run
+    limit = step.spec.timeout_s
     context = ActionContext(
         incident=run.incident.id,
         runbook=run.plan.runbook.id,
@@ -393,11 +392,44 @@ def _act(walk: _Walk, step: Step, action: Action, args: BaseModel, attempt: int)
         timeline=lambda: timeline_text(read_records(run.evidence)),
     )
     try:
-        return dict(action.run(args, context))
+        if limit is None:
+            return dict(action.run(args, context))
+        return _act_within(context, action, args, limit)
+    except StepError:
+        raise
     except Exception as error:
         # What leaves this function is what Prefect logs and stores: redact it first.
         message, _ = run.redactor.redact(_describe(error))
         raise StepError(message) from None
+
+
+def _act_within(
+    context: ActionContext, action: Action, args: BaseModel, limit: float
+) -> dict[str, Any]:
+    """The action with `limit` seconds from now: the deadline in its context, and the engine
+    giving up on it shortly after (flows/engine/timeouts.py)."""
+    # Each attempt gets the whole limit: Prefect's retries call `_act` again, with a new deadline.
+    deadline = time.monotonic() + limit
+    timed_out = f"timed out after {limit:g} s"
+    try:
+        outputs = act_by_deadline(
+            replace(context, deadline=deadline), lambda given: action.run(args, given)
+        )
+    except Abandoned:
+        raise StepError(
+            f"{timed_out}; the action had not stopped {GRACE_S:g} s later and was left running,"
+            " cut off from tickets, chat and evidence"
+        ) from None
+    except Exception:
+        if time.monotonic() < deadline:
+            raise
+        # Past the deadline, whatever the action said (a wait cut short, a command killed), the
+        # attempt failed by its timeout, and the ledger says so in the same words for every action.
+        raise StepError(timed_out) from None
+    if time.monotonic() >= deadline:
+        # Done, but late: an attempt that took longer than its timeout_s fails, whatever it did.
+        raise StepError(timed_out)
+    return dict(outputs)
 
 
 class StepError(Exception):

@@ -65,7 +65,7 @@ def snapshot(args: SnapshotArgs, ctx: ActionContext) -> dict[str, Any]:
     evidence_dir = ctx.evidence_dir or ctx.home
     # What is collected arrived from outside: personal data goes too, not only secrets.
     redact = ctx.redact_collected or ctx.redact
-    kit = Kit(ArtifactStore(evidence_dir), redact)
+    kit = Kit(ArtifactStore(evidence_dir), redact, ctx.deadline)
     who = {"host": socket.gethostname(), "user": _user(), "pid": os.getpid()}
     artifacts: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []

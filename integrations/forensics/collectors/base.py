@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ConfigDict
 
+from flows.contract.actions import time_left
 from integrations.forensics.redaction import Counted, TextRedactor, redact_value
 from integrations.forensics.store import ArtifactStore, StoredArtifact, with_redactions
 
@@ -20,10 +21,17 @@ MiB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Kit:
-    """The tools a collector stores with: the incident's artifact store and the run's redactor."""
+    """The tools a collector stores with: the incident's artifact store and the run's redactor,
+    and the step's deadline its waits are cut to."""
 
     store: ArtifactStore
     redact: TextRedactor
+    deadline: float | None = None
+    """When the step's `timeout_s` runs out (`time.monotonic()`); None: no limit."""
+
+    def time_left(self, default: float) -> float:
+        """Seconds a collector may still wait: its own limit, cut to the step's deadline."""
+        return time_left(self.deadline, default)
 
     def put_json(self, data: Any, masked: int = 0) -> StoredArtifact:
         """Store a JSON document (indented, keys sorted), secrets and personal data redacted first.

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from flows.errors import StepFailed
 from integrations.forensics.collectors.base import SPEC_CONFIG, Collected, Kit, MiB, Pieces
 from integrations.shell import start_process
 
@@ -26,7 +27,11 @@ class CommandSpec(BaseModel):
         min_length=1, description="Program and arguments, e.g. `[ss, -tanp]`; no shell."
     )
     timeout_s: float = Field(
-        default=30, gt=0, le=3600, description="Seconds before the program and its children die."
+        default=30,
+        gt=0,
+        le=3600,
+        description="Seconds before the program and its children die; the step's own"
+        " `timeout_s` cuts it short.",
     )
     max_bytes: int = Field(
         default=MiB, gt=0, description="Bytes of output kept; the rest is read and dropped."
@@ -34,8 +39,14 @@ class CommandSpec(BaseModel):
 
 
 def collect(spec: CommandSpec, kit: Kit) -> Pieces:
-    """Run the program without the engine's `RUNBOOK_*` variables; store its output."""
-    deadline = time.monotonic() + spec.timeout_s
+    """Run the program without the engine's `RUNBOOK_*` variables; store its output.
+
+    The program gets its own `timeout_s` or what is left of the step's, whichever is shorter.
+    """
+    limit = kit.time_left(spec.timeout_s)
+    if limit <= 0:
+        raise StepFailed(f"{spec.argv[0]} not started: the step's timeout_s had run out")
+    deadline = time.monotonic() + limit
     process = start_process(spec.argv, merge_stderr=True)
     with process:
         assert process.stdout is not None

@@ -63,7 +63,7 @@ def collect(spec: ModelSpec, kit: Kit) -> Pieces:
     if spec.metrics_file:
         document["metrics"] = _json_file(Path(spec.metrics_file))
     if spec.metrics_url:
-        document["metrics_from_url"] = _json_url(spec.metrics_url, spec.timeout_s)
+        document["metrics_from_url"] = _json_url(spec.metrics_url, kit.time_left(spec.timeout_s))
     if spec.predictions_file:
         rows, unparsed = _latest_rows(Path(spec.predictions_file), spec.sample)
         document["predictions"] = {
@@ -127,6 +127,8 @@ def _json_file(path: Path) -> Any:
 def _json_url(url: str, timeout_s: float) -> Any:
     import httpx  # loaded on first use: the catalog must stay cheap to import
 
+    if timeout_s <= 0:  # httpx reads a timeout of 0 as "do not wait at all"
+        raise StepFailed(f"metrics from {url} not fetched: the step's timeout_s had run out")
     try:
         response = httpx.get(url, timeout=timeout_s)
         return {"status": response.status_code, "body": response.json()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -53,17 +54,21 @@ def collect(spec: HttpSpec, kit: Kit) -> Pieces:
         return kit.redact(known.redact(text)[0])
 
     where = f"{spec.method} {_safe_url(spec.url)}"
-    deadline = time.monotonic() + spec.timeout_s
+    limit = kit.time_left(spec.timeout_s)
+    if limit <= 0:  # httpx reads a timeout of 0 as "do not wait at all"
+        raise StepFailed(f"{where} not sent: the step's timeout_s had run out")
+    deadline = time.monotonic() + limit
+    within = f"{spec.timeout_s:g} s" if limit == spec.timeout_s else "the step's timeout_s"
     try:
         with (
-            httpx.Client(timeout=spec.timeout_s) as client,
+            httpx.Client(timeout=limit) as client,
             client.stream(spec.method, spec.url, headers=spec.headers | secrets) as response,
         ):
             body = bytearray()
             seen = 0
             for chunk in response.iter_bytes():
                 if time.monotonic() > deadline:
-                    raise StepFailed(f"{where} took more than {spec.timeout_s:g} s")
+                    raise StepFailed(f"{where} took more than {within}")
                 seen += len(chunk)
                 body += chunk[: max(0, spec.max_bytes - len(body))]
             sent = _masked(list((spec.headers | secrets).items()))
@@ -78,11 +83,11 @@ def collect(spec: HttpSpec, kit: Kit) -> Pieces:
                 "truncated": seen > len(body),
             }
     except httpx.TimeoutException as err:
-        raise StepFailed(f"{where} timed out after {spec.timeout_s:g} s") from err
+        raise StepFailed(f"{where} timed out after {within}") from err
     except httpx.HTTPError as err:
         raise StepFailed(f"{where} failed: {err}") from err
     masked = sum(v == REDACTED for _, v in sent + received)
-    stored = Kit(kit.store, redact).put_json(document, masked)
+    stored = replace(kit, redact=redact).put_json(document, masked)
     facts = {"status": response.status_code, "truncated": seen > len(body)}
     yield Collected(_safe_url(spec.url), stored, facts)
 
