@@ -89,14 +89,10 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.fixture
-def served(home: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    library = tmp_path / "library"
-    library.mkdir()
-    (library / "slow.md").write_text(RUNBOOK)
+def start_serving(home: Path, library: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
+    """`runbook serve` over `library` on a free port, once it answers /healthz with 200."""
     port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:  # the server keeps its own copy of the file
+    with log.open("a") as out:  # the server keeps its own copy of the file
         server = subprocess.Popen(
             [*RUNBOOK_CLI, "serve", "--dev", "--port", str(port), "--runbooks", str(library)],
             cwd=PROJECT,
@@ -117,11 +113,44 @@ def served(home: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], 
 
     try:
         wait_for(healthy, what="a healthy server")
+    except BaseException:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(10)
+        raise
+    return server, url
+
+
+def stop_serving(server: subprocess.Popen[str]) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGKILL)
+    server.wait(10)
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    folder = tmp_path / "library"
+    folder.mkdir()
+    (folder / "slow.md").write_text(RUNBOOK)
+    return folder
+
+
+@pytest.fixture
+def served(
+    home: Path, library: Path, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    server, url = start_serving(home, library, tmp_path / "serve.log")
+    try:
         yield server, url
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait(10)
+        stop_serving(server)
+
+
+def in_step(folder: Path, times: int = 1) -> bool:
+    """Whether the `wait` step has started `times` times."""
+    if not folder.exists():
+        return False
+    started = [r for r in read_records(folder) if r.event is Event.STEP_STARTED]
+    return sum(1 for r in started if r.step == "wait") >= times
 
 
 def test_a_killed_worker_process_is_replaced_and_its_incident_finishes_once(
@@ -136,12 +165,7 @@ def test_a_killed_worker_process_is_replaced_and_its_incident_finishes_once(
     [incident] = answer.json()["started"]
     folder = home / "incidents" / incident
 
-    def waiting_in_step() -> bool:
-        return folder.exists() and any(
-            r.event is Event.STEP_STARTED and r.step == "wait" for r in read_records(folder)
-        )
-
-    wait_for(waiting_in_step, what="the step to start")
+    wait_for(lambda: in_step(folder), what="the step to start")
     first = worker_of(server.pid)
     assert first is not None
     os.kill(first, signal.SIGKILL)
@@ -181,3 +205,34 @@ def test_a_server_killed_with_sigkill_takes_its_worker_process_with_it(
     os.kill(server.pid, signal.SIGKILL)
     server.wait(10)
     wait_for(lambda: not alive(worker), timeout=5, what="the worker process to die")
+
+
+def test_a_server_killed_mid_run_and_started_again_finishes_the_incident_once(
+    home: Path, library: Path, tmp_path: Path
+) -> None:
+    """The testers' stranded incident: kill -9 of `runbook serve` mid-step used to leave an
+    orphan holding the run lock, and the next server's job failed "being run by process N".
+    Now the next server resumes the incident and it finishes, each step once."""
+    log = tmp_path / "serve.log"
+    server, url = start_serving(home, library, log)
+    try:
+        body = {"id": "slow-3", "labels": {"alertname": "Slow", "seconds": "4"}}
+        [incident] = httpx.post(f"{url}/alerts/generic", json=body).json()["started"]
+        folder = home / "incidents" / incident
+        wait_for(lambda: in_step(folder), what="the step to start")
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(10)
+    finally:
+        stop_serving(server)
+    again, _ = start_serving(home, library, log)
+    try:
+        wait_for(
+            lambda: any(r.event is Event.RUN_FINISHED for r in read_records(folder)),
+            what="the incident to finish on the next server",
+        )
+    finally:
+        stop_serving(again)
+    records = read_records(folder)
+    assert [r.data["status"] for r in records if r.event is Event.RUN_FINISHED] == ["succeeded"]
+    assert [r.step for r in records if r.event is Event.STEP_SUCCEEDED] == ["wait", "note"]
+    assert "being run by" not in log.read_text()
