@@ -20,6 +20,12 @@ class JiraConfig(BaseModel):
     max_retry_wait_s: float = Field(
         default=300.0, description="Longest Retry-After the engine will wait out before failing."
     )
+    reconcile_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long Jira's search may lag behind a create: a ticket whose create went"
+        " unanswered is searched for until this long after the request gave up.",
+    )
 
 
 class SlackConfig(BaseModel):
@@ -31,3 +37,8 @@ class SlackConfig(BaseModel):
     api_url: str = Field(default=SLACK_API_URL, description="Web API base URL.")
     timeout_s: float = Field(default=20.0, description="Per-request timeout.")
     max_rate_limit_retries: int = Field(default=5, description="429 retries per call.")
+    reconcile_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a channel whose create went unanswered is looked for by name.",
+    )

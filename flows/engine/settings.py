@@ -57,14 +57,14 @@ class Settings(BaseSettings):
     jira_config: JiraConfig | None = Field(
         default=None,
         validation_alias="jira",
-        description="Jira (RUNBOOK_JIRA_URL, _USER, _TOKEN, _PAT, _TIMEOUT_S, _MAX_RETRY_WAIT_S);"
-        " without a URL, the local ticket store.",
+        description="Jira (RUNBOOK_JIRA_URL, _USER, _TOKEN, _PAT, _TIMEOUT_S, _MAX_RETRY_WAIT_S,"
+        " _RECONCILE_S); without a URL, the local ticket store.",
     )
     slack_config: SlackConfig | None = Field(
         default=None,
         validation_alias="slack",
         description="Slack (RUNBOOK_SLACK_BOT_TOKEN, _API_URL, _TIMEOUT_S,"
-        " _MAX_RATE_LIMIT_RETRIES); without a bot token, the local outbox.",
+        " _MAX_RATE_LIMIT_RETRIES, _RECONCILE_S); without a bot token, the local outbox.",
     )
     slack_signing_secret: SecretStr | None = Field(
         default=None, description="Verifies requests from Slack (slash commands, buttons)."

@@ -4,7 +4,8 @@ They act through `ctx.tickets`, so the same step reaches Jira, the local store o
 People read tickets: text written to them passes through `ctx.redact` first. Descriptions and
 comments are Jira wiki markup: a value a template puts in them is escaped (`WikiText`), so an
 alert label cannot mention someone, link or embed an image; the template's own text stays markup.
-Summaries and link titles are plain text in Jira and are sent as they are.
+Summaries and link titles are plain text in Jira and are sent as they are. Text longer than Jira
+keeps (a summary, a label, a description or comment) is cut by the Jira backend, not refused.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ class CreateIssueArgs(BaseModel):
 
     project: str = Field(pattern=PROJECT_KEY, description="Project key, e.g. `SEC`.")
     summary: str = Field(
-        min_length=1, max_length=255, description="One-line title (Jira allows 255 characters)."
+        min_length=1,
+        description="One-line title; Jira keeps 255 characters, so a longer one is cut to end in"
+        " `… [truncated]` and given whole at the top of the description.",
     )
     description: WikiText = Field(
         default="",

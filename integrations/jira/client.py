@@ -32,7 +32,8 @@ class JiraClient:
         self, config: JiraConfig, policy: RetryPolicy, sleep: Callable[[float], None]
     ) -> None:
         self.base = config.url.rstrip("/")
-        self._config = config
+        self.config = config
+        """The connection's settings: timeouts, and how long unanswered writes are looked for."""
         self._policy = policy
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -66,8 +67,12 @@ class JiraClient:
             self._fields = self.run(lambda jira: jira.fields(), op, True)
         return self._fields
 
-    def look_again(self, find: Callable[[], T | None], op: Op, failure: str) -> T:
-        """What an unanswered write made, searched for with backoff; `OutcomeUnknown` if absent."""
+    def look_again(self, find: Callable[[], T | None], since: float, unknown: str) -> T:
+        """What an unanswered write made, searched for with backoff; `OutcomeUnknown` if absent.
+
+        The searches go on until `reconcile_s` after `since` (a `time.time()`: when the write
+        was answered or given up), at least one; `unknown` opens the error when none finds it.
+        """
         problem = ""
 
         def note(state: RetryCallState) -> None:
@@ -75,14 +80,11 @@ class JiraClient:
             if state.outcome is not None and state.outcome.failed:
                 problem = f"; the last search failed: {state.outcome.exception()}"
 
-        found: T | None = lookups(self._policy, self._sleep, after=note)(find)
+        until = since + self.config.reconcile_s
+        found: T | None = lookups(self._policy, until, self._sleep, after=note)(find)
         if found is not None:
             return found
-        raise OutcomeUnknown(
-            f"Jira did not answer the request to {op.what} ({failure}) and {self._policy.lookups}"
-            f" searches did not find what it would have made{problem}: the outcome is unknown."
-            " Resuming the incident looks for it again before sending anything"
-        )
+        raise OutcomeUnknown(f"{unknown}{problem}")
 
     def checked_write_tries(self) -> Retrying:
         """Attempts of a write that reads the state again before it is resent (a transition)."""
@@ -95,7 +97,7 @@ class JiraClient:
             return self._jira
 
     def _connect(self) -> JIRA:
-        config = self._config
+        config = self.config
         if config.pat is not None:
             auth: dict[str, Any] = {"token_auth": config.pat.get_secret_value()}
         elif config.user and config.token is not None:
@@ -117,11 +119,11 @@ class JiraClient:
                 safe=safe,
                 what=op.what,
                 policy=self._policy,
-                max_wait_s=self._config.max_retry_wait_s,
+                max_wait_s=self.config.max_retry_wait_s,
                 sleep=self._sleep,
             )
         except JIRAError as err:
-            raise refusal(err, op, self.base, self._config, self._fields or []) from None
+            raise refusal(err, op, self.base, self.config, self._fields or []) from None
         except requests.RequestException as err:
             raise TicketSystemError(
                 f"could not {op.what}: cannot talk to Jira at {self.base} ({type(err).__name__})"

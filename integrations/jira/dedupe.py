@@ -18,6 +18,10 @@ class OutcomeUnknown(TicketSystemError):
     """A write went unanswered and what it would have made was not found (yet)."""
 
 
+class NothingMade(TicketSystemError):
+    """Jira refused the request and did nothing: a 4xx answer, or 429/503 past our patience."""
+
+
 def dedupe_tag(dedupe_key: str) -> str:
     """The label (and marker) naming what one step made: `rb-` + 16 hex digits of sha256."""
     return "rb-" + hashlib.sha256(dedupe_key.encode()).hexdigest()[:16]

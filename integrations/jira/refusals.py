@@ -9,6 +9,7 @@ from jira import JIRAError
 
 from integrations.config import JiraConfig
 from integrations.jira import TicketNotFound, TicketSystemError
+from integrations.jira.dedupe import NothingMade
 
 CREDENTIALS_HINT = (
     "check RUNBOOK_JIRA_USER and RUNBOOK_JIRA_TOKEN (Jira Cloud: the account's email and an API"
@@ -29,16 +30,19 @@ class Op:
 def refusal(
     err: JIRAError, op: Op, base: str, config: JiraConfig, fields: list[dict[str, Any]]
 ) -> TicketSystemError:
-    """A refused request as a step failure that says what to fix: credentials, permission, key."""
+    """A refused request as a step failure that says what to fix: credentials, permission, key.
+
+    A 4xx answer means Jira did nothing, so it is a `NothingMade` (or a `TicketNotFound`).
+    """
     status, detail = err.status_code, error_detail(err, config, fields)
     if status == 401:
-        return TicketSystemError(
+        return NothingMade(
             f"Jira at {base} rejected the credentials (HTTP 401) when trying to"
             f" {op.what}: {CREDENTIALS_HINT}"
         )
     if status == 403:
         who = config.user or "of RUNBOOK_JIRA_PAT"
-        return TicketSystemError(
+        return NothingMade(
             f"the Jira account {who} lacks the {op.permission!r} permission in {op.where}"
             f" (HTTP 403 when trying to {op.what}: {detail}); ask a Jira admin to grant it"
             " in the project's permission scheme"
@@ -49,8 +53,10 @@ def refusal(
             f" (HTTP 404: {detail})"
         )
     if status == 400:
-        return TicketSystemError(f"Jira rejected the request to {op.what}: {detail}")
-    return TicketSystemError(f"could not {op.what}: Jira answered HTTP {status}: {detail}")
+        return NothingMade(f"Jira rejected the request to {op.what}: {detail}")
+    refused = status is not None and 400 <= status < 500
+    kind = NothingMade if refused else TicketSystemError
+    return kind(f"could not {op.what}: Jira answered HTTP {status}: {detail}")
 
 
 def error_detail(err: JIRAError, config: JiraConfig, fields: list[dict[str, Any]]) -> str:

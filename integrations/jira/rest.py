@@ -5,7 +5,9 @@ made: in the local `IdempotencyMap` first, then in Jira (a dedupe label on issue
 on comments, the file name of attachments, the globalId of remote links). The library's own
 retries are off: they re-send any request, POST included, after a 503 or a dropped connection,
 which can open two tickets. Here a write whose answer was lost is never sent again blindly: we
-search for what it would have made instead.
+search for what it would have made instead. A ticket's create is also recorded as an intent in
+the map before it is sent, so a retry or a resume after a crash searches (waiting out Jira's
+search lag, up to `reconcile_s`) instead of creating a second ticket.
 
 The connection and its requests are `integrations.jira.client`; opening tickets is
 `integrations.jira.issues`; comments, transitions, files and links are `integrations.jira.updates`.

@@ -30,6 +30,7 @@ from tenacity import (
 )
 
 from integrations.jira import TicketSystemError
+from integrations.jira.dedupe import NothingMade
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,7 +38,10 @@ _REFUSED = (429, 503)  # Jira did not act on the request: sending it again, even
 
 
 class RetryPolicy(BaseModel):
-    """How hard to try: backoff for failed reads, searches after a write went unanswered."""
+    """How hard to try: backoff for failed reads, and for the searches after an unanswered write.
+
+    How long those searches go on is the connection's `reconcile_s` (a setting, see JiraConfig).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -47,9 +51,8 @@ class RetryPolicy(BaseModel):
     backoff_cap_s: float = 8.0
     refusals: int = 5
     """429 and 503 answers waited out per request before giving up."""
-    lookups: int = 4
-    """Searches for what an unanswered write made (Jira search can lag behind a create)."""
     lookup_backoff_s: float = 0.5
+    """First wait between two searches for what an unanswered write made; doubled each time."""
 
 
 class NoAnswer(Exception):
@@ -105,20 +108,22 @@ def checked_tries(policy: RetryPolicy, sleep: Callable[[float], None] = time.sle
 
 def lookups(
     policy: RetryPolicy,
+    until: float,
     sleep: Callable[[float], None] = time.sleep,
     after: Callable[[RetryCallState], None] | None = None,
 ) -> Retrying:
     """Searches for what an unanswered write made, with backoff: its result, or None.
 
-    A search that finds nothing or fails with a `TicketSystemError` is tried again, up to
-    `policy.lookups` searches; `after` sees each one that is.
+    A search that finds nothing or fails with a `TicketSystemError` is tried again while the
+    next one would start by `until` (a `time.time()`); at least one search is made. `after`
+    sees each search that is tried again.
     """
     return Retrying(
         sleep=_skip_zero(sleep),
         retry=retry_if_result(lambda found: found is None)
         | retry_if_exception_type(TicketSystemError),
-        stop=stop_after_attempt(policy.lookups),
-        wait=wait_exponential(multiplier=policy.lookup_backoff_s),
+        stop=lambda state: time.time() + state.upcoming_sleep > until,
+        wait=wait_exponential(multiplier=policy.lookup_backoff_s, max=policy.backoff_cap_s),
         after=after or after_nothing,
         retry_error_callback=lambda state: None,
     )
@@ -165,12 +170,12 @@ class _Tally:
         if _refused(err):
             wait = state.upcoming_sleep
             if wait > self.max_wait_s:
-                raise TicketSystemError(
+                raise NothingMade(
                     f"Jira asked us to wait {wait:g} s before trying to {self.what} again"
                     f" (HTTP {err.status_code}, Retry-After), more than max_retry_wait_s ="
                     f" {self.max_wait_s:g} s: try again later"
                 ) from None
-            raise TicketSystemError(
+            raise NothingMade(
                 f"Jira refused to {self.what} {self.refusals} times (HTTP {err.status_code}:"
                 " rate-limited or unavailable): try again later"
             ) from None

@@ -2,11 +2,13 @@
 
 A comment ends in the step's marker line and a file keeps its name, so both are looked for
 before they are sent; a transition reads the status first; a remote link's globalId makes its
-POST an update when it is repeated.
+POST an update when it is repeated. A comment longer than Jira keeps is cut to fit, ending in
+a marker, and keeps its marker line.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,10 @@ from integrations.idempotency import IdempotencyMap
 from integrations.jira import TicketSystemError
 from integrations.jira.client import JiraClient
 from integrations.jira.dedupe import SYSTEM, OutcomeUnknown, dedupe_tag
+from integrations.jira.issues import TEXT_LIMIT
 from integrations.jira.refusals import Op
 from integrations.jira.retry import NoAnswer
+from integrations.limits import fit, length
 
 
 def comment(jira: JiraClient, made: IdempotencyMap, issue: str, body: str, dedupe_key: str) -> str:
@@ -28,11 +32,14 @@ def comment(jira: JiraClient, made: IdempotencyMap, issue: str, body: str, dedup
     op = Op(f"comment on {issue}", "Add comments", f"issue {issue}", issue)
     found = _marked_comment(jira, issue, marker)
     if found is None:
-        text = f"{body.rstrip()}\n\n{marker}"
+        tail = f"\n\n{marker}"
+        text = fit(body.rstrip(), TEXT_LIMIT - length(tail)) + tail
         try:
             found = str(jira.run(lambda client: client.add_comment(issue, text), op, False).id)
         except NoAnswer as err:
-            found = jira.look_again(lambda: _marked_comment(jira, issue, marker), op, str(err))
+            found = jira.look_again(
+                lambda: _marked_comment(jira, issue, marker), time.time(), _unknown(op, err)
+            )
     made.put(SYSTEM, f"comment:{dedupe_key}", {"id": found, "issue": issue})
     return found
 
@@ -71,7 +78,9 @@ def attach(
         try:
             found = _upload(jira, issue, path, name, op)
         except NoAnswer as err:
-            found = jira.look_again(lambda: _attachment(jira, issue, name), op, str(err))
+            found = jira.look_again(
+                lambda: _attachment(jira, issue, name), time.time(), _unknown(op, err)
+            )
     made.put(SYSTEM, f"attach:{dedupe_key}", {"id": found, "issue": issue})
     return found
 
@@ -92,6 +101,14 @@ def link(
     )
     made.put(SYSTEM, f"link:{dedupe_key}", {"id": str(added.id), "issue": issue})
     return str(added.id)
+
+
+def _unknown(op: Op, err: NoAnswer) -> str:
+    return (
+        f"Jira did not answer the request to {op.what} ({err}) and the searches did not find"
+        " what it would have made: the outcome is unknown. Running the step again looks for"
+        " it again before sending anything"
+    )
 
 
 def _marked_comment(jira: JiraClient, issue: str, marker: str) -> str | None:

@@ -19,8 +19,9 @@ from flows.runbook.templates import Escaped
 from integrations.slack import ChatError
 from integrations.slack.mrkdwn import escape
 
-CHANNEL_NAME = re.compile(r"[a-z0-9_-]{1,80}")
-"""Slack's rule for channel names: lowercase letters, digits, `-` and `_`, at most 80."""
+CHANNEL_NAME = re.compile(r"[a-z0-9_-]+")
+"""Slack's rule for channel names: lowercase letters, digits, `-` and `_` (a name over Slack's
+80 characters is shortened by the backend)."""
 TS = r"^[0-9]+\.[0-9]+$"
 
 Invitee = Annotated[str, Field(pattern=r"^(@[A-Za-z0-9._-]+|[UW][A-Z0-9]+|[^@\s]+@[^@\s]+)$")]
@@ -46,8 +47,8 @@ class PostArgs(BaseModel):
     )
     text: SlackText = Field(
         min_length=1,
-        max_length=40_000,
-        description="Message text; with `blocks` it is the notification fallback.",
+        description="Message text; with `blocks` it is the notification fallback. Past Slack's"
+        " 40,000 characters it is cut to end in `… [truncated]`.",
     )
     blocks: Blocks
     thread_ts: str | None = Field(
@@ -71,8 +72,8 @@ class UpdateArgs(BaseModel):
     )
     text: SlackText = Field(
         min_length=1,
-        max_length=40_000,
-        description="New message text; with `blocks` it is the notification fallback.",
+        description="New message text; with `blocks` it is the notification fallback. Past"
+        " Slack's 40,000 characters it is cut to end in `… [truncated]`.",
     )
     blocks: Blocks
 
@@ -83,9 +84,14 @@ class CreateChannelArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(
-        description="Channel name without `#`: lowercase letters, digits, `-`, `_`; at most 80."
+        description="Channel name without `#`: lowercase letters, digits, `-`, `_`. Past Slack's"
+        " 80 characters it becomes its first 71, `-` and 8 hex digits of its sha256."
     )
-    topic: str = Field(default="", max_length=250, description="Channel topic (250 characters).")
+    topic: str = Field(
+        default="",
+        description="Channel topic; past Slack's 250 characters it is cut to end in"
+        " `… [truncated]`.",
+    )
     invite: list[Invitee] = Field(
         default_factory=list,
         description="Who to invite: user ids (`U0123ABCD`), `@handles`, `@user-group` handles"
@@ -107,8 +113,8 @@ class CreateChannelArgs(BaseModel):
             return name
         hint = " and no leading '#'" if name.startswith("#") else ""
         raise ValueError(
-            f"{name!r} is not a Slack channel name: use lowercase letters, digits, '-' and '_',"
-            f" at most 80 characters{hint}"
+            f"{name!r} is not a Slack channel name: use lowercase letters, digits, '-' and"
+            f" '_'{hint}"
         )
 
     @model_validator(mode="after")

@@ -3,6 +3,9 @@
 The channel's (or thread's) latest messages are searched for the key before posting and again
 when a post goes unconfirmed, so a crash between the post and the map write, or an answer lost on
 the way back, never posts a second message.
+
+Text longer than Slack takes (40,000 characters in a message, 3,000 in a text object of the
+blocks) is cut to fit, ending in a marker, rather than refused.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from flows.contract.ports import ChatMessage
+from integrations.limits import fit
 from integrations.slack import ChatError
 from integrations.slack.client import SlackClient
 from integrations.slack.refusals import describe, error_code
@@ -21,6 +25,10 @@ EVENT_TYPE = "runbook_step"
 """The message metadata event type whose payload carries a post's dedupe key."""
 LOOKBACK = 100
 """Latest messages (of a channel or a thread) searched for an earlier post before posting."""
+TEXT_LIMIT = 40_000
+"""Characters Slack takes in a message's text."""
+BLOCK_TEXT_LIMIT = 3_000
+"""Characters Slack takes in one text object of the blocks (a section's text)."""
 
 
 def post_once(
@@ -33,6 +41,7 @@ def post_once(
     thread_ts: str | None,
 ) -> ChatMessage:
     """Send chat.postMessage once; when its outcome is unknown, ask Slack what happened."""
+    text, blocks = fitted(text, blocks)
     try:
         answer = slack.api.chat_postMessage(
             channel=channel_id,
@@ -56,6 +65,25 @@ def post_once(
         f"Slack did not confirm the post to {where} ({describe(unknown)}) and it is not in"
         " the channel yet: re-run the step; it looks again before posting"
     ) from unknown
+
+
+def fitted(
+    text: str, blocks: list[dict[str, Any]] | None
+) -> tuple[str, list[dict[str, Any]] | None]:
+    """The text and blocks of a message, each value cut to what Slack takes."""
+    return fit(text, TEXT_LIMIT), None if blocks is None else _fit_text_objects(blocks)
+
+
+def _fit_text_objects(value: Any) -> Any:
+    """`value` with the text of every text object inside it (mrkdwn, plain_text) cut to fit."""
+    if isinstance(value, list):
+        return [_fit_text_objects(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    cut = {key: _fit_text_objects(item) for key, item in value.items()}
+    if cut.get("type") in ("mrkdwn", "plain_text") and isinstance(cut.get("text"), str):
+        cut["text"] = fit(cut["text"], BLOCK_TEXT_LIMIT)
+    return cut
 
 
 def find_post(

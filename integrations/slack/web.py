@@ -18,10 +18,10 @@ from flows.contract.ports import ChatMessage
 from integrations.config import SlackConfig
 from integrations.idempotency import IdempotencyMap
 from integrations.slack import ChatError
-from integrations.slack.channels import Channels
+from integrations.slack.channels import Channels, NotCreated
 from integrations.slack.client import SlackClient
 from integrations.slack.people import People
-from integrations.slack.posting import find_post, post_once
+from integrations.slack.posting import find_post, fitted, post_once
 
 SYSTEM = "slack"
 """The idempotency map's name for what this backend made."""
@@ -36,7 +36,7 @@ class SlackChat:
     def __init__(self, config: SlackConfig, made: IdempotencyMap) -> None:
         self._made = made
         self._slack = SlackClient(config)
-        self._channels = Channels(self._slack)
+        self._channels = Channels(self._slack, config.reconcile_s)
         self._people = People(self._slack)
 
     def user_groups_of(self, user_id: str) -> set[str]:
@@ -79,6 +79,7 @@ class SlackChat:
     ) -> ChatMessage:
         """Replace the text (and blocks) of a message posted earlier (chat.update)."""
         channel_id = self._channels.id_of(channel)
+        text, blocks = fitted(text, blocks)
         with self._slack.failures(channel):
             answer = self._slack.api.chat_update(
                 channel=channel_id, ts=ts, text=text, blocks=blocks
@@ -101,7 +102,17 @@ class SlackChat:
         made = self._made.get(SYSTEM, dedupe_key)
         if made is not None:
             return str(made["channel"])
-        channel = self._channels.open(name)
+        # An earlier create under this key may have made the channel unheard: ask for the name
+        # it asked for (whatever the step renders now), which Slack gives to one channel only.
+        intended = self._made.intent(SYSTEM, dedupe_key)
+        name = str(intended["name"]) if intended is not None else name
+        self._made.intend(SYSTEM, dedupe_key, {"name": name})
+        try:
+            channel = self._channels.open(name, sent_before=intended is not None)
+        except NotCreated:
+            self._made.withdraw(SYSTEM, dedupe_key)
+            raise
+        name = str(channel["name"])
         self._channels.set_up(channel, f"#{name}", topic, invite, bookmark)
         channel_id = str(channel["id"])
         self._made.put(SYSTEM, dedupe_key, {"kind": "channel", "channel": channel_id, "name": name})

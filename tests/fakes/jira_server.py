@@ -1,7 +1,10 @@
 """A fake Jira on 127.0.0.1: a real HTTP server speaking the REST shapes the `jira` library calls.
 
 State lives in memory; every request is recorded for assertions. Faults are injected on purpose:
-refusals with `Retry-After`, server errors, responses dropped after a create was applied, delays.
+refusals with `Retry-After`, server errors, responses dropped after a create was applied, delays
+before handling a request or after applying it, and a search that lags behind creates. Jira's
+length limits are kept: 255 characters in a summary and in a label, 32,767 in a description or
+a comment, counted as Java counts them (UTF-16 code units).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +42,9 @@ WORKFLOW = {
 }
 PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
 ISSUE_TYPES = {"Task": "10001", "Bug": "10002", "Incident": "10003"}
+SUMMARY_LIMIT = LABEL_LIMIT = 255
+TEXT_LIMIT = 32_767
+TOO_LONG = "The entered text is too long. It exceeds the allowed limit of 32,767 characters."
 CUSTOM_FIELDS = (
     {"id": "customfield_10010", "name": "Severity", "schema": {"type": "option"}},
     {"id": "customfield_10011", "name": "Incident ID", "schema": {"type": "string"}},
@@ -101,6 +108,8 @@ class _Issue:
     content: dict[str, bytes] = field(default_factory=dict)
     remotelinks: list[dict[str, Any]] = field(default_factory=list)
     hidden_searches: int = 0
+    created_at: float = 0.0
+    """time.monotonic() when it was created."""
 
 
 class JiraError(Exception):
@@ -134,8 +143,12 @@ class FakeJira:
         self._numbers: dict[str, itertools.count[int]] = {}
         self._failures: list[_Fault] = []
         self._delays: list[_Fault] = []
+        self._late: list[_Fault] = []
         self._drops = 0
         self._search_lag = 0
+        self._search_lag_s = 0.0
+        self.on_create: Callable[[], None] | None = None
+        """Called as each valid create is applied, before the issue is stored."""
         self.add_project("SEC", components=("api", "auth"))
         self.add_project("OPS")
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -192,9 +205,21 @@ class FakeJira:
         """Hold every matching request for `seconds` before handling it."""
         self._delays.append(_Fault(re.compile(path_regex), -1, method, seconds=seconds))
 
+    def answer_late(self, path_regex: str, seconds: float, method: str | None = None) -> None:
+        """Handle every matching request at once, then hold its answer for `seconds` (0: stop)."""
+        self._late = [
+            f for f in self._late if (f.pattern.pattern, f.method) != (path_regex, method)
+        ]
+        if seconds > 0:
+            self._late.append(_Fault(re.compile(path_regex), -1, method, seconds=seconds))
+
     def search_lag(self, searches: int) -> None:
         """Hide issues created from now on from the next `searches` searches (Cloud's lag)."""
         self._search_lag = searches
+
+    def search_lag_s(self, seconds: float) -> None:
+        """Hide issues from searches until `seconds` after they were created (Cloud's lag)."""
+        self._search_lag_s = seconds
 
     def count(self, method: str, path_regex: str) -> int:
         """How many requests with this method had a path matching `path_regex` in full."""
@@ -222,6 +247,9 @@ class FakeJira:
                 status, body = self._route(request)
         except JiraError as err:
             return err.status, err.body, {}
+        for held in self._late:
+            if _matches(held, request):
+                time.sleep(held.seconds)
         return status, body, {}
 
     def take_drop(self, request: Recorded, status: int) -> bool:
@@ -298,6 +326,8 @@ class FakeJira:
         if errors:
             raise JiraError(400, [], errors)
         assert project is not None
+        if self.on_create is not None:
+            self.on_create()
         issue_id = str(next(self._ids))
         key = f"{project['key']}-{next(self._numbers[project['key']])}"
         stored = {name: value for name, value in fields.items() if name not in ("project",)}
@@ -305,7 +335,12 @@ class FakeJira:
         stamp = _now()
         stored.update(created=stamp, updated=stamp)
         self.issues[key] = _Issue(
-            issue_id, key, project["key"], stored, hidden_searches=self._search_lag
+            issue_id,
+            key,
+            project["key"],
+            stored,
+            hidden_searches=self._search_lag,
+            created_at=time.monotonic(),
         )
         return 201, {"id": issue_id, "key": key, "self": f"{self.url}/rest/api/2/issue/{issue_id}"}
 
@@ -333,6 +368,8 @@ class FakeJira:
         body = _json_body(request).get("body")
         if not isinstance(body, str) or not body.strip():
             raise JiraError(400, [], {"comment": "Comment body can not be empty!"})
+        if _length(body) > TEXT_LIMIT:
+            raise JiraError(400, [], {"comment": TOO_LONG})
         comment_id = str(next(self._ids))
         comment = {
             "self": f"{self.url}/rest/api/2/issue/{issue.id}/comment/{comment_id}",
@@ -458,6 +495,8 @@ class FakeJira:
             if issue.hidden_searches > 0:
                 issue.hidden_searches -= 1
                 continue
+            if time.monotonic() - issue.created_at < self._search_lag_s:
+                continue
             if all(test(issue) for test in tests):
                 found.append(issue)
         return found
@@ -502,6 +541,10 @@ def _field_errors(fields: dict[str, Any], project: dict[str, Any] | None) -> dic
         errors["issuetype"] = "valid issue type is required"
     if not str(fields.get("summary", "")).strip():
         errors["summary"] = "You must specify a summary of the issue."
+    elif _length(str(fields["summary"])) > SUMMARY_LIMIT:
+        errors["summary"] = "Summary must be less than 255 characters."
+    if _length(str(fields.get("description") or "")) > TEXT_LIMIT:
+        errors["description"] = TOO_LONG
     priority = fields.get("priority")
     if priority is not None and priority.get("name") not in PRIORITIES:
         errors["priority"] = f"Priority name '{priority.get('name')}' is not valid"
@@ -512,6 +555,11 @@ def _field_errors(fields: dict[str, Any], project: dict[str, Any] | None) -> dic
     for label in fields.get("labels", []):
         if re.search(r"\s", label):
             errors["labels"] = f"The label '{label}' contains spaces which is invalid."
+        elif _length(label) > LABEL_LIMIT:
+            errors["labels"] = (
+                f"The label '{label}' exceeds the maximum length for a single label of 255"
+                " characters."
+            )
     custom = {f["id"]: f["name"] for f in CUSTOM_FIELDS}
     for name, value in fields.items():
         if name in SYSTEM_FIELDS:
@@ -526,6 +574,11 @@ def _field_errors(fields: dict[str, Any], project: dict[str, Any] | None) -> dic
                 if not isinstance(option, dict) or option.get("value") not in OPTIONS[custom[name]]:
                     errors[name] = f"Option value '{option}' is not valid"
     return errors
+
+
+def _length(text: str) -> int:
+    """The length of `text` as Jira (Java) counts it: in UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _json_body(request: Recorded) -> dict[str, Any]:

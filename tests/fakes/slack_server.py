@@ -2,8 +2,10 @@
 
 It serves `/api/<method>` the way Slack does (form-encoded or JSON bodies, a bearer token, HTTP 200
 with `{"ok": false, "error": ...}` for refusals), so tests drive the real `slack_sdk.WebClient`
-against it. Every request is recorded; faults (429, 5xx, dropped responses, delays) are injected
-per method.
+against it. Every request is recorded; faults (429, 5xx, dropped responses, delays before or
+after applying a call, a channel list that lags behind creates) are injected per method. Slack's
+length limits are kept: 40,000 characters in a message, 3,000 in a text object of its blocks,
+80 in a channel name, 250 in a topic.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ SCOPE_OF = {
     "users.lookupByEmail": "users:read.email",
 }
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+TEXT_LIMIT = 40_000
+BLOCK_TEXT_LIMIT = 3_000
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class Channel:
     is_archived: bool = False
     topic: str = ""
     members: list[str] = field(default_factory=list)
+    created_at: float = 0.0
+    """time.monotonic() when conversations.create made it; 0 for channels set up by a test."""
 
     def view(self, viewer: str) -> dict[str, Any]:
         """The channel object as the Web API returns it to `viewer`."""
@@ -138,6 +144,8 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._faults: dict[str, list[Fault]] = {}
         self._delays: dict[str, float] = {}
+        self._late: dict[str, float] = {}
+        self._list_lag_s = 0.0
         self._lock = threading.RLock()
         self.bot = self.add_user("runbook", is_bot=True)
         self.url = ""
@@ -259,6 +267,14 @@ class FakeSlack:
         """Wait this long before answering every call of this method."""
         self._delays[method] = seconds
 
+    def answer_late(self, method: str, seconds: float) -> None:
+        """Apply every call of this method at once, then wait this long before answering."""
+        self._late[method] = seconds
+
+    def list_lag(self, seconds: float) -> None:
+        """Leave channels out of conversations.list until `seconds` after their create."""
+        self._list_lag_s = seconds
+
     def _next_fault(self, method: str) -> Fault | None:
         with self._lock:
             faults = self._faults.get(method, [])
@@ -285,6 +301,7 @@ class FakeSlack:
                 result = self._dispatch(method, headers, body)
             except Refusal as refusal:
                 result = refusal.body
+        time.sleep(self._late.get(method, 0))
         return Answer(200, result, {}, dropped=fault is not None)
 
     def _dispatch(self, method: str, headers: dict[str, str], body: dict[str, Any]) -> dict:
@@ -368,8 +385,9 @@ class FakeSlack:
         text, blocks = body.get("text"), _json_field(body.get("blocks"))
         if not text and not blocks:
             raise Refusal("no_text")
-        if text and len(text) > 40_000:
+        if text and len(text) > TEXT_LIMIT:
             raise Refusal("msg_too_long")
+        _check_blocks(blocks)
         metadata = _json_field(body.get("metadata"))
         if metadata is not None and not (
             isinstance(metadata, dict) and "event_type" in metadata and "event_payload" in metadata
@@ -401,6 +419,9 @@ class FakeSlack:
         text, blocks = body.get("text"), _json_field(body.get("blocks"))
         if not text and not blocks:
             raise Refusal("no_text")
+        if text and len(text) > TEXT_LIMIT:
+            raise Refusal("msg_too_long")
+        _check_blocks(blocks)
         message["text"] = text or ""
         if blocks is not None:
             message["blocks"] = blocks
@@ -459,6 +480,7 @@ class FakeSlack:
             raise Refusal("name_taken")
         private = _flag(body.get("is_private"))
         channel = self.channels[self.add_channel(name, private=private)]
+        channel.created_at = time.monotonic()
         return {"channel": channel.view(self.bot)}
 
     def api_conversations_list(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -469,6 +491,7 @@ class FakeSlack:
             if ("private_channel" if c.is_private else "public_channel") in types
             and (not c.is_private or self.bot in c.members)
             and not (c.is_archived and _flag(body.get("exclude_archived")))
+            and time.monotonic() - c.created_at >= self._list_lag_s
         ]
         if "private_channel" in types and "groups:read" not in self.scopes:
             raise Refusal("missing_scope", needed="groups:read")
@@ -608,6 +631,27 @@ def _check_modal(view: dict[str, Any]) -> None:
         problems.append("view.callback_id must be at most 255 characters")
     if problems:
         raise Refusal("invalid_arguments", response_metadata={"messages": problems})
+
+
+def _check_blocks(blocks: Any) -> None:
+    """Refuse blocks holding a text object longer than Slack takes, as `invalid_blocks`."""
+    problems: list[str] = []
+
+    def visit(value: Any, where: str) -> None:
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                visit(item, f"{where}/{index}")
+        elif isinstance(value, dict):
+            text = value.get("text")
+            is_text = value.get("type") in ("mrkdwn", "plain_text") and isinstance(text, str)
+            if is_text and len(text) > BLOCK_TEXT_LIMIT:
+                problems.append(f"must be less than 3001 characters [json-pointer:{where}/text]")
+            for key, item in value.items():
+                visit(item, f"{where}/{key}")
+
+    visit(blocks or [], "/blocks")
+    if problems:
+        raise Refusal("invalid_blocks", response_metadata={"messages": problems})
 
 
 def _flag(value: Any) -> bool:

