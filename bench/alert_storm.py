@@ -3,9 +3,12 @@
 10,000 Alertmanager-style deliveries over 500 alert identities arrive over 16 concurrent
 keep-alive connections, from a separate process so they do not share the server's interpreter,
 at the trigger server (real HTTP; its worker process running the runs meanwhile). Every 2xx
-must be durably recorded, and exactly one incident must open per identity.
+must be durably recorded, exactly one incident must open per identity, and every incident must
+run to its end afterwards. With `--kill-worker-every S` the worker process is killed with
+SIGKILL every S seconds during the storm: the server starts another and nothing may be lost.
 
     .venv/bin/python bench/alert_storm.py --deliveries 10000 --identities 500
+    .venv/bin/python bench/alert_storm.py --kill-worker-every 3
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import random
+import signal
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -133,6 +139,12 @@ def main() -> None:
     parser.add_argument(
         "--no-runs", action="store_true", help="do not run flows during the storm (intake alone)"
     )
+    parser.add_argument(
+        "--kill-worker-every",
+        type=float,
+        default=0.0,
+        help="kill the worker process with SIGKILL every this many seconds during the storm",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="runbook-bench-storm-"))
@@ -162,12 +174,26 @@ def main() -> None:
     rng.shuffle(order)
     bodies = [payload(identity) for identity in order]
     freeze_startup_objects()  # as `runbook serve` does before it serves
+    storming = threading.Event()
+    kills = 0
+
+    def chaos() -> None:
+        nonlocal kills
+        while worker is not None and not storming.wait(args.kill_worker_every):
+            os.kill(worker.process.pid, signal.SIGKILL)
+            kills += 1
+
+    killer = threading.Thread(target=chaos, daemon=True)
     with serve_in_thread(build_app(server.state)) as url:
         started = time.perf_counter()
+        if args.kill_worker_every > 0:
+            killer.start()
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=spawn) as load:
             answers = load.submit(drive, url, bodies, args.senders).result()
         elapsed = time.perf_counter() - started
+        storming.set()
+        drained = _drain(home / "intake.db") if worker is not None else None
     if worker is not None:
         worker.stop(timeout=5)
     ok = [t for status, t in answers if status == 202]
@@ -190,6 +216,31 @@ def main() -> None:
         f"alerts recorded durably: {recorded} of {len(ok)} acknowledged"
         f" ({'nothing lost' if recorded == len(ok) else 'LOST SOME'})"
     )
+    if drained is not None:
+        ran, seconds = drained
+        print(
+            f"incidents whose start job ran to its end: {ran} of {incidents}, {seconds:.1f} s"
+            f" after the storm; worker process killed {kills} time(s), restarted"
+            f" {worker.restarts if worker else 0}"
+        )
+
+
+def _drain(intake: Path, timeout: float = 600.0) -> tuple[int, float]:
+    """Wait until no job is pending or running; how many start jobs are done, and how long."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < timeout:
+        with sqlite3.connect(intake) as db:
+            left = db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE state IN ('pending', 'running')"
+            ).fetchone()[0]
+        if not left:
+            break
+        time.sleep(0.5)
+    with sqlite3.connect(intake) as db:
+        done = db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'start' AND state = 'done'"
+        ).fetchone()[0]
+    return int(done), time.perf_counter() - began
 
 
 if __name__ == "__main__":
