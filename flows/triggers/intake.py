@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   finished_at TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (state, id);
+CREATE INDEX IF NOT EXISTS jobs_of_incident ON jobs (incident, state, id);
 CREATE TABLE IF NOT EXISTS seen_requests (
   key TEXT PRIMARY KEY,
   expires_at REAL NOT NULL
@@ -554,7 +555,7 @@ class Intake:
             notify()
 
     def claim(self, owner: str = "") -> Job | None:
-        """Take the oldest pending job whose incident has no job running, or None.
+        """Take the oldest pending job whose incident has no job running or waiting before it.
 
         The job is leased to `owner` for LEASE_S; `renew` keeps it. A running job whose lease
         ran out lost its worker (the process was killed): it is pending again, and claimed here.
@@ -566,12 +567,15 @@ class Intake:
                 " WHERE state = ? AND lease_until IS NOT NULL AND lease_until < ?",
                 (JobState.PENDING, JobState.RUNNING, now),
             )
+            # An incident's jobs run one at a time and in the order they came: a resolution
+            # never runs before the start it follows, even while that start waits (not_before).
             row = conn.execute(
-                "SELECT id, kind, incident, runbook_path, payload FROM jobs"
-                " WHERE state = ? AND (not_before IS NULL OR not_before <= ?) AND incident NOT IN"
-                " (SELECT incident FROM jobs WHERE state = ?)"
+                "SELECT id, kind, incident, runbook_path, payload FROM jobs AS job"
+                " WHERE state = ? AND (not_before IS NULL OR not_before <= ?)"
+                " AND NOT EXISTS (SELECT 1 FROM jobs AS other WHERE other.incident = job.incident"
+                " AND (other.state = ? OR (other.state = ? AND other.id < job.id)))"
                 " ORDER BY id LIMIT 1",
-                (JobState.PENDING, now, JobState.RUNNING),
+                (JobState.PENDING, now, JobState.RUNNING, JobState.PENDING),
             ).fetchone()
             if row is None:
                 return None

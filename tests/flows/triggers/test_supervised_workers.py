@@ -169,3 +169,24 @@ def test_judge_names_every_reason_work_would_not_run() -> None:
         "jobs: 1 running job(s) lost their worker",
         "jobs: the oldest of 3 queued job(s) has waited 900 s (limit 600 s)",
     ]
+
+
+def test_an_incidents_jobs_run_in_order_even_while_the_first_waits(tmp_path: Path) -> None:
+    """A start postponed (its incident busy, its disk full) keeps the resolution queued after
+    it from running first, against an incident that does not exist yet."""
+    intake = Intake(tmp_path / "intake.db")
+    start = intake.enqueue(JobKind.START, "inc-a", "rb.md", {})
+    resolved = intake.enqueue(JobKind.RESOLVED, "inc-a", "rb.md", {})
+    other = intake.enqueue(JobKind.START, "inc-b", "rb.md", {})
+    intake.postpone(start, 60, "busy")
+    claimed = intake.claim("test")
+    assert claimed is not None and claimed.id == other
+    intake.finish(other)
+    assert intake.claim("test") is None
+    with sqlite3.connect(intake.path) as conn:
+        conn.execute("UPDATE jobs SET not_before = 0 WHERE id = ?", (start,))
+    first = intake.claim("test")
+    assert first is not None and first.id == start
+    intake.finish(start)
+    second = intake.claim("test")
+    assert second is not None and second.id == resolved
