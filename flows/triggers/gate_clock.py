@@ -5,6 +5,11 @@ stopped waiting (drills excepted: they settle their timers when they resume in t
 sandboxes), and for each one does what its gate timers make due (`flows.engine.gate_timers`):
 reminders, escalations and pages are posted from here; a gate its timeout failed or continued
 gets a resume job, so the run fails or goes on in a worker, never in this thread.
+
+The same pass continues incidents left stranded: answered (a gate acknowledged or rejected, a
+step retried or skipped) more than STRANDED_AFTER_S ago, yet not continued since and with no job
+queued. The resume job an answer queues can be lost to an intake that was down at that moment,
+or a server killed between the two; the ledger still holds the answer, so it is acted on.
 """
 
 from __future__ import annotations
@@ -20,13 +25,22 @@ from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.evidence.incident import DOCUMENT_FILE, incident_folder
 from flows.evidence.population import Standing, read_population
+from flows.evidence.records import Event
+from flows.evidence.verify import read_records
 from flows.runbook.model import Runbook
 from flows.runbook.parse import parse_runbook
-from flows.times import utc_now
+from flows.times import parse_utc, utc_now
 from flows.triggers.intake import Intake
 from flows.triggers.jobs import JobKind
 
 LOG = logging.getLogger("runbook.gates")
+STRANDED_AFTER_S = 60.0
+"""How old an answer must be, with its incident not continued, before the clock continues it:
+well past the moment its own resume job is queued, so the two never both run."""
+ANSWERS = frozenset(
+    {Event.GATE_ACKNOWLEDGED, Event.GATE_REJECTED, Event.STEP_RETRY_REQUESTED, Event.STEP_SKIPPED}
+)
+"""Records after which a waiting run must be continued to act on them."""
 
 
 class GateClock:
@@ -52,6 +66,8 @@ class GateClock:
         gate of it has a timer."""
         self._resumed: set[tuple[str, int]] = set()
         """(incident, gate.timed_out seq) already given a resume job by this clock."""
+        self._looked: dict[str, int] = {}
+        """Incident -> its ledger's record count when last found not stranded."""
 
     @property
     def chat(self) -> ChatSystem:
@@ -81,20 +97,48 @@ class GateClock:
     def scan(self, now: datetime | None = None) -> list[Acted]:
         """One pass over the waiting incidents; what it did (tests call it with their `now`)."""
         moment = self.clock() if now is None else now
-        waiting = [
-            entry.incident
+        counts = {
+            entry.incident: entry.count
             for entry in read_population(self.settings.incidents_dir).latest().values()
             if entry.standing is Standing.WAITING and not entry.drill
-        ]
+        }
+        waiting = list(counts)
         for gone in set(self._documents) - set(waiting):
             del self._documents[gone]
         acted: list[Acted] = []
         for incident in waiting:
             try:
                 acted += self._check(incident, moment)
+                self._continue_if_stranded(incident, counts[incident], moment)
             except RunbookError as error:  # one broken incident never stops the others
                 LOG.error("gate clock: incident %s: %s", incident, error)
         return acted
+
+    def _continue_if_stranded(self, incident: str, count: int, now: datetime) -> None:
+        """Queue a resume for an incident answered long enough ago but never continued."""
+        if self._looked.get(incident) == count or self.intake.queued(incident):
+            return
+        folder = incident_folder(self.settings.incidents_dir, incident)
+        records = read_records(folder)
+        ends = [i for i, r in enumerate(records) if r.event is Event.RUN_FINISHED]
+        since = records[ends[-1] + 1 :] if ends else []
+        if any(r.event in (Event.RUN_STARTED, Event.RUN_RESUMED) for r in since):
+            return  # a run is under way (a terminal's)
+        answers = [r for r in since if r.event in ANSWERS]
+        if not answers:
+            self._looked[incident] = len(records)
+            return
+        waited = (now - parse_utc(answers[-1].ts)).total_seconds()
+        if waited < STRANDED_AFTER_S:
+            return  # its own resume job may still be on the way; look again next time
+        LOG.warning(
+            "incident %s was answered %.0f s ago (%s) but never continued; continuing it",
+            incident,
+            waited,
+            answers[-1].event,
+        )
+        self.intake.enqueue(JobKind.RESUME, incident, str(folder / DOCUMENT_FILE), {})
+        self._looked[incident] = len(records)
 
     def _check(self, incident: str, now: datetime) -> list[Acted]:
         runbook = self._document(incident)

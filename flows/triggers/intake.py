@@ -640,6 +640,15 @@ class Intake:
             self.wakeup.set()
         return pending
 
+    def queued(self, incident: str) -> bool:
+        """Whether any job of this incident is pending or running."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM jobs WHERE incident = ? AND state IN (?, ?) LIMIT 1",
+                (incident, JobState.PENDING, JobState.RUNNING),
+            ).fetchone()
+        return row is not None
+
     def count_jobs(self, state: JobState) -> int:
         """How many jobs are in this state."""
         with self._connect() as conn:

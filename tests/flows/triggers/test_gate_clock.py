@@ -13,9 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
+from flows.engine.runner import acknowledge_gate
 from flows.evidence.incident import new_incident_id
-from flows.evidence.records import Record
+from flows.evidence.records import Event, Record
 from flows.evidence.verify import read_records, verify_ledger
+from flows.runbook.identity import os_identity
+from flows.times import parse_utc
 from flows.triggers.app import build_app
 from flows.triggers.jobs import JobKind, JobState
 from flows.triggers.server import Server, load_library, make_server
@@ -28,7 +31,7 @@ from tests.flows.triggers.test_slack_server import (
     slack_settings,
     submit_body,
 )
-from tests.support import serve_in_thread, wait_idle
+from tests.support import FIXTURES, serve_in_thread, wait_idle
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -183,3 +186,35 @@ def test_a_fail_timeout_fails_the_run_and_a_late_button_press_is_refused(
         "waiting",
         "failed",
     ]
+
+
+def test_an_answered_gate_whose_resume_was_lost_is_continued_by_the_clock(
+    home: Path, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """The resume job an acknowledgement queues never came (the intake was down, the server
+    was killed in between): a minute after the answer, the clock queues it, and the run goes
+    on; before then it leaves the incident to its own job."""
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "disk-full.md").write_text((FIXTURES / "library" / "disk-full.md").read_text())
+    server = serving(home, slack, library, scan_s=3600)  # scans only when the test asks
+    try:
+        incident = new_incident_id("disk-full")
+        path = library / "disk-full.md"
+        server.state.intake.enqueue(JobKind.START, incident, str(path), {"inputs": {"host": "a"}})
+        wait_idle(server)
+        records_until(home, incident, finished("waiting"))
+        acknowledge_gate(server.workers.settings, incident, "free-space", os_identity("ops", "h"))
+        acked = parse_utc(read_records(home / "incidents" / incident)[-1].ts)
+        clock = server.workers.gate_clock
+        clock.scan(now=acked + timedelta(seconds=10))
+        assert not server.state.intake.queued(incident)  # its own job may still be coming
+        clock.scan(now=acked + timedelta(seconds=61))
+        assert server.state.intake.queued(incident)
+        wait_idle(server)
+        records = records_until(home, incident, finished("succeeded"))
+        assert [r.event for r in records].count(Event.RUN_RESUMED) == 1
+        clock.scan(now=acked + timedelta(seconds=300))  # continued: nothing more to do
+        assert not server.state.intake.queued(incident)
+    finally:
+        server.workers.stop()
