@@ -8,11 +8,13 @@ from typing import Annotated
 from cyclopts import Parameter
 
 from flows.cli.common import EXIT_OK, prepare_prefect, settings
-from flows.prefect.deployments import deploy_runbook, ensure_process_pool
-from flows.triggers.serve import serve as run_server
-from flows.triggers.server import load_library
+from flows.triggers.shared_metrics import share_metrics
 
 Flag = Annotated[bool, Parameter(negative="")]
+
+# The server, Prefect and the deployments are imported inside the commands: `serve` must set
+# the metrics folder before anything imports prometheus_client (Prefect does), and take its port
+# before Prefect or the worker process start.
 
 
 def serve(
@@ -26,11 +28,16 @@ def serve(
 ) -> int:
     """Serve alert webhooks and Slack commands; runs start in the background, durably queued."""
     current = settings()
+    share_metrics(current.home)
+    from flows.triggers.serve import listen
+    from flows.triggers.serve import serve as run_server
+
+    listener = listen(host, port)
     prepare_prefect(current)
     return run_server(
         current,
+        listener,
         host=host,
-        port=port,
         runbooks_dir=runbooks,
         dev=dev,
         socket_mode=slack_socket_mode,
@@ -40,6 +47,9 @@ def serve(
 
 def deploy(*, pool: str = "runbooks", runbooks: Path = Path("runbooks")) -> int:
     """Create (or update) a Prefect deployment per runbook on a process work pool."""
+    from flows.prefect.deployments import deploy_runbook, ensure_process_pool
+    from flows.triggers.server import load_library
+
     prepare_prefect(settings())
     library = load_library(runbooks)
     ensure_process_pool(pool)

@@ -1,8 +1,11 @@
-"""`runbook serve`: load and check the library, recover the intake, start workers, serve HTTP."""
+"""`runbook serve`: take the port, load and check the library, recover the intake, start
+workers, serve HTTP."""
 
 from __future__ import annotations
 
+import errno
 import gc
+import socket
 import sys
 from pathlib import Path
 
@@ -27,17 +30,55 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound before anything else starts; RunbookError naming
+    the address and what to do when it cannot be had (a busy port, an unknown host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    # As uvicorn itself binds: a port a stopped server left in TIME_WAIT can be taken again.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise RunbookError(
+                f"cannot listen on {host}:{port}: the port is in use (another runbook serve?);"
+                f" stop what listens there or choose another port with --port"
+            ) from None
+        raise RunbookError(
+            f"cannot listen on {host}:{port}: {error.strerror or error}; check --host and --port"
+        ) from None
+    except (OverflowError, UnicodeError) as error:  # a port past 65535, a host IDNA refuses
+        listener.close()
+        raise RunbookError(f"cannot listen on {host}:{port}: {error}") from None
+    return listener
+
+
 def serve(
     settings: Settings,
+    listener: socket.socket,
     *,
     host: str,
-    port: int,
     runbooks_dir: Path,
     dev: bool,
     socket_mode: bool = False,
     via_deployments: bool = False,
 ) -> int:
-    """Run the trigger server until interrupted."""
+    """Run the trigger server on `listener` (from `listen`) until interrupted; it closes it."""
+    with listener:
+        return _serve(settings, listener, host, runbooks_dir, dev, socket_mode, via_deployments)
+
+
+def _serve(
+    settings: Settings,
+    listener: socket.socket,
+    host: str,
+    runbooks_dir: Path,
+    dev: bool,
+    socket_mode: bool,
+    via_deployments: bool,
+) -> int:
     if dev and not is_loopback(host):
         raise RunbookError("--dev accepts unauthenticated requests: bind it to 127.0.0.1 only")
     runbooks = load_library(runbooks_dir)
@@ -54,14 +95,17 @@ def serve(
             print(f"note: {pending} job(s) left by the previous server will run", file=sys.stderr)
         worker = start_worker_process(settings, runbooks_dir, server.state.intake, settings.workers)
         stop_workers = worker.stop
+    port = listener.getsockname()[1]
     print(f"serving {len(runbooks)} runbook(s) on http://{host}:{port}", file=sys.stderr)
     freeze_startup_objects()
+    # No lifespan: the app has no start-up or shutdown hooks, and a lifespan task cut off by
+    # Ctrl-C is logged as an error with a traceback.
+    config = uvicorn.Config(build_app(server.state), log_level="warning", lifespan="off")
+    http = uvicorn.Server(config)
     try:
-        # No lifespan: the app has no start-up or shutdown hooks, and a lifespan task cut off by
-        # Ctrl-C is logged as an error with a traceback.
-        uvicorn.run(
-            build_app(server.state), host=host, port=port, log_level="warning", lifespan="off"
-        )
+        http.run(sockets=[listener])
+    except KeyboardInterrupt:  # Ctrl-C, passed on by uvicorn once it has stopped serving
+        pass
     finally:
         if bridge is not None:
             bridge.close()

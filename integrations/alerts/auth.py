@@ -17,6 +17,20 @@ from integrations.alerts import AuthError
 
 GRAFANA_DEFAULT_HEADERS = ("x-grafana-alerting-signature", "x-grafana-alert-signature")
 """Grafana's documented default signature header, and the one its HMAC sender falls back to."""
+CREDENTIAL_HEADERS = frozenset(
+    {
+        "authorization",
+        "x-slack-request-timestamp",
+        "x-slack-signature",
+        "x-pagerduty-signature",
+        *GRAFANA_DEFAULT_HEADERS,
+    }
+)
+"""The headers a verifier reads (besides a configured Grafana one). A request carries each at
+most once: with two, which one is checked would depend on the web framework, not on us."""
+TIMESTAMP_DIGITS = 12
+"""Most digits a Unix timestamp header may have (ten today, eleven from the year 2286): a longer
+one is refused before it is read as a number, since Python refuses to convert over 4,300 digits."""
 
 
 def _bytes(value: str) -> bytes:
@@ -31,14 +45,24 @@ def _same(expected: bytes, given: str) -> bool:
     return hmac.compare_digest(expected, _bytes(given.strip().lower()))
 
 
+def unix_timestamp(raw: str) -> int | None:
+    """A header's Unix timestamp in seconds; None unless it is 1 to 12 ASCII digits."""
+    raw = raw.strip()
+    # isdigit() alone admits "²" and Arabic-Indic digits, which int() then refuses or reads.
+    if not raw.isascii() or not raw.isdigit() or len(raw) > TIMESTAMP_DIGITS:
+        return None
+    return int(raw)
+
+
 def _fresh_timestamp(raw: str | None, now: float | None, window_s: float, name: str) -> str:
     if not raw:
         raise AuthError(f"missing {name} header")
     raw = raw.strip()
-    if not raw.isascii() or not raw.isdigit():
-        raise AuthError(f"{name} is not a Unix timestamp")
+    stamp = unix_timestamp(raw)
+    if stamp is None:
+        raise AuthError(f"{name} is not a Unix timestamp in seconds")
     current = time.time() if now is None else now
-    if abs(current - int(raw)) > window_s:
+    if abs(current - stamp) > window_s:
         raise AuthError(f"{name} is more than {window_s:g} s away from now (replay or clock skew)")
     return raw
 

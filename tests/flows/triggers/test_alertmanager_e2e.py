@@ -126,7 +126,7 @@ def test_alertmanager_pair_opens_one_incident(
             fire(manager, "db-7")
         registry = built.state.metrics.registry
         # Answered, not just received: the histogram is observed once the intake committed.
-        answered = {"endpoint": "alerts/alertmanager"}
+        answered = {"endpoint": "/alerts/alertmanager"}
         wait_for(
             lambda: (registry.get_sample_value("runbook_webhook_seconds_count", answered) or 0) >= 2
         )

@@ -242,3 +242,19 @@ def test_bearer_empty_configured_token_refuses_everything() -> None:
     """An empty configured token never matches, not even an empty bearer."""
     with pytest.raises(AuthError, match="no webhook token"):
         verify_bearer({"authorization": "Bearer "}, "")
+
+
+@pytest.mark.parametrize("timestamp", ["9" * 4301, "1" * 13, "0" * 4301 + "1"])
+def test_slack_timestamp_too_long_for_a_unix_time_is_an_auth_error(timestamp: str) -> None:
+    """A timestamp of more digits than a Unix time has, thousands even, is refused as one
+    without being turned into a number (Python refuses past 4,300 digits)."""
+    headers = slack_headers("s3cret", timestamp)
+    with pytest.raises(AuthError, match="not a Unix timestamp"):
+        verify_slack(headers, BODY, "s3cret", now=NOW)
+
+
+def test_grafana_timestamp_too_long_for_a_unix_time_is_an_auth_error() -> None:
+    """Grafana's optional timestamp header follows the same rule as Slack's."""
+    headers = {"x-grafana-alerting-signature": "00", "x-grafana-timestamp": "7" * 4301}
+    with pytest.raises(AuthError, match="not a Unix timestamp"):
+        verify_grafana(headers, BODY, "s3cret", timestamp_header="x-grafana-timestamp", now=NOW)
