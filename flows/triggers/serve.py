@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import errno
 import gc
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from slack_sdk import WebClient
@@ -102,15 +105,33 @@ def _serve(
     # Ctrl-C is logged as an error with a traceback.
     config = uvicorn.Config(build_app(server.state), log_level="warning", lifespan="off")
     http = uvicorn.Server(config)
+    # uvicorn stops serving on SIGTERM (systemd, docker stop, Kubernetes), then raises it again
+    # with the handler found before it: with the default one that would end the process before
+    # the workers are stopped, cutting their runs off. This handler turns it into Terminated.
+    previous = signal.signal(signal.SIGTERM, _terminated) if _main_thread() else None
     try:
         http.run(sockets=[listener])
-    except KeyboardInterrupt:  # Ctrl-C, passed on by uvicorn once it has stopped serving
+    except (KeyboardInterrupt, Terminated):  # passed on by uvicorn once it has stopped serving
         pass
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if bridge is not None:
             bridge.close()
         stop_workers()
     return 0
+
+
+class Terminated(Exception):
+    """SIGTERM reached the server: stop serving, let the workers finish, exit 0."""
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _socket_mode(settings: Settings, server: Server) -> SocketModeBridge:

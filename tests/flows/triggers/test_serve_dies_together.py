@@ -236,3 +236,20 @@ def test_a_server_killed_mid_run_and_started_again_finishes_the_incident_once(
     assert [r.data["status"] for r in records if r.event is Event.RUN_FINISHED] == ["succeeded"]
     assert [r.step for r in records if r.event is Event.STEP_SUCCEEDED] == ["wait", "note"]
     assert "being run by" not in log.read_text()
+
+
+def test_sigterm_stops_the_server_after_its_workers_finish_the_running_step(
+    served: tuple[subprocess.Popen[str], str], home: Path, tmp_path: Path
+) -> None:
+    """What systemd, `docker stop` and Kubernetes send: the server stops taking requests, its
+    worker process finishes the run it is in, and it exits 0 without a traceback."""
+    server, url = served
+    body = {"id": "slow-4", "labels": {"alertname": "Slow", "seconds": "3"}}
+    [incident] = httpx.post(f"{url}/alerts/generic", json=body).json()["started"]
+    folder = home / "incidents" / incident
+    wait_for(lambda: in_step(folder), what="the step to start")
+    os.kill(server.pid, signal.SIGTERM)
+    assert server.wait(60) == 0
+    records = read_records(folder)
+    assert [r.data["status"] for r in records if r.event is Event.RUN_FINISHED] == ["succeeded"]
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()
