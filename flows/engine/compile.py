@@ -9,6 +9,12 @@ raised inside it (by SIGALRM on the main thread, injected off it), which cannot 
 blocking call that is the reason for a timeout and lands at any instruction. The engine ends each
 attempt at its deadline itself (`execute.py`, `timeouts.py`), the same way in every thread.
 
+An incident is one flow run, whatever number of times it runs: the first run creates it, tagged
+`incident:<id>` (and named after the incident), and every resume finds it by that tag and runs
+on it again, so Prefect's UI shows one flow run per incident with its whole history. The flow
+returns the state that says how the walk ended (`final_state`): Completed, Failed with the
+engine's error, or a Paused state named "Waiting at gate".
+
 The flow is synchronous and runs with Prefect's flow heartbeat off. A sync run otherwise waits
 about a second at its end for the heartbeat thread, and an async flow driven by `asyncio.run`
 leaks Prefect's pooled connections on every new event loop. Crash recovery does not depend on
@@ -21,19 +27,38 @@ import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from prefect import Flow, Task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State
-from prefect.context import SettingsContext, get_settings_context
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import FlowRun, State
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.context import (
+    FlowRunContext,
+    SettingsContext,
+    SyncClientContext,
+    get_settings_context,
+)
+from prefect.flow_engine import run_flow as run_flow_run
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, Settings
+from prefect.states import Completed, Failed, Paused, Pending
 
 from flows.engine.execute import Execution, RunOutcome, execute
 from flows.evidence.progress import ItemStatus, RunStatus
 from flows.runbook.model import Step
+
+WAITING_AT_GATE = "Waiting at gate"
+"""The name of the Paused state a run stopped at a gate ends in."""
 
 # Settings without the heartbeat, per settings object they were derived from (kept alive
 # beside it, so its id is not reused): deriving them validates every Prefect setting again,
@@ -95,25 +120,103 @@ def _call_as_task(runbook_id: str) -> Callable[[Step, Callable[[], Mapping[str, 
     return call
 
 
-def compile_runbook(run: Execution, *, resumed: bool = False) -> Flow:
-    """The Prefect flow that runs this incident's plan; call it with the redacted inputs."""
+def incident_tag(incident: str) -> str:
+    """The tag that marks an incident's flow run in Prefect: how a resume finds it."""
+    return f"incident:{incident}"
+
+
+def final_state(outcome: RunOutcome, error: str | None = None) -> State:
+    """The state the incident's flow run ends in, saying what the walk's outcome says.
+
+    A run stopped at a gate ends Paused (named "Waiting at gate"), not Completed: it is not
+    finished, and Prefect's API (`is_final()` false) and UI (a Paused badge) then say so, where
+    a Completed state would count it among the runs that finished well. Prefect accepts a
+    Paused state as a flow's return without a deployment when it does not ask to be
+    rescheduled, and lets the same flow run go Running again when `runbook resume` runs it.
+    Prefect's own Resume button cannot continue it (no process waits for it): the gate is
+    answered in the engine (`runbook ack`, Slack) and the incident resumed.
+    """
+    data = outcome.to_json()
+    if outcome.status is RunStatus.SUCCEEDED:
+        return Completed(message="every step and gate finished", data=data)
+    if outcome.status is RunStatus.FAILED:
+        return Failed(message=error or outcome.error or "the run failed", data=data)
+    waiting = [item for item, status in outcome.steps.items() if status == ItemStatus.WAITING]
+    return Paused(
+        name=WAITING_AT_GATE,
+        message=f"waiting at {', '.join(waiting) or 'a gate'}: answer it, then "
+        f"`runbook resume {outcome.incident}`",
+        data=data,
+    )
+
+
+@dataclass
+class WalkEnding:
+    """How the walk inside a flow run ended, kept for the caller whatever Prefect's state."""
+
+    outcome: RunOutcome | None = None
+    error: Exception | None = None
+    """What stopped the walk itself (the ledger refused a record, say): raised to the caller."""
+
+
+def compile_runbook(
+    run: Execution, *, resumed: bool = False, ending: WalkEnding | None = None
+) -> Flow:
+    """The Prefect flow that runs this incident's plan; call it with the redacted inputs.
+
+    Its run ends in the state `final_state` gives; `ending` receives the walk's outcome (or the
+    error that stopped it), which a Paused or Failed state does not hand back as a result.
+    """
     runbook = run.plan.runbook
     run.call_step = _call_as_task(runbook.id)
+    ending = ending if ending is not None else WalkEnding()
 
-    def run_runbook(incident: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    def run_runbook(incident: str, inputs: dict[str, Any]) -> State:
         # `inputs` is only what Prefect records as parameters; the walk uses run.inputs.
-        outcome = execute(run, resumed=resumed)
+        try:
+            outcome = execute(run, resumed=resumed)
+        except Exception as error:  # raised again by run_flow, after Prefect recorded it
+            ending.error = error
+            shown, _ = run.redactor.redact(f"the engine stopped: {error}")
+            return Failed(message=shown)
+        ending.outcome = outcome
         publish_evidence(outcome)
-        return outcome.to_json()
+        return final_state(
+            outcome, run.redactor.redact(outcome.error)[0] if outcome.error else None
+        )
 
     return Flow(
         fn=run_runbook,
         name=runbook.id,
-        flow_run_name=f"{run.incident.id}{'-resume' if resumed else ''}",
+        flow_run_name=run.incident.id,
         version=f"v{runbook.meta.version}-{runbook.sha256[:12]}",
         description=runbook.meta.title,
         persist_result=False,
         validate_parameters=False,
+    )
+
+
+def incident_flow_run(
+    client: SyncPrefectClient, flow: Flow, incident: str, parameters: dict[str, Any]
+) -> FlowRun:
+    """The incident's flow run: the one tagged with its id, or a new one, named and tagged."""
+    found = client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=[flow.name])),
+        flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[incident_tag(incident)])),
+        sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+        limit=1,
+    )
+    if found:
+        return found[0]
+    # Created here rather than by calling the flow: Prefect would otherwise take the tag from a
+    # `tags()` context, which also tags every task run, and each tagged task run asks the API
+    # for concurrency slots.
+    return client.create_flow_run(
+        flow,
+        name=incident,
+        parameters=flow.serialize_parameters(parameters),
+        tags=[incident_tag(incident)],
+        state=Pending(),
     )
 
 
@@ -156,20 +259,33 @@ def publish_bundle(incident: str, bundle: Path) -> None:
         flow(incident=incident, bundle=str(bundle))
 
 
+def _tag_parent(client: SyncPrefectClient, incident: str) -> None:
+    """Tag the flow run this one is started from (a deployment's `run-runbook` on a worker) with
+    the incident, so Prefect lists it beside the incident's own flow run."""
+    parent = FlowRunContext.get()
+    if parent is None or parent.flow_run is None:
+        return
+    tags = list(parent.flow_run.tags)
+    if incident_tag(incident) not in tags:
+        client.update_flow_run(parent.flow_run.id, tags=[*tags, incident_tag(incident)])
+
+
 def run_flow(run: Execution, *, resumed: bool = False) -> RunOutcome:
-    """Compile and run the flow in this process, returning the walk's outcome."""
-    flow = compile_runbook(run, resumed=resumed)
+    """Run the incident's flow run in this process (a new one, or the one a resume continues),
+    returning the walk's outcome; an error that stopped the walk is raised here."""
+    ending = WalkEnding()
+    flow = compile_runbook(run, resumed=resumed, ending=ending)
     redacted, _ = run.redactor.redact(run.inputs)
-    with heartbeat_off():
-        state = cast(State, flow(incident=run.incident.id, inputs=redacted, return_state=True))
-    result = state.result(raise_on_failure=False)
-    if isinstance(result, dict) and "status" in result:
-        return RunOutcome(
-            incident=result["incident"],
-            runbook=result["runbook"],
-            status=RunStatus(result["status"]),
-            steps={item: ItemStatus(status) for item, status in result["steps"].items()},
-            evidence=run.evidence,
-            error=result.get("error"),
+    parameters = {"incident": run.incident.id, "inputs": redacted}
+    with heartbeat_off(), SyncClientContext.get_or_create() as context:
+        flow_run = incident_flow_run(context.client, flow, run.incident.id, parameters)
+        _tag_parent(context.client, run.incident.id)
+        state = cast(
+            State,
+            run_flow_run(flow, flow_run=flow_run, parameters=parameters, return_type="state"),
         )
-    raise RuntimeError(f"the Prefect flow run ended {state.type.value}: {state.message}")
+    if ending.error is not None:
+        raise ending.error
+    if ending.outcome is None:
+        raise RuntimeError(f"the Prefect flow run ended {state.type.value}: {state.message}")
+    return ending.outcome

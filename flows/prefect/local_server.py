@@ -96,6 +96,17 @@ def _start_lock(home: Path) -> Iterator[None]:
         yield
 
 
+def _ui_env(port: int) -> dict[str, str]:
+    """Where the UI finds the API: `--port` moves only the listener, and the UI's settings (the
+    API it calls, the links printed) are otherwise derived from Prefect's default port, 4200."""
+    return {
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_UI_URL": f"http://127.0.0.1:{port}",
+    }
+
+
 def start_server(home: Path, *, ui: bool = False) -> ServerInfo:
     """Return the running local server, starting one in the background when there is none."""
     with _start_lock(home):
@@ -110,6 +121,7 @@ def start_server(home: Path, *, ui: bool = False) -> ServerInfo:
             **SERVER_ENV,
             "PREFECT_HOME": str(folder),
             "PREFECT_SERVER_UI_ENABLED": "true" if ui else "false",
+            **_ui_env(port),
         }
         env.pop("PREFECT_API_URL", None)
         log = open(folder / "server.log", "ab")  # noqa: SIM115 - handed to the child process
