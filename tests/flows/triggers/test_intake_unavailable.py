@@ -5,15 +5,12 @@ gone."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from pydantic import SecretStr
 
 from flows.engine.settings import Settings
@@ -21,6 +18,7 @@ from flows.triggers.app import build_app
 from flows.triggers.intake import COMMIT_WAIT_S
 from flows.triggers.jobs import JobState
 from flows.triggers.server import INTAKE_DB, Server, load_library, make_server
+from tests.disks import fill, remount, small_disk
 from tests.flows.triggers.test_bounded_input import slack_signed
 from tests.flows.triggers.test_server import alertmanager_payload, post_alert
 from tests.flows.triggers.test_slack_server import command_body
@@ -114,42 +112,6 @@ def test_a_locked_intake_answers_a_slack_command_503_too(home: Path) -> None:
     assert retried.status_code == 200, retried.text
     assert "Starting" in retried.json()["text"]
     assert server.state.intake.count_jobs(JobState.PENDING) == 1
-
-
-@contextlib.contextmanager
-def small_disk(folder: Path, size: str = "4m") -> Iterator[Path]:
-    """A tmpfs of `size` mounted at `folder` for the block (root and a mount namespace that
-    allows it; skipped elsewhere)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def remount(folder: Path, mode: str) -> None:
-    subprocess.run(["mount", "-o", f"remount,{mode}", str(folder)], check=True)
-
-
-def fill(folder: Path) -> Path:
-    """Write a file until the disk is full; returns it, to be removed to make room again."""
-    filler = folder / "filler"
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError as error:
-            assert error.errno == errno.ENOSPC, error
-    return filler
 
 
 def test_a_read_only_home_answers_503_and_recovers_when_writable_again(home: Path) -> None:

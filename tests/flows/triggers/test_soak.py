@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import pytest
 
 from flows.evidence.records import Event
 from flows.evidence.verify import read_records, verify_ledger
+from tests.disks import fill, mount_tmpfs, unmount
 from tests.fakes.jira_server import FakeJira
 from tests.fakes.slack_server import FakeSlack, serve_slack
 from tests.flows.triggers.test_serve_dies_together import (
@@ -32,7 +32,6 @@ from tests.flows.triggers.test_serve_dies_together import (
     wait_for,
     worker_of,
 )
-from tests.flows.triggers.test_storage_faults import fill, mount
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -93,13 +92,13 @@ def disk_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
     """The engine home, on a tmpfs of its own when one can be mounted (to fill it up)."""
     home = tmp_path / "home"
     home.mkdir()
-    mounted = mount("-t", "tmpfs", "-o", "size=64m", "tmpfs", str(home)).returncode == 0
+    mounted = mount_tmpfs(home, "64m") is None  # without it, the storm runs on without a full disk
     monkeypatch.setenv("RUNBOOK_HOME", str(home))
     try:
         yield home, mounted
     finally:
         if mounted:
-            subprocess.run(["umount", "-l", str(home)], check=False)
+            unmount(home)
 
 
 class Sender:

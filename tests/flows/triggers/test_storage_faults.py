@@ -25,50 +25,18 @@ from flows.triggers.intake import Intake, IntakeUnavailable
 from flows.triggers.jobs import JobState
 from flows.triggers.server import load_library, make_server
 from integrations.alerts import Alert
+from tests.disks import fill, remount, small_disk
 from tests.support import FIXTURES, RUNBOOK_CLI, cli_env, wait_idle
 
 LIBRARY = load_library(FIXTURES / "library")
 GATED = FIXTURES / "runbooks" / "gated.md"
 
 
-def mount(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
-
-
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs of this test's own, to fill up or make read-only."""
-    point = tmp_path / "disk"
-    point.mkdir()
-    made = mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", str(point))
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs for the fault (needs root): {made.stderr.strip()}")
-    try:
+    with small_disk(tmp_path / "disk") as point:
         yield point
-    finally:
-        subprocess.run(["umount", "-l", str(point)], check=False)
-
-
-def read_only(point: Path) -> None:
-    assert mount("-o", "remount,ro", str(point)).returncode == 0
-
-
-def writable(point: Path) -> None:
-    assert mount("-o", "remount,rw", str(point)).returncode == 0
-
-
-def fill(point: Path) -> Path:
-    """Write until the disk is full; the filler file, to delete when space should come back."""
-    filler = point / "filler"
-    chunk = b"\0" * 65536
-    with filler.open("wb") as handle:
-        try:
-            while True:
-                handle.write(chunk)
-                handle.flush()
-        except OSError:
-            pass
-    return filler
 
 
 def disk_alert(n: int) -> Alert:
@@ -95,13 +63,13 @@ def counts(path: Path) -> tuple[int, int]:
 
 def test_a_read_only_home_at_the_first_alert_refuses_quickly_then_recovers(disk: Path) -> None:
     intake = Intake(disk / "intake.db", commit_wait_s=3.0, busy_timeout_s=1.0)
-    read_only(disk)
+    remount(disk, "ro")
     for _ in range(3):  # every later webhook too, not only the first
         began = time.monotonic()
         with pytest.raises(IntakeUnavailable):
             accept(intake, 1)
         assert time.monotonic() - began < 8
-    writable(disk)
+    remount(disk, "rw")
     assert len(accept(intake, 1)) == 1
     assert counts(intake.path) == (1, 1)
 
@@ -129,11 +97,7 @@ def test_a_run_that_cannot_write_its_evidence_waits_and_then_finishes(
     failed), and once space is back the incident runs to its gate, one of it, verifiable."""
     monkeypatch.setattr(workers_module, "STORAGE_RETRY_S", 0.5)
     incidents = home / "incidents"
-    incidents.mkdir(parents=True)
-    made = mount("-t", "tmpfs", "-o", "size=2m", "tmpfs", str(incidents))
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs for the fault (needs root): {made.stderr.strip()}")
-    try:
+    with small_disk(incidents, "2m"):
         filler = fill(incidents)
         server = make_server(Settings(home=home, prefect="external"), LIBRARY, dev=False, threads=1)
         server.workers.start()
@@ -155,8 +119,6 @@ def test_a_run_that_cannot_write_its_evidence_waits_and_then_finishes(
         assert ("gate.waiting", "free-space") in [(r.event, r.step) for r in records]
         assert verify_ledger(folder).ok
         assert [p.name for p in incidents.iterdir() if p.is_dir()] == [incident]
-    finally:
-        subprocess.run(["umount", "-l", str(incidents)], check=False)
 
 
 def _job_error(path: Path) -> str | None:
