@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flows.contract.actions import Action, ActionContext, Reach
 from flows.errors import StepFailed
@@ -59,17 +59,29 @@ class SnapshotArgs(BaseModel):
     )
     label: str = Field(default="", description="A few words on why, kept in each custody record.")
 
+    @model_validator(mode="after")
+    def _models_named_apart(self) -> SnapshotArgs:
+        names = [spec.name for spec in self.collectors if isinstance(spec, model.ModelSpec)]
+        if twice := sorted({name for name in names if names.count(name) > 1}):
+            raise ValueError(
+                f"model collectors share the name {', '.join(twice)}: give each its own "
+                "`name` (its outputs are steps.<step>.models.<name>)"
+            )
+        return self
+
 
 def snapshot(args: SnapshotArgs, ctx: ActionContext) -> dict[str, Any]:
-    """Run every collector; return the stored artifacts, the failures and the redaction count."""
+    """Run every collector; return the stored artifacts, the failures, the redaction count and
+    each model collector's numbers (`model`: the one named `model`; `models`: all by name)."""
     evidence_dir = ctx.evidence_dir or ctx.home
     # What is collected arrived from outside: personal data goes too, not only secrets.
     redact = ctx.redact_collected or ctx.redact
-    kit = Kit(ArtifactStore(evidence_dir), redact, ctx.deadline)
+    kit = Kit(ArtifactStore(evidence_dir), redact, ctx.deadline, ctx.incident)
     who = {"host": socket.gethostname(), "user": _user(), "pid": os.getpid()}
     artifacts: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     redactions = 0
+    models: dict[str, Any] = {}
     for spec in args.collectors:
         counted = Counted(redact)
         about = {
@@ -101,6 +113,8 @@ def snapshot(args: SnapshotArgs, ctx: ActionContext) -> dict[str, Any]:
             # Everything in the record is redacted here as the artifact was: the ledger then
             # finds nothing more, and its own count never replaces the artifact's.
             facts = {"facts": redact_value(piece.facts, Counted(redact))}
+            if isinstance(spec, model.ModelSpec):
+                models[spec.name] = facts["facts"]["summary"]
             custody = entry | when | redacted | facts
             ctx.evidence.record(Event.ARTIFACT_COLLECTED, step=ctx.step, data=about | custody)
     if failures and not artifacts:
@@ -108,7 +122,13 @@ def snapshot(args: SnapshotArgs, ctx: ActionContext) -> dict[str, Any]:
             "every collector failed: "
             + "; ".join(f"{f['collector']} {f['name']}: {f['error']}" for f in failures)
         )
-    return {"artifacts": artifacts, "failures": failures, "redactions": redactions}
+    return {
+        "artifacts": artifacts,
+        "failures": failures,
+        "redactions": redactions,
+        "model": models.get("model"),
+        "models": models,
+    }
 
 
 def _timed(pieces: Iterator[Piece]) -> Iterator[tuple[Piece, str, str]]:
@@ -151,7 +171,7 @@ ACTIONS = (
         name="forensics.snapshot",
         args=SnapshotArgs,
         run=snapshot,
-        outputs=("artifacts", "failures", "redactions"),
+        outputs=("artifacts", "failures", "redactions", "model", "models"),
         description="Collect forensic evidence into content-addressed, read-only artifacts "
         "with a chain-of-custody record each.",
         side_effects=False,

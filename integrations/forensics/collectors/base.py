@@ -28,6 +28,8 @@ class Kit:
     redact: TextRedactor
     deadline: float | None = None
     """When the step's `timeout_s` runs out (`time.monotonic()`); None: no limit."""
+    incident: str = ""
+    """The incident's id: the salt of values a collector keeps only as hashes."""
 
     def time_left(self, default: float) -> float:
         """Seconds a collector may still wait: its own limit, cut to the step's deadline."""

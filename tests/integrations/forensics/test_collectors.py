@@ -198,51 +198,6 @@ def test_environment_keeps_only_allowed_variables(
     assert doc["packages"]["pydantic"].startswith("2.")
 
 
-def test_model_scores_accuracy_and_parity_gap(tmp_path: Path) -> None:
-    """Accuracy over labelled rows and the demographic-parity gap match hand-computed values."""
-    rows = [
-        {"prediction": 1, "label": 1, "region": "north"},
-        {"prediction": 1, "label": 0, "region": "north"},
-        {"prediction": 1, "label": 1, "region": "north"},
-        {"prediction": 0, "label": 0, "region": "north"},
-        {"prediction": 0, "label": 1, "region": "south"},
-        {"prediction": 1, "label": 1, "region": "south"},
-        {"prediction": 0, "label": 0, "region": "south"},
-        {"prediction": 0, "region": "south"},
-    ]
-    predictions = tmp_path / "predictions.jsonl"
-    predictions.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    model_file = tmp_path / "model.bin"
-    model_file.write_bytes(b"weights")
-    spec = {
-        "type": "model",
-        "artifact_path": str(model_file),
-        "predictions_file": str(predictions),
-        "group_field": "region",
-        "registry": {"name": "credit", "version": "7"},
-    }
-    [piece] = gather(tmp_path, spec)
-    doc = document(piece)
-    scored = doc["predictions"]
-    assert (scored["count"], scored["labelled"]) == (8, 7)
-    assert scored["accuracy"] == pytest.approx(5 / 7)
-    assert scored["groups"]["north"]["positive_rate"] == 0.75
-    assert scored["groups"]["south"]["positive_rate"] == 0.25
-    assert scored["parity_gap"] == 0.5
-    assert doc["artifact"]["size"] == 7 and doc["registry"]["version"] == "7"
-
-
-def test_model_samples_only_the_latest_predictions(tmp_path: Path) -> None:
-    """With `sample`, only the last N predictions are scored and kept."""
-    predictions = tmp_path / "predictions.jsonl"
-    predictions.write_text("".join(json.dumps({"prediction": n % 2}) + "\n" for n in range(100)))
-    spec = {"type": "model", "predictions_file": str(predictions), "sample": 4}
-    [piece] = gather(tmp_path, spec)
-    scored = document(piece)["predictions"]
-    assert [r["prediction"] for r in scored["sample"]] == [0, 1, 0, 1]
-    assert scored["accuracy"] is None and scored["positive_rate"] == 0.5
-
-
 def test_every_collector_spec_is_described_and_strict() -> None:
     """Each collector model forbids unknown keys and describes every field."""
     [spec] = get_args(SnapshotArgs.model_fields["collectors"].annotation)
