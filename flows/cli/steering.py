@@ -133,6 +133,10 @@ def _one(found: IncidentStatus) -> str:
             f"  aborted by {found.aborted.by} at {found.aborted.at}: {found.aborted.reason}"
         )
     lines += [f"  {status:<12} {item}" for item, status in found.steps.items()]
+    for clock in found.clocks:
+        which = f"{clock.clock} {clock.milestone}".strip()
+        lines.append(f"  clock {which}: {clock.summary}")
+        lines.append(f"    {clock.title}")
     return "\n".join(lines)
 
 

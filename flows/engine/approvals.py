@@ -12,7 +12,8 @@ a Slack button, a drill's script. It matches the identity to the roster, asks
 Each record says who (`person`), the proven `identity`, the `channel`, the `authority` that
 allowed it, the approvals so far and the roster it was judged by. Deciding and recording happen
 under the incident's gate lock, so two approvals arriving at once are counted one after the
-other, never both as the first.
+other, never both as the first. An acknowledgement that starts or stops a regulatory clock is
+followed, under the same lock, by its `clock.*` record (`flows.engine.clocks`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from flows.contract.ports import GateAnswer
 from flows.engine.authority import GateDecision, Outcome, decide
+from flows.engine.clocks import mark_clocks
 from flows.engine.settings import Settings
 from flows.evidence.incident import Incident
 from flows.evidence.ledger import Ledger
@@ -33,6 +35,7 @@ from flows.files import locked
 from flows.runbook.identity import Actor, Identity, identify, named_identity, who_acted
 from flows.runbook.model import Gate
 from flows.runbook.roster import Roster, load_roster, roster_path
+from flows.times import utc_now
 
 GATES_LOCK_FILE = "gates.lock"
 
@@ -88,6 +91,9 @@ def answer_gate(
         if decision.outcome is not Outcome.ALREADY:
             data = _record_data(decision, actor, roster, note, via or actor.channel, reject)
             ledger.record(_EVENTS[decision.outcome], step=gate.id, actor=actor.label, data=data)
+        if decision.outcome is Outcome.ACKNOWLEDGED:
+            # A gate may start or stop a regulatory clock: its record follows the answer's.
+            mark_clocks(ledger, utc_now())
     return decision
 
 

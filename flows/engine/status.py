@@ -1,24 +1,47 @@
 """Where incidents stand, for `runbook status` and `/runbook status`: one, or all open ones.
 
 Read from each incident's ledger (the census row for severity and commander, the progress for
-its steps), and shown only to whom the runbook's `steering.status` admits.
+its steps, the `clock.*` records for its regulatory clocks), and shown only to whom the
+runbook's `steering.status` admits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from flows.engine.settings import Settings
 from flows.engine.steerers import Scene, SteerDecision, decide_steering, load_scene
 from flows.errors import RunbookError
 from flows.evidence.census import CensusRow, census, census_row
+from flows.evidence.clocks import milestone_summary, read_clocks
 from flows.evidence.progress import Abort, ItemStatus
+from flows.runbook.declared_clocks import declared_clock
 from flows.runbook.identity import Identity, identify
 from flows.runbook.plan import build_plan
+from flows.times import utc_now, utc_stamp
 
 ABORTED = "aborted"
 _CLOSED = frozenset({"succeeded", ABORTED})
+
+
+@dataclass(frozen=True)
+class ClockLine:
+    """One milestone of a regulatory clock, as status shows it at the time it was asked."""
+
+    clock: str
+    milestone: str
+    title: str
+    """The milestone's title and its clock's: `Incident notification (NIS2 ...)`."""
+    standing: str
+    """`running`, `expired`, `filed on time`, `filed late`, `waiting` or `not started`."""
+    deadline: str | None
+    """UTC, as the ledger records it; None while not started."""
+    left_s: float | None
+    """Seconds to the deadline (negative once past), for a milestone not filed."""
+    summary: str
+    """The deadline and time left, the filing and its reference, or what it waits for."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +68,8 @@ class IncidentStatus:
     """Role -> person, as assigned on this incident."""
     titles: Mapping[str, str] = field(default_factory=dict)
     """Step or gate id -> its heading in the runbook, for people to read."""
+    clocks: tuple[ClockLine, ...] = ()
+    """Every milestone of the runbook's regulatory clocks, running or not."""
 
     @property
     def is_open(self) -> bool:
@@ -110,4 +135,41 @@ def _status(scene: Scene, row: CensusRow) -> IncidentStatus:
         aborted=aborted,
         assignments=dict(scene.progress.assignments),
         titles={item.id: item.title for item in scene.runbook.items},
+        clocks=_clocks(scene, utc_now()),
     )
+
+
+def _clocks(scene: Scene, now: datetime) -> tuple[ClockLine, ...]:
+    """Each started clock's milestones as they stand at `now`, then each clock not started."""
+    lines = []
+    started = read_clocks(scene.records)
+    for clock in started:
+        for milestone in clock.milestones:
+            due = milestone.deadline
+            left = (due - now).total_seconds() if due and milestone.filing is None else None
+            lines.append(
+                ClockLine(
+                    clock=clock.id,
+                    milestone=milestone.id,
+                    title=f"{milestone.title} ({clock.title})",
+                    standing=str(milestone.standing(now)),
+                    deadline=utc_stamp(due) if due is not None else None,
+                    left_s=round(left, 3) if left is not None else None,
+                    summary=milestone_summary(milestone, now),
+                )
+            )
+    ids = {clock.id for clock in started}
+    for spec in scene.runbook.meta.clocks:
+        if spec.id not in ids:
+            lines.append(
+                ClockLine(
+                    clock=spec.id,
+                    milestone="",
+                    title=declared_clock(spec).title,
+                    standing="not started",
+                    deadline=None,
+                    left_s=None,
+                    summary=f"not started: starts when gate {spec.starts_at} is acknowledged",
+                )
+            )
+    return tuple(lines)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from flows.errors import RunbookError
 from flows.evidence.census import CensusRow, census_row
+from flows.evidence.clock_table import AID, clock_rows
 from flows.evidence.escaping import chat_text, md_code, md_text
 from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE, Incident
 from flows.evidence.progress import ItemStatus
@@ -140,6 +141,7 @@ class Postmortem:
             self._people(),
             self._timeline(),
             self._gates(),
+            *self._clocks(),
             self._failures(),
             self._lessons(),
             self._verified(),
@@ -340,6 +342,37 @@ class Postmortem:
                 for e in refused
             ]
         return "## Gates and approvals\n\n" + "\n".join(lines)
+
+    def _clocks(self) -> list[str]:
+        """The regulatory clocks section, when the runbook has clocks or the ledger started one."""
+        rows = clock_rows(self.runbook, self.entries)
+        if not rows:
+            return []
+        table = [_row("Clock", "Milestone", "Started", "Deadline", "Notified", "Outcome")]
+        table.append(_row(*["---"] * 6))
+        for row in rows:
+            started = md_text(row.started)
+            if row.reasoning:
+                reasoning = row.reasoning
+                if len(reasoning) > DETAIL_LIMIT:
+                    reasoning = (
+                        f"{reasoning[:DETAIL_LIMIT]}... (its clock.started record holds the rest)"
+                    )
+                started += f": {md_text(reasoning)}"
+            notified = md_text(row.notified)
+            if row.reference:
+                notified += f", reference {md_text(row.reference)}"
+            table.append(
+                _row(
+                    f"{md_code(row.clock)} ({md_text(row.source)})",
+                    f"{md_text(row.milestone)} ({md_text(row.rule)})" if row.rule else "",
+                    started,
+                    md_text(row.deadline),
+                    notified,
+                    md_text(row.outcome),
+                )
+            )
+        return ["## Regulatory clocks\n\n" + md_text(AID) + "\n\n" + "\n".join(table)]
 
     def _approvals(self, gate: str) -> str:
         """How many approved the gate: as its latest answer counted them where it recorded

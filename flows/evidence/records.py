@@ -80,6 +80,14 @@ class Event(StrEnum):
     """A responder changed the incident's severity from the runbook's."""
     STEER_REFUSED = "steer.refused"
     """Someone tried to steer the incident (retry, skip, abort, ...) and was refused."""
+    CLOCK_STARTED = "clock.started"
+    """A regulatory clock, or more milestones of it, started: their deadlines as computed."""
+    CLOCK_REMINDED = "clock.reminded"
+    """A clock's owner role was reminded that a milestone's deadline nears (`remind_before`)."""
+    CLOCK_EXPIRED = "clock.expired"
+    """A milestone's deadline passed before it was filed."""
+    CLOCK_STOPPED = "clock.stopped"
+    """A milestone was filed: its notified gate acknowledged, with the filing's reference."""
 
 
 class RunbookRef(BaseModel):

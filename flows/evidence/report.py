@@ -22,6 +22,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from flows.evidence.chart import timeline_chart
+from flows.evidence.clock_table import AID, clock_rows
 from flows.evidence.criteria import CRITERIA, TICKET_ACTION, Line, Story, criterion
 from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE, Incident
 from flows.evidence.progress import Progress
@@ -72,6 +73,8 @@ def render_report(
     return page.render(
         incident_id=incident.id,
         summary=_summary(incident, runbook, entries, progress, exported),
+        clocks=clock_rows(runbook, entries),
+        clocks_aid=AID,
         soc2=[_mapped(c, Story(incident, entries, spans)) for c in runbook.meta.soc2],
         unnamed=[c.id for c in CRITERIA if c.id not in named],
         chart=timeline_chart(spans, entries),

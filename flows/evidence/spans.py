@@ -291,6 +291,9 @@ def _moment(entry: Record, named: Rollback | None, rollback_of: Rollback | None)
         detail = f"waiting at {', '.join(map(str, waiting))}" if waiting else ""
     elif event is Event.EVIDENCE_SEALED:
         what, detail = f"evidence sealed over {data.get('count', '?')} records", ""
+    elif event in _CLOCKS:
+        what, detail = _clock(entry)
+        failed = event is Event.CLOCK_EXPIRED or data.get("late") is True
     else:  # run.started, run.resumed, note, alert.resolved, drill records
         what, detail = _PLAIN_NAMES.get(event, str(event)), str(data.get("text", ""))
     return Moment(entry.seq, entry.at, entry.step or "", event, attempt, what, detail, failed)
@@ -322,6 +325,37 @@ def _steering(entry: Record) -> tuple[str, str]:
             changed = f"{data.get('previous', '?')} to {data.get('severity', '?')}"
             return f"severity changed from {changed} by {by}", ""
     return f"{data.get('act', 'steering')} refused to {by}", str(data.get("reason", ""))
+
+
+_CLOCKS = (Event.CLOCK_STARTED, Event.CLOCK_REMINDED, Event.CLOCK_EXPIRED, Event.CLOCK_STOPPED)
+
+
+def _clock(entry: Record) -> tuple[str, str]:
+    """What a regulatory clock's record says, in words, and its deadlines or reference."""
+    data = entry.data
+    clock = data.get("clock", "?")
+    if entry.event is Event.CLOCK_STARTED:
+        started = data.get("milestones")
+        due = "; ".join(
+            f"{m.get('id', '?')} due {m.get('deadline', '?')}"
+            for m in (started if isinstance(started, list) else [])
+            if isinstance(m, dict)
+        )
+        reasoning = str(data.get("reasoning", ""))
+        detail = f"{due}; reasoning: {reasoning}" if reasoning else due
+        return f"clock {clock} started by {data.get('decided_by', '?')}", detail
+    milestone = data.get("milestone", "?")
+    if entry.event is Event.CLOCK_REMINDED:
+        return f"clock {clock}: {data.get('owner', '?')} reminded of {milestone}", (
+            f"due {data.get('deadline', '?')}"
+        )
+    if entry.event is Event.CLOCK_EXPIRED:
+        return f"clock {clock}: {milestone} expired unfiled", f"was due {data.get('deadline', '?')}"
+    late = "late" if data.get("late") is True else "on time"
+    return (
+        f"clock {clock}: {milestone} filed {late} by {data.get('filed_by', '?')}",
+        f"reference: {data.get('reference', '')}",
+    )
 
 
 def _quorum(data: Mapping[str, Any]) -> str:

@@ -119,6 +119,73 @@ class Steering(Strict):
         return (ANYONE,) if act in _OPEN_ACTS else (self.commander, STARTER)
 
 
+CLOCK_ID = r"^[a-z0-9][a-z0-9_.-]*$"
+"""Clock ids: as other ids, and dots too (`sec-8k-1.05`, `nydfs-500.17`)."""
+DURATION = r"^(\d+d(\d+h)?(\d+m)?|\d+h(\d+m)?|\d+m)$"
+"""A duration in days, hours and minutes, largest first: `12h`, `30m`, `1d12h`."""
+
+
+class ClockSpec(Strict):
+    """One regulatory clock a runbook tracks: an id from the catalogue (flows/runbook/clocks.py)
+    or a custom clock, the gates that start and stop it, and whom to remind before it expires.
+
+    `hours`, `days`, `business_days`, `title`, `source`, `calendar`, `time_zone` and `day_ends`
+    declare a custom clock; catalogue clocks take none of them.
+    """
+
+    id: str = Field(pattern=CLOCK_ID, description="A catalogue id (gdpr-art33, ...) or your own.")
+    starts_at: str = Field(
+        pattern=IDENTIFIER,
+        description="The determination gate: its acknowledgement starts the clock; its note is"
+        " the reasoning.",
+    )
+    stops_at: str | dict[str, str] = Field(
+        description="The notified gate whose acknowledgement (its note: the filing's reference)"
+        " stops the clock; for a clock with several milestones, milestone -> gate."
+    )
+    owner: str = Field(pattern=IDENTIFIER, description="The roster role reminded before expiry.")
+    remind_before: str | None = Field(
+        default=None,
+        pattern=DURATION,
+        description="How long before each deadline to remind the owner: 12h, 30m, 1d12h.",
+    )
+    aware_at: str | None = Field(
+        default=None,
+        pattern=IDENTIFIER,
+        description="The gate recording awareness, for clocks counting from it (dora-major);"
+        " left out: the moment the incident was opened.",
+    )
+    events: dict[str, str] = Field(
+        default_factory=dict,
+        description="Event -> the gate recording it (ransom-payment, extortion-payment): starts"
+        " the milestones counting from it.",
+    )
+    variant: str | None = Field(
+        default=None,
+        description="The default variant (eu-ai-act-art73: general, widespread,"
+        " critical-infrastructure, death); `variant: X` in the determination note overrides it.",
+    )
+    title: str | None = Field(default=None, description="A custom clock's title.")
+    source: str | None = Field(default=None, description="A custom clock's legal source.")
+    hours: int | None = Field(default=None, ge=1, description="A custom clock's hours.")
+    days: int | None = Field(default=None, ge=1, description="A custom clock's calendar days.")
+    business_days: int | None = Field(
+        default=None, ge=1, description="A custom clock's business days."
+    )
+    calendar: str | None = Field(
+        default=None,
+        description="Business days: whose public holidays (US, DE, US-NY, ...) or `none`.",
+    )
+    time_zone: str | None = Field(
+        default=None, description="Business days: the IANA time zone, e.g. Europe/Berlin."
+    )
+    day_ends: str = Field(
+        default="23:59",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Business days: the local time a business day ends (HH:MM).",
+    )
+
+
 class FrontMatter(Strict):
     """The YAML front matter at the top of a runbook document."""
 
@@ -133,6 +200,10 @@ class FrontMatter(Strict):
     triggers: Triggers = Field(default_factory=Triggers)
     steering: Steering = Field(
         default_factory=Steering, description="Who may steer an incident: retry, skip, abort, ..."
+    )
+    clocks: list[ClockSpec] = Field(
+        default_factory=list,
+        description="Regulatory clocks: each started and stopped by a gate (regulatory-clocks.md).",
     )
     description: str = ""
 

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from flows.errors import Problem, RunbookError
 from flows.runbook.catalog import ActionCatalog, ActionSpec
+from flows.runbook.clock_checks import clock_problems, clock_roster_problems
 from flows.runbook.hints import line_of, suggest
 from flows.runbook.model import ANYONE, STARTER, STEERING_ACTS, Runbook, Step, Unread
 from flows.runbook.parse import find_runbook_files, read_runbook
@@ -136,7 +137,12 @@ def _check_file(path: Path, registry: ActionCatalog, keep: bool, rosters: _Roste
     problems = [*reading.problems, *check_runbook(runbook, registry, reading.unread)]
     roster, unreadable = rosters.of(path)
     problems.extend(
-        unreadable or [*roster_problems(runbook, roster), *steering_problems(runbook, roster)]
+        unreadable
+        or [
+            *roster_problems(runbook, roster),
+            *steering_problems(runbook, roster),
+            *clock_roster_problems(runbook, roster),
+        ]
     )
     if problems:
         return _Checked(path, sorted(problems, key=_line), None)
@@ -218,6 +224,7 @@ def check_runbook(
     problems.extend(alert_trigger_problems(runbook, unread))
     problems.extend(_slack_problems(runbook))
     problems.extend(policy_problems(runbook))
+    problems.extend(clock_problems(runbook, plan))
     return sorted(problems, key=_line)
 
 

@@ -6,6 +6,9 @@ sandboxes), and for each one does what its gate timers make due (`flows.engine.g
 reminders, escalations and pages are posted from here; a gate its timeout failed or continued
 gets a resume job, so the run fails or goes on in a worker, never in this thread.
 
+The same pass watches regulatory clocks (`flows.engine.clock_timers`): reminders before each
+deadline, and expiries, for every incident not succeeded.
+
 The same pass continues incidents left stranded: answered (a gate acknowledged or rejected, a
 step retried or skipped) more than STRANDED_AFTER_S ago, yet not continued since and with no job
 queued. The resume job an answer queues can be lost to an intake that was down at that moment,
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from flows.contract.ports import ChatSystem
+from flows.engine.clock_timers import ClockWatch
 from flows.engine.gate_timers import Acted, check_incident
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
@@ -68,6 +72,7 @@ class GateClock:
         """(incident, gate.timed_out seq) already given a resume job by this clock."""
         self._looked: dict[str, int] = {}
         """Incident -> its ledger's record count when last found not stranded."""
+        self.clocks = ClockWatch(settings, lambda: self.chat)
 
     @property
     def chat(self) -> ChatSystem:
@@ -97,9 +102,10 @@ class GateClock:
     def scan(self, now: datetime | None = None) -> list[Acted]:
         """One pass over the waiting incidents; what it did (tests call it with their `now`)."""
         moment = self.clock() if now is None else now
+        latest = read_population(self.settings.incidents_dir).latest().values()
         counts = {
             entry.incident: entry.count
-            for entry in read_population(self.settings.incidents_dir).latest().values()
+            for entry in latest
             if entry.standing is Standing.WAITING and not entry.drill
         }
         waiting = list(counts)
@@ -112,6 +118,7 @@ class GateClock:
                 self._continue_if_stranded(incident, counts[incident], moment)
             except RunbookError as error:  # one broken incident never stops the others
                 LOG.error("gate clock: incident %s: %s", incident, error)
+        self.clocks.scan(latest, moment)
         return acted
 
     def _continue_if_stranded(self, incident: str, count: int, now: datetime) -> None:

@@ -213,6 +213,10 @@ class SlackHandlers:
         if found is None:
             return f"Not shown: {escape(decision.reason)}"
         lines = [f"`{escape(item)}`: {status}" for item, status in found.steps.items()]
+        lines += [
+            f":alarm_clock: *{escape(clock.title)}*: {escape(clock.summary)}"
+            for clock in found.clocks
+        ]
         who = f", commander {escape(found.commander)}" if found.commander else ""
         head = f"Incident `{escape(found.id)}` ({found.severity}{who}): {found.status}"
         return head + "\n" + ("\n".join(lines) or "not started yet")
