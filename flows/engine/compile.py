@@ -1,7 +1,9 @@
 """Compile a checked plan into a real Prefect flow: one flow per runbook, one task per step.
 
 Prefect has no graph-building API, so the flow is an ordinary function that walks the plan
-(`execute.py`) and dispatches every step to a task made with the step's own name and retries.
+(`execute.py`) and submits every step to a task made with the step's own name and retries, on
+Prefect's thread pool (`STEP_WORKERS` at once): steps the runbook lets run side by side do, and
+each item of a `for_each` step is a task run of its own (`scan[0]`, `scan[1]`, ...).
 Prefect sees inputs with secrets already redacted; the real values stay in this process.
 
 A step's `timeout_s` is not Prefect's `timeout_seconds`: a sync task's timeout is an exception
@@ -26,6 +28,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,10 +53,12 @@ from prefect.context import (
     get_settings_context,
 )
 from prefect.flow_engine import run_flow as run_flow_run
+from prefect.futures import PrefectFuture
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, Settings
 from prefect.states import Completed, Failed, Paused, Pending
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows.engine.execute import Execution, RunOutcome, execute
+from flows.engine.execute import Execution, RunOutcome, StepSubmit, execute
 from flows.evidence.progress import ItemStatus, RunStatus
 from flows.runbook.model import Step
 
@@ -81,7 +86,12 @@ def heartbeat_off() -> Iterator[None]:
         yield
 
 
-def _invoke(act: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
+STEP_WORKERS = 4
+"""How many steps (and for_each items) of one incident run at once on Prefect's thread pool."""
+
+
+def _invoke(act: Callable[[], Mapping[str, Any]], name: str) -> Mapping[str, Any]:
+    # `name` is only the task run's name: the step's id, or one for_each item's (`scan[0]`).
     return act()
 
 
@@ -94,7 +104,7 @@ def _task_for(runbook_id: str, step_id: str, retries: int, delay: float) -> Task
     return Task(
         fn=_invoke,
         name=step_id,
-        task_run_name=step_id,
+        task_run_name="{name}",
         retries=retries,
         retry_delay_seconds=delay,
         cache_policy=NO_CACHE,
@@ -105,19 +115,31 @@ def _task_for(runbook_id: str, step_id: str, retries: int, delay: float) -> Task
 def step_task(runbook_id: str, step: Step) -> Task:
     """The Prefect task for one step, named after it and carrying its retries.
 
-    Its one parameter is the step's action thunk: Prefect never stores task parameters
-    (results are not persisted), so rendered arguments and secrets stay in this process.
+    Its parameters are the step's action thunk and the task run's name: Prefect never stores
+    task parameters (results are not persisted), so rendered arguments and secrets stay in
+    this process.
     """
     spec = step.spec
     return _task_for(runbook_id, step.id, spec.retries, spec.retry_delay_s)
 
 
-def _call_as_task(runbook_id: str) -> Callable[[Step, Callable[[], Mapping[str, Any]]], Any]:
-    def call(step: Step, act: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
-        # A sync task called in a sync flow returns its result, not a coroutine.
-        return cast(Mapping[str, Any], step_task(runbook_id, step)(act))
+def _submit_as_task(runbook_id: str) -> StepSubmit:
+    def submit(
+        step: Step, name: str, act: Callable[[], Mapping[str, Any]]
+    ) -> Future[Mapping[str, Any]]:
+        landed: Future[Mapping[str, Any]] = Future()
 
-    return call
+        def settle(done: PrefectFuture[Any]) -> None:
+            # Called once the task run is over: its outputs, or the error of its last attempt.
+            try:
+                landed.set_result(cast(Mapping[str, Any], done.result()))
+            except BaseException as error:  # handed to the walk, which reads the future
+                landed.set_exception(error)
+
+        step_task(runbook_id, step).submit(act, name).add_done_callback(settle)
+        return landed
+
+    return submit
 
 
 def incident_tag(incident: str) -> str:
@@ -168,7 +190,7 @@ def compile_runbook(
     error that stopped it), which a Paused or Failed state does not hand back as a result.
     """
     runbook = run.plan.runbook
-    run.call_step = _call_as_task(runbook.id)
+    run.submit_step = _submit_as_task(runbook.id)
     ending = ending if ending is not None else WalkEnding()
 
     def run_runbook(incident: str, inputs: dict[str, Any]) -> State:
@@ -193,6 +215,8 @@ def compile_runbook(
         description=runbook.meta.title,
         persist_result=False,
         validate_parameters=False,
+        # Prefect types the parameter over the base future; the pool's futures are a subtype.
+        task_runner=cast(TaskRunner[PrefectFuture[Any]], ThreadPoolTaskRunner(STEP_WORKERS)),
     )
 
 

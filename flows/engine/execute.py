@@ -1,102 +1,63 @@
 """Walk a checked plan for one incident: gates, conditions, templates, failures, evidence.
 
-This module knows nothing of Prefect. `compile.py` hands it a `StepCall` that runs each step as a
-Prefect task; tests of the walking rules can hand it a plain function. Every state change is written
-to the ledger before the walk moves on, so the ledger always tells where a resume must start.
+This module knows nothing of Prefect. `compile.py` hands it a `StepSubmit` that starts each step
+as a Prefect task on Prefect's thread pool; tests of the walking rules can hand it a plain
+`StepCall` instead, which runs one step after the other. Every state change is written to the
+ledger before the walk moves on, so the ledger always tells where a resume must start.
+
+Steps run side by side where the runbook says they may: a step that declares `needs` starts as
+soon as those are finished, beside whatever runs; an item without `needs` (every gate) follows
+the item above it as it always did, so it starts once everything started before it has
+finished, and nothing starts beside it. The walk itself stays on one thread: it starts steps,
+and it alone reads their futures and changes what it knows; the steps' threads only act and
+append their own records to the ledger, which takes one record at a time.
 """
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from flows.contract.actions import Action, ActionContext, ActionRegistry
-from flows.contract.ports import (
-    ChatSystem,
-    GateListener,
-    GateResponder,
-    NoResponder,
-    TicketSystem,
-)
+from flows.contract.actions import Action
+from flows.contract.ports import GateListener
 from flows.engine.approvals import answer_gate, answer_identity
-from flows.engine.brief import incident_brief, timeline_text
+from flows.engine.attempts import StepAttempts, describe
+from flows.engine.brief import incident_brief
+from flows.engine.execution import (
+    Execution,
+    RunOutcome,
+    Simulator,
+    StepCall,
+    StepSubmit,
+    call_directly,
+)
+from flows.engine.foreach import for_each_items, item_id, recorded_counts, recorded_items
 from flows.engine.gate_timers import act_on_due
-from flows.engine.timeouts import GRACE_S, Abandoned, act_by_deadline
-from flows.evidence.incident import Incident, incident_facts
-from flows.evidence.ledger import Ledger
+from flows.evidence.incident import incident_facts
+from flows.evidence.ledger import plain_json
 from flows.evidence.progress import DONE, Abort, ItemStatus, RunStatus, progress_from_records
 from flows.evidence.records import Event, Record
-from flows.evidence.redact import REDACTED, Redactor
 from flows.evidence.verify import read_records
 from flows.runbook.model import Gate, Step
-from flows.runbook.plan import Plan
-from flows.runbook.roster import Roster
 from flows.runbook.templates import TemplateFailure, escapes_of, evaluate, render_arguments
 from flows.times import utc_now
 
-Simulator = Callable[[Step, Action, BaseModel], Mapping[str, Any] | None]
-"""Given a step, its action and rendered arguments: canned outputs, or None to act for real."""
-
-StepCall = Callable[[Step, Callable[[], Mapping[str, Any]]], Mapping[str, Any]]
-"""Runs one step's action thunk (with retries) and returns its outputs. Each call of the thunk
-is one attempt, and the thunk itself ends an attempt at the step's `timeout_s`."""
-
-
-def call_directly(step: Step, act: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
-    """A StepCall without an orchestrator: call once, no retries."""
-    return act()
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """How a run ended, in the shape `runbook run --json` prints."""
-
-    incident: str
-    runbook: str
-    status: RunStatus
-    steps: dict[str, ItemStatus]
-    evidence: Path
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON object printed by the CLI."""
-        body: dict[str, Any] = {
-            "incident": self.incident,
-            "runbook": self.runbook,
-            "status": self.status,
-            "evidence": str(self.evidence),
-            "steps": self.steps,
-        }
-        if self.error:
-            body["error"] = self.error
-        return body
-
-
-@dataclass
-class Execution:
-    """Everything one run of one incident needs; built by the runner, walked by `execute`."""
-
-    plan: Plan
-    incident: Incident
-    inputs: dict[str, Any]
-    registry: ActionRegistry
-    tickets: TicketSystem
-    chat: ChatSystem
-    ledger: Ledger
-    redactor: Redactor
-    home: Path
-    evidence: Path
-    responder: GateResponder = field(default_factory=NoResponder)
-    call_step: StepCall = call_directly
-    simulate: Simulator | None = None
-    """Drills: outputs to use instead of running a step's action (None runs it for real)."""
-    roster: Roster | None = None
-    """Who may pass the gates (responders.yaml); None: no roster governs this incident."""
+# What a run needs lives in execution.py; callers keep importing it from here, with the walk.
+__all__ = [
+    "Execution",
+    "RunOutcome",
+    "Simulator",
+    "StepCall",
+    "StepSubmit",
+    "call_directly",
+    "execute",
+]
 
 
 class _Walk:
@@ -104,15 +65,43 @@ class _Walk:
 
     def __init__(self, run: Execution) -> None:
         self.run = run
-        progress = progress_from_records(read_records(run.evidence))
+        records = read_records(run.evidence)
+        progress = progress_from_records(records)
+        ids = {item.id for item in run.plan.runbook.items}
         self.statuses: dict[str, ItemStatus] = dict(progress.statuses)
-        self.outputs: dict[str, Any] = {k: dict(v) for k, v in progress.outputs.items()}
+        outputs = {k: dict(v) for k, v in progress.outputs.items()}
+        self.outputs: dict[str, Any] = {k: v for k, v in outputs.items() if k in ids}
+        self.item_outputs = {k: v for k, v in outputs.items() if k not in ids}
+        """What each finished for_each item returned (`scan[0]`), from the ledger."""
+        counts = recorded_counts(records)
+        for step in run.plan.runbook.steps:
+            if step.id in counts and self.statuses.get(step.id) == ItemStatus.SUCCEEDED:
+                self.outputs[step.id] = [
+                    self.item_outputs.get(item_id(step.id, i), {}) for i in range(counts[step.id])
+                ]
+        self.started_items = recorded_items(records)
         self.error: str | None = None
         self.aborted: Abort | None = progress.aborted
         self.rejections = dict(progress.rejections)
         self.severity = progress.severity or run.plan.runbook.meta.severity
         shown_inputs, _ = run.redactor.redact(run.inputs)
         self.brief = incident_brief(run.plan.runbook, run.incident.id, shown_inputs)
+        self.submit = run.submit_step or _one_at_a_time(run.call_step)
+        self.flights: dict[Future[Mapping[str, Any]], _Flight] = {}
+        self.groups: dict[str, _Group] = {}
+        self.halted = False
+        """Nothing new starts: a step failed (not `continue`), a gate stopped the run, an abort."""
+        self.stopped = False
+        """The run ends failed where it stands: a step failed, or a gate failed or was rejected."""
+        self.failed: list[Step] = []
+        """The steps whose failure stopped the run, in order: their rollbacks run at the end."""
+        self.secrets = threading.Lock()
+        """Held while a step's secret outputs widen the run's redactor, from the step's thread."""
+
+    @property
+    def flying(self) -> set[str]:
+        """The ids of the steps in flight (a for_each step while any of its items is)."""
+        return {flight.step.id for flight in self.flights.values()}
 
     def template_context(self) -> dict[str, Any]:
         run = self.run
@@ -224,10 +213,54 @@ def _settle_timer(walk: _Walk, gate: Gate) -> ItemStatus:
     return walk.statuses[gate.id]
 
 
-def _prepare(walk: _Walk, step: Step, action: Action) -> BaseModel:
+@dataclass
+class _Flight:
+    """A step, or one item of a for_each step (`index`), running on the runner."""
+
+    step: Step
+    attempts: StepAttempts
+    index: int | None = None
+
+
+@dataclass
+class _Group:
+    """A for_each step while its items run: what each returned, or why it failed."""
+
+    step: Step
+    items: list[Any]
+    shown: list[Any]
+    """The items as the ledger shows them (secrets masked)."""
+    outputs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    failures: dict[int, str] = field(default_factory=dict)
+    running: int = 0
+
+
+def _one_at_a_time(call: StepCall) -> StepSubmit:
+    """A StepSubmit that runs each step through `call` before it returns: no two at once."""
+
+    def submit(
+        step: Step, name: str, act: Callable[[], Mapping[str, Any]]
+    ) -> Future[Mapping[str, Any]]:
+        done: Future[Mapping[str, Any]] = Future()
+        try:
+            done.set_result(call(step, act))
+        except Exception as error:  # the walk reads it from the future, as from Prefect's
+            done.set_exception(error)
+        return done
+
+    return submit
+
+
+_NO_ITEM = object()
+
+
+def _prepare(walk: _Walk, step: Step, action: Action, item: Any = _NO_ITEM) -> BaseModel:
+    context = walk.template_context()
+    if item is not _NO_ITEM:
+        context["item"] = item
     rendered = render_arguments(
         step.spec.with_,
-        walk.template_context(),
+        context,
         where=f"step '{step.id}'",
         escapes=escapes_of(action.args),
         shown=lambda context: walk.run.redactor.redact(context)[0],
@@ -235,34 +268,28 @@ def _prepare(walk: _Walk, step: Step, action: Action) -> BaseModel:
     return action.args.model_validate(rendered)
 
 
-def _describe(error: BaseException) -> str:
-    if isinstance(error, ValidationError):
-        parts = [
-            f"{'.'.join(str(p) for p in e['loc']) or 'with'}: {e['msg']}" for e in error.errors()
-        ]
-        return "bad arguments after templating: " + "; ".join(parts)
-    text = str(error) or type(error).__name__
-    if isinstance(error, TimeoutError):
-        return f"timed out: {text}"
-    return text
-
-
-def _run_step(walk: _Walk, step: Step) -> bool:
-    """Run one step; True when it succeeded or was skipped."""
+def _start_step(walk: _Walk, step: Step) -> None:
+    """Start one step (each item of a for_each step); a step skipped, or failing before it acts,
+    is settled here and then."""
     run = walk.run
     spec = step.spec
     action = run.registry.get(spec.uses)
     if action is None:  # validation prevents this; kept as a clear failure, not a KeyError
-        return _fail(walk, step, f"unknown action {spec.uses!r}")
+        _failed(walk, step, f"unknown action {spec.uses!r}")
+        return
     try:
         where = f"step '{step.id}'"
         if spec.if_ is not None and not evaluate(spec.if_, walk.template_context(), where=where):
             walk.record(Event.STEP_SKIPPED, step.id, {"reason": f"if: {spec.if_}"})
             walk.statuses[step.id] = ItemStatus.SKIPPED
-            return True
+            return
+        if spec.for_each is not None:
+            _start_items(walk, step, action)
+            return
         args = _prepare(walk, step, action)
     except (TemplateFailure, ValidationError) as error:
-        return _fail(walk, step, _describe(error))
+        _failed(walk, step, describe(error))
+        return
 
     # Not fsynced on its own: the step's outcome record, fsynced, carries it to disk.
     walk.record(
@@ -271,172 +298,139 @@ def _run_step(walk: _Walk, step: Step) -> bool:
         {"uses": spec.uses, "title": step.title, "with": args.model_dump(mode="json")},
         durable=False,
     )
+    _launch(walk, step, action, args)
+
+
+def _start_items(walk: _Walk, step: Step, action: Action) -> None:
+    """Start each unfinished item of a for_each step; an item that finished before is kept."""
+    run, spec = walk.run, step.spec
+    items = for_each_items(step, walk.template_context(), where=f"step '{step.id}'")
+    shown = plain_json({"items": run.redactor.redact(items)[0]})["items"]
+    before = walk.started_items.get(step.id)
+    if before is not None and before != shown:
+        # Finished items are known by their place in the list: in another list they would
+        # stand for other hosts, and the ones that differ would never run.
+        _failed(
+            walk,
+            step,
+            f"for_each now gives other items than when the step started ({len(before)} then,"
+            f" {len(shown)} now); skip the step or run a new incident",
+        )
+        return
+    walk.record(
+        Event.STEP_STARTED,
+        step.id,
+        {"uses": spec.uses, "title": step.title, "for_each": shown},
+        durable=False,
+    )
     walk.statuses[step.id] = ItemStatus.RUNNING
-    attempts = _StepAttempts(walk, step, action, args)
+    group = walk.groups[step.id] = _Group(step, items, shown)
+    for index, item in enumerate(items):
+        name = item_id(step.id, index)
+        if walk.statuses.get(name) == ItemStatus.SUCCEEDED:
+            group.outputs[index] = dict(walk.item_outputs.get(name, {}))
+            continue
+        try:
+            args = _prepare(walk, step, action, item)
+        except (TemplateFailure, ValidationError) as error:
+            _item_failed(walk, group, index, describe(error))
+            continue
+        walk.record(
+            Event.STEP_STARTED,
+            name,
+            {
+                "uses": spec.uses,
+                "title": step.title,
+                "item": shown[index],
+                "with": args.model_dump(mode="json"),
+            },
+            durable=False,
+        )
+        group.running += 1
+        _launch(walk, step, action, args, index)
+    if group.running == 0:
+        _finish_items(walk, group)
+
+
+def _launch(
+    walk: _Walk, step: Step, action: Action, args: BaseModel, index: int | None = None
+) -> None:
+    name = step.id if index is None else item_id(step.id, index)
+    walk.statuses[name] = ItemStatus.RUNNING
+    attempts = StepAttempts(walk, step, action, args, name)
+    walk.flights[walk.submit(step, name, attempts)] = _Flight(step, attempts, index)
+
+
+def _land(walk: _Walk, *, wait: bool) -> bool:
+    """Take in every step that finished (waiting for the next one with `wait`); True if any."""
+    if wait and walk.flights:
+        wait_for(list(walk.flights), return_when=FIRST_COMPLETED)
+    done = [future for future in walk.flights if future.done()]
+    for future in done:
+        _landed(walk, future, walk.flights.pop(future))
+    return bool(done)
+
+
+def _landed(walk: _Walk, future: Future[Mapping[str, Any]], flight: _Flight) -> None:
+    attempts, step = flight.attempts, flight.step
+    failure: str | None = None
     try:
-        outputs = dict(run.call_step(step, attempts))
+        outputs = dict(future.result())
     except Exception as error:
+        outputs = attempts.outputs or {}
         if attempts.outputs is None:
-            return _fail(walk, step, _describe(error), attempts=attempts.count)
-        outputs = attempts.outputs  # Prefect failed after the step had succeeded
+            failure = describe(error)
+        # else: Prefect failed after the step had succeeded and was recorded
     if attempts.ledger_error is not None:
         raise attempts.ledger_error
-    walk.statuses[step.id] = ItemStatus.SUCCEEDED
-    walk.outputs[step.id] = outputs
-    return True
+    if flight.index is None:
+        if failure is not None:
+            _failed(walk, step, failure, attempts=attempts.count)
+        else:
+            walk.statuses[step.id] = ItemStatus.SUCCEEDED
+            walk.outputs[step.id] = outputs
+        return
+    group = walk.groups[step.id]
+    group.running -= 1
+    if failure is not None:
+        _item_failed(walk, group, flight.index, failure, attempts.count)
+    else:
+        walk.statuses[item_id(step.id, flight.index)] = ItemStatus.SUCCEEDED
+        group.outputs[flight.index] = outputs
+    if group.running == 0:
+        _finish_items(walk, group)
 
 
-class _StepAttempts:
-    """The thunk Prefect runs once per attempt of a step: act (or simulate), then record it."""
-
-    def __init__(self, walk: _Walk, step: Step, action: Action, args: BaseModel) -> None:
-        self.walk, self.step, self.action, self.args = walk, step, action, args
-        self.count = 0
-        self.outputs: dict[str, Any] | None = None
-        """The outputs of the attempt that succeeded; its record is on disk before it returns."""
-        self.ledger_error: Exception | None = None
-        """What kept that record from the ledger; raised after the task, where it belongs."""
-        self.failure: str | None = None
-        """Why the latest attempt failed: the next attempt's `step.retried` record keeps it."""
-
-    def __call__(self) -> Mapping[str, Any]:
-        if self.outputs is not None:
-            # Prefect ran the task again after an attempt already succeeded and was recorded:
-            # the step is done, so doing it twice is wrong.
-            return self.outputs
-        run, step = self.walk.run, self.step
-        self.count += 1
-        done: dict[str, Any] = {"attempts": self.count}
-        outputs: dict[str, Any] | None = None
-        if run.simulate is not None:
-            canned = run.simulate(step, self.action, self.args)
-            if canned is not None:
-                outputs = dict(canned)
-                done["simulated"] = True
-        if outputs is None:
-            if self.count > 1:
-                retried: dict[str, Any] = {"attempt": self.count}
-                if self.failure is not None:
-                    retried["error"] = self.failure
-                self.walk.record(Event.STEP_RETRIED, step.id, retried)
-            self.failure = None
-            try:
-                outputs = _act(self.walk, step, self.action, self.args, self.count)
-            except StepError as error:
-                self.failure = str(error)
-                raise
-        self.outputs = outputs
-        shown, hidden = _recorded_outputs(run, self.action, outputs)
-        if hidden:
-            done["redactions"] = hidden
-        try:
-            run.ledger.record(Event.STEP_SUCCEEDED, step=step.id, data={"outputs": shown, **done})
-        except Exception as error:  # raised after the task, where a ledger failure belongs
-            self.ledger_error = error
-        return outputs
-
-
-def _recorded_outputs(
-    run: Execution, action: Action, outputs: Mapping[str, Any]
-) -> tuple[dict[str, Any], int]:
-    """The outputs as the ledger may keep them, and how many secrets were masked in them.
-
-    The run's redactor, and the ledger's, learn the values of the action's `secret_outputs`, so
-    records (later steps' arguments), chat messages and errors from here on mask them too. Later
-    steps' templates get the real values from memory; a resumed run reads outputs back from the
-    ledger, where secret ones stay redacted.
-    """
-    secret = {name: outputs[name] for name in action.secret_outputs if name in outputs}
-    if secret:
-        run.redactor = run.redactor.with_secrets(_strings(list(secret.values())))
-        run.ledger.redactor = run.redactor
-    hidden = sum(1 for value in secret.values() if value not in (None, ""))
-    masked = {k: REDACTED if k in secret and v not in (None, "") else v for k, v in outputs.items()}
-    shown, found = run.redactor.redact(masked)
-    return shown, hidden + found
-
-
-def _strings(value: Any) -> list[str]:
-    """Every string (and number, as text) inside a JSON-like value."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return [str(value)]
-    if isinstance(value, Mapping):
-        value = list(value.values())
-    if isinstance(value, list | tuple):
-        return [text for item in value for text in _strings(item)]
-    return []
-
-
-def _act(walk: _Walk, step: Step, action: Action, args: BaseModel, attempt: int) -> dict[str, Any]:
-    """One attempt of a step's action, for real, ended by the step's `timeout_s`; a failure
-    leaves as a redacted StepError."""
-    run = walk.run
-    limit = step.spec.timeout_s
-    context = ActionContext(
-        incident=run.incident.id,
-        runbook=run.plan.runbook.id,
-        step=step.id,
-        tickets=run.tickets,
-        chat=run.chat,
-        evidence=run.ledger,
-        home=run.home,
-        drill=run.incident.drill,
-        attempt=attempt,
-        redact=lambda text: run.redactor.redact(text)[0],
-        redact_collected=lambda text: run.redactor.redact(text, personal=True)[0],
-        severity=walk.severity,
-        brief=walk.brief,
-        evidence_dir=run.evidence,
-        timeline=lambda: timeline_text(read_records(run.evidence)),
+def _item_failed(walk: _Walk, group: _Group, index: int, reason: str, attempts: int = 0) -> None:
+    name = item_id(group.step.id, index)
+    walk.record(
+        Event.STEP_FAILED,
+        name,
+        {"error": reason, "attempts": attempts, "item": group.shown[index]},
     )
-    try:
-        if limit is None:
-            return dict(action.run(args, context))
-        return _act_within(context, action, args, limit)
-    except StepError:
-        raise
-    except Exception as error:
-        # What leaves this function is what Prefect logs and stores: redact it first.
-        message, _ = run.redactor.redact(_describe(error))
-        raise StepError(message) from None
+    walk.statuses[name] = ItemStatus.FAILED
+    group.failures[index] = reason
 
 
-def _act_within(
-    context: ActionContext, action: Action, args: BaseModel, limit: float
-) -> dict[str, Any]:
-    """The action with `limit` seconds from now: the deadline in its context, and the engine
-    giving up on it shortly after (flows/engine/timeouts.py)."""
-    # Each attempt gets the whole limit: Prefect's retries call `_act` again, with a new deadline.
-    deadline = time.monotonic() + limit
-    timed_out = f"timed out after {limit:g} s"
-    try:
-        outputs = act_by_deadline(
-            replace(context, deadline=deadline), lambda given: action.run(args, given)
+def _finish_items(walk: _Walk, group: _Group) -> None:
+    """Settle a for_each step once none of its items runs: failed if any item failed."""
+    step = group.step
+    del walk.groups[step.id]
+    if group.failures:
+        first = min(group.failures)
+        count = f"{len(group.failures)} of {len(group.items)} items failed"
+        _failed(
+            walk, step, f"{count}; item {first} ({group.shown[first]}): {group.failures[first]}"
         )
-    except Abandoned:
-        raise StepError(
-            f"{timed_out}; the action had not stopped {GRACE_S:g} s later and was left running,"
-            " cut off from tickets, chat and evidence"
-        ) from None
-    except Exception:
-        if time.monotonic() < deadline:
-            raise
-        # Past the deadline, whatever the action said (a wait cut short, a command killed), the
-        # attempt failed by its timeout, and the ledger says so in the same words for every action.
-        raise StepError(timed_out) from None
-    if time.monotonic() >= deadline:
-        # Done, but late: an attempt that took longer than its timeout_s fails, whatever it did.
-        raise StepError(timed_out)
-    return dict(outputs)
+        return
+    walk.record(Event.STEP_SUCCEEDED, step.id, {"items": len(group.items)})
+    walk.statuses[step.id] = ItemStatus.SUCCEEDED
+    walk.outputs[step.id] = [group.outputs[index] for index in range(len(group.items))]
 
 
-class StepError(Exception):
-    """An action failed; the message is already redacted."""
-
-
-def _fail(walk: _Walk, step: Step, reason: str, attempts: int = 0) -> bool:
+def _failed(walk: _Walk, step: Step, reason: str, attempts: int = 0) -> None:
+    """Record a step's failure; unless it may `continue`, nothing new starts and the run stops
+    once what runs has finished, after the step's rollback."""
     walk.record(
         Event.STEP_FAILED,
         step.id,
@@ -444,7 +438,70 @@ def _fail(walk: _Walk, step: Step, reason: str, attempts: int = 0) -> bool:
     )
     walk.statuses[step.id] = ItemStatus.FAILED
     walk.error = walk.error or f"step {step.id!r} failed: {reason}"
-    return False
+    if step.spec.on_failure != "continue":
+        walk.halted = walk.stopped = True
+        walk.failed.append(step)
+
+
+def _runs_alone(item: Step | Gate) -> bool:
+    """An item that does not declare `needs` (every gate) runs alone: it starts once everything
+    started before it has finished, and nothing starts beside it; as before steps ran at once."""
+    return not (isinstance(item, Step) and "needs" in item.spec.model_fields_set)
+
+
+def _start_ready(walk: _Walk, todo: list[str]) -> bool:
+    """Start, in plan order, each item of `todo` the plan lets start now; True when anything
+    started or finished. An item whose needs can no longer be met leaves `todo` pending."""
+    plan = walk.run.plan
+    moved = False
+    for item_id_ in list(todo):
+        if walk.halted:
+            break
+        if walk.statuses.get(item_id_) in DONE:
+            todo.remove(item_id_)
+            continue
+        item = plan.runbook.item(item_id_)
+        alone = _runs_alone(item)
+        if alone and walk.flights:
+            break  # it waits for all that runs; nothing after it starts before it
+        needs = plan.needs.get(item_id_, ())
+        if walk.flying.intersection(needs) or not set(todo).isdisjoint(needs):
+            continue  # what it needs has not finished yet: running, or not started
+        todo.remove(item_id_)
+        if not walk.steered(item_id_):
+            walk.halted = True
+            break
+        if walk.statuses.get(item_id_) in DONE or not all(walk.satisfied(n) for n in needs):
+            continue
+        moved = True
+        if isinstance(item, Gate):
+            if not _open_gate(walk, item):
+                walk.halted = walk.stopped = True
+            continue
+        _start_step(walk, item)
+        _land(walk, wait=False)  # a StepCall has finished it already
+        if alone and walk.flights:
+            break
+    return moved
+
+
+def _walk_plan(walk: _Walk) -> None:
+    """Run every item the plan allows, side by side where it allows; then the rollbacks of the
+    steps whose failure stopped the run."""
+    todo = list(walk.run.plan.order)
+    while True:
+        moved = False if walk.halted else _start_ready(walk, todo)
+        if walk.flights:
+            _land(walk, wait=True)
+        elif not moved:
+            break
+    plan = walk.run.plan
+    for target in dict.fromkeys(step.spec.on_failure for step in list(walk.failed)):
+        rollback = plan.runbook.item(target) if target != "stop" else None
+        if isinstance(rollback, Step):
+            _start_step(walk, rollback)
+            while walk.flights:
+                _land(walk, wait=True)
 
 
 def execute(run: Execution, *, resumed: bool = False) -> RunOutcome:
@@ -463,38 +520,14 @@ def execute(run: Execution, *, resumed: bool = False) -> RunOutcome:
             "incident": incident_facts(run.incident.model_dump(mode="json")),
         },
     )
-    stopped = False
-    for item_id in plan.order:
-        if not walk.steered(item_id):
-            break
-        if walk.statuses.get(item_id) in DONE:
-            continue
-        if not all(walk.satisfied(dep) for dep in plan.needs.get(item_id, ())):
-            continue
-        item = plan.runbook.item(item_id)
-        if isinstance(item, Gate):
-            if _open_gate(walk, item):
-                continue
-            stopped = True
-            break
-        if _run_step(walk, item):
-            continue
-        target = item.spec.on_failure
-        if target == "continue":
-            continue
-        if target != "stop":
-            rollback = plan.runbook.item(target)
-            if isinstance(rollback, Step):
-                _run_step(walk, rollback)
-        stopped = True
-        break
+    _walk_plan(walk)
 
     steps = {item_id: walk.statuses.get(item_id, ItemStatus.PENDING) for item_id in plan.order}
     steps.update({r: walk.statuses[r] for r in sorted(plan.rollbacks) if r in walk.statuses})
     if walk.aborted is not None:
         status = RunStatus.FAILED
         walk.error = f"aborted by {walk.aborted.by}: {walk.aborted.reason}"
-    elif stopped:
+    elif walk.stopped:
         status = RunStatus.FAILED
     elif all(walk.satisfied(item_id) for item_id in plan.order):
         status = RunStatus.SUCCEEDED

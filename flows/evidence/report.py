@@ -302,12 +302,15 @@ class Artifact:
 def _outputs(
     entries: Sequence[Record], runbook: Runbook, action: str
 ) -> list[tuple[Record, Mapping[str, Any]]]:
-    """Every succeeded step that uses `action`, with its outputs, in ledger order."""
+    """Every succeeded step that uses `action`, with its outputs, in ledger order; a for_each
+    step's items (`ticket[0]`) each, its own record (which holds no outputs) not."""
     ids = {s.id for s in runbook.steps if s.spec.uses == action}
     return [
         (e, e.data.get("outputs") or {})
         for e in entries
-        if e.event == "step.succeeded" and e.step in ids
+        if e.event == "step.succeeded"
+        and (e.step or "").split("[", 1)[0] in ids
+        and "outputs" in e.data
     ]
 
 

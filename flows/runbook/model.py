@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 IDENTIFIER = r"^[a-z0-9][a-z0-9_-]*$"
 """Runbook, step and gate ids: lowercase, digits, `-`, `_`; safe in paths, flow and task names."""
@@ -214,8 +214,18 @@ class StepSpec(Strict):
     id: str = Field(pattern=IDENTIFIER)
     uses: str = Field(description="Action name, e.g. jira.create_issue.")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
-    needs: list[str] = Field(default_factory=list)
+    needs: list[str] = Field(
+        default_factory=list,
+        description="Steps or gates that must finish first; steps that declare needs may run"
+        " side by side. Left out: the step follows the item above it, alone.",
+    )
     if_: str | None = Field(default=None, alias="if", description="Template; falsy skips.")
+    for_each: list[Any] | str | None = Field(
+        default=None,
+        description="Run the step once per item: a list, or a template or expression giving"
+        " one (`{{ inputs.hosts }}`; text splits at commas). `with` sees the item as `item`;"
+        " the step's outputs are a list, one entry per item.",
+    )
     retries: int = Field(default=0, ge=0, le=20)
     retry_delay_s: float = Field(default=0.0, ge=0)
     timeout_s: float | None = Field(default=None, gt=0)
@@ -223,6 +233,14 @@ class StepSpec(Strict):
         default="stop", description="stop | continue | the id of a step to run as rollback."
     )
     drill: Literal["simulate", "run"] = "simulate"
+
+    @field_validator("for_each", mode="before")
+    @classmethod
+    def _a_list_or_text(cls, value: Any) -> Any:
+        # One message for both forms, where the union would report each form it is not.
+        if value is not None and not isinstance(value, list | str):
+            raise ValueError("a list of items, or a template or expression that gives one")
+        return value
 
 
 class Step(BaseModel):

@@ -1,7 +1,8 @@
 """Every name a template reads, checked against what provides it where the template runs.
 
 A step's templates may read inputs, the alert, the incident and the outputs of the steps that
-run before it; an alert trigger's templates only the alert. Names that a broken part of the
+run before it (and, in the `with` of a for_each step, the `item` at hand); an alert trigger's
+templates only the alert. Names that a broken part of the
 document would provide (an unread input or step) are not reported: that part's problem is.
 """
 
@@ -45,9 +46,16 @@ def step_template_problems(
     sources = [(key, text, False) for key, text in _strings(step.spec.with_, "with")]
     if step.spec.if_ is not None:
         sources.append(("if", step.spec.if_, True))
+    for_each = step.spec.for_each
+    if isinstance(for_each, str):
+        sources.append(("for_each", for_each, True))
+    elif isinstance(for_each, list):
+        sources.extend((key, text, False) for key, text in _strings(for_each, "for_each"))
     problems = []
     available = _available_steps(plan, step) if plan is not None else None
     for key, text, is_condition in sources:
+        # `item` exists only where one item is at hand: in the `with` of a for_each step.
+        has_item = for_each is not None and key.startswith("with")
         line = line_of(step.key_lines, key.split("."), step.line)
         try:
             refs = condition_references(text) if is_condition else references(text)
@@ -62,10 +70,34 @@ def step_template_problems(
             )
             continue
         for ref in refs:
-            message, hint = _step_reference_problem(runbook, step, ref, registry, available, unread)
+            if ref.root == ITEM:
+                message, hint = _item_problem(step, ref, key, has_item)
+            else:
+                message, hint = _step_reference_problem(
+                    runbook, step, ref, registry, available, unread
+                )
             if message:
                 problems.append(Problem(runbook.path, line, message, hint))
     return problems
+
+
+ITEM = "item"
+"""The name a for_each step's `with` templates give the item at hand."""
+
+
+def _item_problem(step: Step, ref: Reference, key: str, has_item: bool) -> tuple[str, str]:
+    who = f"step '{step.id}'"
+    if not has_item and step.spec.for_each is None:
+        return (
+            f"{who} uses '{ref}', but only a step with for_each has an item",
+            "add `for_each:` with the list to run the step over",
+        )
+    if not has_item:
+        return (
+            f"{who} uses '{ref}' in `{key.split('.')[0]}`, which is evaluated once for the step",
+            "`item` is the item at hand in `with` only",
+        )
+    return _generic_reference_problem(who, ref, ROOTS | GLOBALS | {ITEM})
 
 
 def _available_steps(plan: Plan, step: Step) -> frozenset[str]:
@@ -122,6 +154,14 @@ def _step_reference_problem(
             "a step sees the outputs of the steps it waits for (directly or through needs)",
         )
     target = runbook.item(name)
+    if isinstance(target, Step) and target.spec.for_each is not None and len(ref.path) > 1:
+        output = ref.path[1]
+        return (
+            f"{who} uses steps.{name}.{output}, but steps.{name} is a list: one entry per item"
+            " of its for_each",
+            f"one item's: steps.{name}[0].{output}; every item's:"
+            f" steps.{name} | map(attribute='{output}') | list",
+        )
     action = registry.get(target.spec.uses) if isinstance(target, Step) else None
     if action is not None and action.outputs and len(ref.path) > 1:
         output = ref.path[1]

@@ -23,6 +23,7 @@ from jinja2 import (
     Template,
     TemplateError,
     TemplateSyntaxError,
+    Undefined,
     UndefinedError,
     nodes,
 )
@@ -259,6 +260,38 @@ def evaluate(expression: str, context: Mapping[str, Any], *, where: str = "") ->
     except TemplateSyntaxError as error:
         raise TemplateFailure(_syntax_message(error, where)) from None
     return _run(lambda: bool(compiled(context)), expression, context, where, expression=True)
+
+
+def evaluate_value(expression: str, context: Mapping[str, Any], *, where: str = "") -> Any:
+    """The value of a bare expression, or of one `{{ ... }}` holding nothing else (a list stays a
+    list); a template with text around its expressions gives the text it renders."""
+    text = expression.strip()
+    sole = _sole_expression(text)
+    if sole is None and is_template(text):
+        return render(text, context, where=where)
+    source = text if sole is None else sole
+    try:
+        _expression_references(source)  # same syntax messages as `runbook validate` gives
+        compiled = _compile_expression(source)
+    except TemplateSyntaxError as error:
+        raise TemplateFailure(_syntax_message(error, where)) from None
+
+    def value() -> Any:
+        found = compiled(context)
+        if isinstance(found, Undefined):
+            raise UndefinedError(f"{source} is undefined")  # named by _run, from its references
+        return found
+
+    return _run(value, source, context, where, expression=True)
+
+
+def _sole_expression(text: str) -> str | None:
+    """`x` for a template that is `{{ x }}` and nothing else; None otherwise."""
+    if text.startswith("{{") and text.endswith("}}") and text.count("{{") == 1:
+        inner = text[2:-2]
+        if "}}" not in inner and "{%" not in inner and "{#" not in inner:
+            return inner.strip()
+    return None
 
 
 def references(template: str) -> list[Reference]:

@@ -415,8 +415,8 @@ def test_unknown_key_hint_names_the_closest_key() -> None:
     """The hint of an unknown step key suggests the key it resembles and lists allowed ones."""
     (problem,) = problems_in(FRONT + "```step\nid: a\nuses: wait.seconds\nretry: 3\n```\n")
     assert problem.hint == (
-        "did you mean 'retries'?; allowed keys: drill, id, if, needs, on_failure, retries,"
-        " retry_delay_s, timeout_s, uses, with"
+        "did you mean 'retries'?; allowed keys: drill, for_each, id, if, needs, on_failure,"
+        " retries, retry_delay_s, timeout_s, uses, with"
     )
 
 
