@@ -42,3 +42,23 @@ class SlackConfig(BaseModel):
         gt=0,
         description="How long a channel whose create went unanswered is looked for by name.",
     )
+
+
+class MlflowConfig(BaseModel):
+    """An MLflow tracking server, whose Model Registry the `mlflow.*` actions read and change."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str = Field(
+        description="The tracking server's base URL (its tracking URI), e.g."
+        " http://mlflow.internal:5000; a path prefix a proxy adds is kept."
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="Sent as a Bearer token; with `user`, the password of basic auth.",
+    )
+    user: str | None = Field(
+        default=None,
+        description="Basic auth user (MLflow's basic-auth app); `token` is its password.",
+    )
+    timeout_s: float = Field(default=10.0, gt=0, description="Per-request timeout.")

@@ -41,7 +41,7 @@ def run(
     """Run a runbook for a new incident (or the given --incident); waits at manual gates."""
     current = settings()
     given = parse_assignments(input or [])
-    registry = default_registry()
+    registry = default_registry(current)
     plan = load_plan(runbook, registry)  # an invalid runbook stops here, before Prefect starts
     prepare_prefect(current)
     outcome = start_run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cyclopts import App
 
 from flows.cli.common import EXIT_FAILED, EXIT_OK, settings
+from flows.engine.settings import Settings
 from flows.prefect.local_server import read_server, start_server, stop_server
 from integrations.backends import select_backends
 
@@ -53,8 +54,26 @@ def doctor() -> int:
         except Exception as error:  # every failure is reported, then doctor exits 1
             healthy = False
             print(f"{label:<9} FAILED: {error}")
+    healthy = _check_models(current) and healthy
     drills = f"sandboxes under {current.home / 'drills'}"
     if current.slack() is not None and current.slack_drill_channel:
         drills += f"; drills run by the server talk in Slack {current.slack_drill_channel}"
     print(f"drills    {drills}")
     return EXIT_OK if healthy else EXIT_FAILED
+
+
+def _check_models(current: Settings) -> bool:
+    """Print whether the model registry (MLflow) answers with the configured credentials."""
+    config = current.mlflow()
+    if config is None:
+        print("models    not configured (RUNBOOK_MLFLOW_URL unset): mlflow.* steps fail")
+        return True
+    from integrations.mlflow.rest import MlflowRegistry  # loads httpx: only when configured
+
+    try:
+        with MlflowRegistry(config) as registry:
+            print(f"models    ok: {registry.describe()}")
+    except Exception as error:  # every failure is reported, then doctor exits 1
+        print(f"models    FAILED: {error}")
+        return False
+    return True

@@ -84,7 +84,7 @@ def run_drill(
         raise RunbookError("--speed must be greater than 0")
     loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario)
     spec, runbook = loaded.scenario, loaded.runbook
-    registry = registry or default_registry()
+    registry = registry or default_registry(settings)
     plan = load_plan(loaded.runbook_path, registry)  # refuse a broken runbook before any record
     inputs = {**trigger_inputs(spec, runbook), **spec.inputs}
     alert = None
@@ -133,7 +133,7 @@ def resume_drill(
     channel, or by `responder` when participants answer at a terminal. A drill never continues
     against real backends, whoever resumes it.
     """
-    registry = registry or default_registry()
+    registry = registry or default_registry(settings)
     folder = incident_folder(settings.incidents_dir, incident)
     if not load_incident(settings.incidents_dir, incident).drill:
         raise RunbookError(f"incident {incident!r} is not a drill")

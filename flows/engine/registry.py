@@ -11,15 +11,19 @@ from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 
 from flows.contract.actions import Action, ActionRegistry
+from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from integrations.catalog import builtin_actions
+from integrations.config import MlflowConfig
 
 ENTRY_POINT_GROUP = "runbook.actions"
 
 
-def registry_with(points: Iterable[EntryPoint]) -> ActionRegistry:
+def registry_with(
+    points: Iterable[EntryPoint], mlflow: MlflowConfig | None = None
+) -> ActionRegistry:
     """The built-in actions, then those these entry points name; a RunbookError names a bad one."""
-    registry = ActionRegistry(builtin_actions())
+    registry = ActionRegistry(builtin_actions(mlflow))
     for point in points:
         for action in _load(point):
             if action.name in registry:
@@ -31,9 +35,14 @@ def registry_with(points: Iterable[EntryPoint]) -> ActionRegistry:
     return registry
 
 
-def default_registry() -> ActionRegistry:
-    """The built-in actions shipped in `integrations`, then those installed plug-ins register."""
-    return registry_with(entry_points(group=ENTRY_POINT_GROUP))
+def default_registry(settings: Settings | None = None) -> ActionRegistry:
+    """The built-in actions shipped in `integrations`, then those installed plug-ins register.
+
+    Actions that reach a service the settings configure (MLflow) are bound to it here; without
+    `settings` (listing or validating runbooks) their steps would fail saying it is not set.
+    """
+    mlflow = settings.mlflow() if settings is not None else None
+    return registry_with(entry_points(group=ENTRY_POINT_GROUP), mlflow)
 
 
 def _plugin(point: EntryPoint) -> str:

@@ -126,7 +126,7 @@ def start_run(
     `trigger` and `started_by` say how and by whom it started (kept in the chain with the
     incident's facts); `plan` is the checked plan of `path` when the caller already has it.
     """
-    registry = registry or default_registry()
+    registry = registry or default_registry(settings)
     plan = plan or load_plan(path, registry)
     runbook = plan.runbook
     # Gates must name only who the roster knows, or nobody could ever pass them.
@@ -210,7 +210,7 @@ def resume_run(
     simulate: Simulator | None = None,
 ) -> RunOutcome:
     """Continue an incident from its first unfinished step; finished steps never run again."""
-    registry = registry or default_registry()
+    registry = registry or default_registry(settings)
     incident = load_incident(settings.incidents_dir, incident_id)
     records = read_records(incident_folder(settings.incidents_dir, incident_id))
     aborted = progress_from_records(records).aborted

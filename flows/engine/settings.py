@@ -19,11 +19,15 @@ from pydantic_settings import (
 from flows.evidence.incident import incidents_under
 from flows.evidence.personal import PersonalData, PersonalDataRedactor
 from flows.evidence.redact import Redactor
-from integrations.config import JiraConfig, SlackConfig
+from integrations.config import JiraConfig, MlflowConfig, SlackConfig
 
 TOML_FILE = "runbook.toml"
 """Read from the working directory, below the environment."""
-EMBEDDED: dict[str, type[BaseModel]] = {"jira": JiraConfig, "slack": SlackConfig}
+EMBEDDED: dict[str, type[BaseModel]] = {
+    "jira": JiraConfig,
+    "slack": SlackConfig,
+    "mlflow": MlflowConfig,
+}
 """The integration configs the settings hold, by the prefix their settings have."""
 
 
@@ -68,6 +72,12 @@ class Settings(BaseSettings):
     )
     slack_signing_secret: SecretStr | None = Field(
         default=None, description="Verifies requests from Slack (slash commands, buttons)."
+    )
+    mlflow_config: MlflowConfig | None = Field(
+        default=None,
+        validation_alias="mlflow",
+        description="MLflow's Model Registry for the mlflow.* actions (RUNBOOK_MLFLOW_URL, _TOKEN,"
+        " _USER, _TIMEOUT_S); without a URL, those steps fail saying so.",
     )
 
     slack_drill_channel: str | None = Field(
@@ -144,13 +154,13 @@ class Settings(BaseSettings):
         words = [word.strip().lower() for word in value.split(",") if word.strip()]
         return [] if words == ["none"] else words
 
-    @field_validator("jira_config", "slack_config", mode="before")
+    @field_validator("jira_config", "slack_config", "mlflow_config", mode="before")
     @classmethod
     def _unset_without_its_key(cls, value: Any, info: ValidationInfo) -> Any:
         # RUNBOOK_SLACK_API_URL alone, or RUNBOOK_JIRA_URL="", configure nothing: the local
         # backends stay. The Slack group also sees RUNBOOK_SLACK_SIGNING_SECRET and the other
         # slack_* settings below; SlackConfig ignores them.
-        key = "url" if info.field_name == "jira_config" else "bot_token"
+        key = "bot_token" if info.field_name == "slack_config" else "url"
         return None if isinstance(value, Mapping) and not value.get(key) else value
 
     @classmethod
@@ -172,11 +182,12 @@ class Settings(BaseSettings):
 
     def known_secrets(self) -> list[str]:
         """Every configured secret value, so redaction catches them wherever they appear."""
-        jira, slack = self.jira_config, self.slack_config
+        jira, slack, mlflow = self.jira_config, self.slack_config, self.mlflow_config
         values = [
             jira.token if jira else None,
             jira.pat if jira else None,
             slack.bot_token if slack else None,
+            mlflow.token if mlflow else None,
             self.slack_signing_secret,
             self.slack_app_token,
             self.webhook_token,
@@ -206,6 +217,10 @@ class Settings(BaseSettings):
     def slack(self) -> SlackConfig | None:
         """Slack connection settings, or None to use the local outbox."""
         return self.slack_config
+
+    def mlflow(self) -> MlflowConfig | None:
+        """The MLflow tracking server the mlflow.* actions use, or None when none is set."""
+        return self.mlflow_config
 
 
 class _Embedded(PydanticBaseSettingsSource):
