@@ -8,7 +8,8 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from flows.cli.common import EXIT_FAILED, EXIT_OK, err, settings
+from flows.cli.common import EXIT_FAILED, EXIT_OK, JsonOption, err, settings
+from flows.drills.freshness import MaxAge, Row, home_warning, parse_max_age
 from flows.drills.freshness import freshness as freshness_rows
 from flows.engine.reference import actions_reference
 from flows.engine.registry import default_registry
@@ -49,15 +50,12 @@ def list_runbooks(folder: Path = Path("runbooks")) -> int:
     """List runbooks with id, kind, severity, triggers and when each was last drilled."""
     runbooks, problems = validate_paths([folder], default_registry())
     runbooks = sorted(runbooks, key=lambda r: r.id)
-    drilled = {
-        row.runbook: row for row in freshness_rows(settings().home, [r.id for r in runbooks])
-    }
+    drilled = {row.runbook: row for row in freshness_rows(settings().home, runbooks)}
     rows = [("ID", "KIND", "SEVERITY", "TRIGGERS", "LAST DRILL", "TITLE")]
     for runbook in runbooks:
         triggers = [f"alert:{a.source}" for a in runbook.meta.triggers.alerts]
         if runbook.meta.triggers.slack:
             triggers.append(f"slack:/runbook {runbook.meta.triggers.slack.command}")
-        last = drilled[runbook.id].last_drill
         meta = runbook.meta
         rows.append(
             (
@@ -65,7 +63,7 @@ def list_runbooks(folder: Path = Path("runbooks")) -> int:
                 meta.kind,
                 meta.severity,
                 ", ".join(triggers) or "-",
-                last.date().isoformat() if last else "never",
+                _last_drill(drilled[runbook.id]),
                 meta.title,
             )
         )
@@ -78,21 +76,87 @@ def list_runbooks(folder: Path = Path("runbooks")) -> int:
     return EXIT_OK if not problems else EXIT_FAILED
 
 
-def _max_age_days(text: str) -> int:
-    value = text.strip().lower().removesuffix("d")
-    if not value.isdigit():
-        raise RunbookError(f"--max-age {text!r}: give days, e.g. 90d")
-    return int(value)
+def _last_drill(row: Row) -> str:
+    """The date of the last completed drill of the runbook as it is now, or rehearsal."""
+    if row.last_drill is not None:
+        return row.last_drill.started_at.date().isoformat()
+    if row.last_rehearsal is not None:
+        return f"{row.last_rehearsal.started_at.date().isoformat()} (rehearsal)"
+    return "never"
 
 
-def freshness(folder: Path = Path("runbooks"), *, max_age: str = "90d") -> int:
-    """List runbooks by last drill and last real run; exit 1 when any is older than --max-age."""
-    runbooks, _ = validate_paths([folder], default_registry())
-    rows = freshness_rows(settings().home, sorted(r.id for r in runbooks), _max_age_days(max_age))
-    print(f"{'RUNBOOK':<28} {'LAST DRILL':<12} {'LAST REAL RUN':<14} STATUS")
-    for row in rows:
-        state = "STALE" if row.stale else "ok"
-        drilled = row.last_drill.date().isoformat() if row.last_drill else "never"
-        real = row.last_real.date().isoformat() if row.last_real else "never"
-        print(f"{row.runbook:<28} {drilled:<12} {real:<14} {state}")
+def freshness(
+    folder: Path = Path("runbooks"), *, max_age: str = "90d", json_output: JsonOption = False
+) -> int:
+    """Whether each runbook, as it is now, was drilled (or run) to completion within --max-age.
+
+    Only a completed drill or real run of the current version counts; scripted rehearsals are
+    listed apart and count where the runbook says `drills: {rehearsals_count: true}`. Exit 0
+    when every runbook is fresh, 1 when any is stale, 2 on a usage error.
+    """
+    age = parse_max_age(max_age)
+    if not folder.exists():
+        raise RunbookError(f"no runbook file or folder {folder}: give the runbook library")
+    runbooks, problems = validate_paths([folder], default_registry())
+    for problem in problems:
+        err(f"invalid, not judged: {problem}")
+    if not runbooks:
+        raise RunbookError(f"no valid runbooks under {folder}: nothing to judge")
+    home = settings().home
+    warning = home_warning(home)
+    if warning:
+        err(warning)
+    rows = freshness_rows(home, sorted(runbooks, key=lambda r: r.id), age)
+    if json_output:
+        shown = {"max_age": str(age), "runbooks": [row.model_dump(mode="json") for row in rows]}
+        print(json.dumps(shown, indent=2))
+    else:
+        print(_freshness_table(rows, age))
     return EXIT_FAILED if any(row.stale for row in rows) else EXIT_OK
+
+
+def _freshness_table(rows: list[Row], age: MaxAge) -> str:
+    """One line per runbook with what keeps it fresh, then the rehearsals, then why stale."""
+    table: list[tuple[str, ...]] = [
+        ("RUNBOOK", "VERSION", "STATUS", "LAST COUNTED", "BY", "INCIDENT", "SCORE")
+    ]
+    for row in rows:
+        counted = row.fresh_by
+        table.append(
+            (
+                row.runbook,
+                f"v{row.version}",
+                "STALE" if row.stale else "ok",
+                counted.started_at.date().isoformat() if counted else "never",
+                counted.kind if counted else "-",
+                counted.incident if counted else "-",
+                (counted.score or "-") if counted else "-",
+            )
+        )
+    lines = [_columns(table)]
+    rehearsed = [row for row in rows if row.last_rehearsal is not None]
+    if rehearsed:
+        lines += ["", "Scripted rehearsals (gates answered from the scenario):"]
+        for row in rehearsed:
+            rehearsal = row.last_rehearsal
+            assert rehearsal is not None
+            counts = "counts" if row.rehearsals_count else "does not count"
+            lines.append(
+                f"  {row.runbook} v{row.version}: {rehearsal.started_at.date().isoformat()}"
+                f" {rehearsal.incident} ({rehearsal.score or 'no score'}); {counts}"
+            )
+    stale = [row for row in rows if row.stale]
+    if stale:
+        lines += ["", f"Stale (nothing counts within {age.words()}):"]
+        lines += [f"  {row.runbook}: {row.reason}" for row in stale]
+    return "\n".join(lines)
+
+
+def _columns(table: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        + "  "
+        + row[-1]
+        for row in table
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,15 +19,19 @@ from flows.evidence.records import Event
 from flows.runbook.model import Gate, Step
 from integrations.sandbox import DrillChat, DrillTickets
 
+Opening = Callable[[], tuple[Event, Mapping[str, Any]]]
+"""What the clock records as it starts: `drill.started` or `drill.resumed`, and its data."""
+
 
 class InjectClock:
-    """The drill clock: starts at the runbook's first step or gate, fires injects on schedule.
+    """The drill clock: runs from the runbook's first step or gate, fires injects on schedule.
 
     Drill time begins when the runbook does, not when the process does, so document checks and
-    Prefect's start-up (which a high speed would magnify into minutes) never count. Injects due
-    at the start fire before the first item acts, so a drill that begins with a failing
-    integration is deterministic. Each inject is recorded (`drill.inject`) and shown in the
-    drill outbox, where participants see it.
+    Prefect's start-up (which a high speed would magnify into minutes) never count; a resumed
+    drill goes on from `offset_s`, the drill time its clock stopped at. Injects due at the start
+    fire before the first item acts, so a drill that begins with a failing integration is
+    deterministic. Each inject is recorded (`drill.inject`, with its drill time beside the
+    record's wall time) and shown in the drill outbox, where participants see it.
     """
 
     def __init__(
@@ -38,32 +42,36 @@ class InjectClock:
         sandbox: tuple[DrillTickets, DrillChat],
         incident: str,
         actor: str,
-        started: Mapping[str, Any] | None,
+        opening: Opening,
         *,
-        elapsed_s: float = 0.0,
+        offset_s: float = 0.0,
         fired: int = 0,
     ) -> None:
-        """`started` None continues a drill: `elapsed_s` real seconds have passed since its
-        clock started and its first `fired` injects have fired."""
+        """`opening` gives the record that starts the clock; a resumed drill's clock goes on
+        from `offset_s` drill seconds, its first `fired` injects fired already."""
         self.pending = sorted(injects, key=lambda inject: inject.at)[fired:]
         self.speed, self.ledger, self.sandbox = speed, ledger, sandbox
-        self.incident, self.actor, self.started = incident, actor, started
+        self.incident, self.actor, self.opening = incident, actor, opening
         self.fired = fired
-        self._elapsed = elapsed_s
-        self._start = time.monotonic() - elapsed_s
+        self.offset_s = offset_s
+        self._start = time.monotonic()
         self._once = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="drill-injects", daemon=True)
 
+    def now_s(self) -> float:
+        """The drill time now: where the clock started, plus wall time since, times speed."""
+        return round(self.offset_s + (time.monotonic() - self._start) * self.speed, 3)
+
     def start(self) -> None:
-        """Record `drill.started` and fire what is due now, the rest from a thread (once)."""
+        """Record the clock's start and fire what is due now, the rest from a thread (once)."""
         with self._once:
             if self._thread.ident is not None or self._stop.is_set():
                 return
-            self._start = time.monotonic() - self._elapsed
-            if self.started is not None:
-                self.ledger.record(Event.DRILL_STARTED, actor=self.actor, data=self.started)
-            while self.pending and self.pending[0].at <= self._elapsed * self.speed:
+            event, data = self.opening()
+            self._start = time.monotonic()
+            self.ledger.record(event, actor=self.actor, data={**data, "drill_s": self.offset_s})
+            while self.pending and self.pending[0].at <= self.offset_s:
                 self._fire(self.pending.pop(0))
             self._thread.start()
 
@@ -89,7 +97,7 @@ class InjectClock:
 
     def _loop(self) -> None:
         while self.pending:
-            due = self._start + self.pending[0].at / self.speed
+            due = self._start + (self.pending[0].at - self.offset_s) / self.speed
             if self._stop.wait(max(0.0, due - time.monotonic())):
                 return
             self._fire(self.pending.pop(0))
@@ -100,7 +108,7 @@ class InjectClock:
             (tickets if inject.system == "tickets" else chat).faults.add(inject.times)
         self.fired += 1
         data = inject.model_dump(mode="json")
-        data["fired_at_s"] = round((time.monotonic() - self._start) * self.speed, 3)
+        data["fired_at_s"] = data["drill_s"] = self.now_s()
         self.ledger.record(Event.DRILL_INJECT, actor=self.actor, data=data)
         shown = inject.text or inject.kind
         if inject.kind == "fail_integration":

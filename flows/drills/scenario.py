@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,14 +17,13 @@ from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
 from flows.engine.routing import route_alert
 from flows.errors import Problem, RunbookError
+from flows.evidence.incident import DOCUMENT_FILE, SCENARIO_FILE
 from flows.runbook.hints import line_of, suggest
 from flows.runbook.model import IDENTIFIER, AlertSource, Runbook, Strict
 from flows.runbook.parse import YamlProblem, find_runbook_files, load_yaml, parse_runbook
 from flows.runbook.schema import validation_problems
 from integrations.alerts import Alert, PayloadError
 from integrations.slack.commands import parse_command_text
-
-"""Actions that reach real hosts; in drills they return canned outputs unless `drill: run`."""
 
 _DURATION = re.compile(r"^\+?\s*(\d+(?:\.\d+)?)\s*(s|m|h)?$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, None: 1}
@@ -130,6 +130,8 @@ class LoadedScenario:
     runbook_path: Path
     runbook: Runbook
     sha256: str
+    raw: bytes = b""
+    """The scenario document's bytes, as the drill keeps them in its incident folder."""
 
 
 def load_scenario(path: Path, library: Path | None = None) -> LoadedScenario:
@@ -137,11 +139,49 @@ def load_scenario(path: Path, library: Path | None = None) -> LoadedScenario:
 
     `library` is where runbook ids are looked up (default: the scenario folder's parent).
     """
+    scenario, lines, raw = _read_scenario(path)
+    runbook_path = _find_runbook(scenario, path, library or path.parent.parent, lines)
+    return _checked(scenario, lines, raw, path, runbook_path)
+
+
+def load_drilled_scenario(folder: Path) -> LoadedScenario:
+    """The scenario and runbook a drill ran, from the copies in its incident folder.
+
+    A drill is continued and scored with these, never with the library files, which may have
+    changed since it started.
+    """
+    scenario, lines, raw = _read_scenario(folder / SCENARIO_FILE)
+    return _checked(scenario, lines, raw, folder / SCENARIO_FILE, folder / DOCUMENT_FILE)
+
+
+def scenario_files(paths: Iterable[Path]) -> tuple[list[Path], list[Problem]]:
+    """The scenario documents among `paths`: files as given, folders searched for *.yaml and
+    *.yml (sorted); a path that does not exist, or a folder without any, is a problem."""
+    found: list[Path] = []
+    problems: list[Problem] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted({*path.rglob("*.yaml"), *path.rglob("*.yml")})
+            if not inside:
+                problems.append(Problem(path, None, "no scenarios (*.yaml) in this folder"))
+            found.extend(inside)
+        elif path.is_file():
+            found.append(path)
+        else:
+            problems.append(
+                Problem(path, None, "no such scenario file or folder", "check the path")
+            )
+    return found, problems
+
+
+def _read_scenario(path: Path) -> tuple[Scenario, dict[str, int], bytes]:
+    """The scenario document at `path`, its key lines and its bytes; problems at their lines."""
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8")
     except (OSError, UnicodeError) as error:
-        raise RunbookError(Problem(path, None, f"cannot read scenario: {error}")) from None
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise RunbookError(Problem(path, None, f"cannot read scenario: {reason}")) from None
     lines: dict[str, int] = {}
     try:
         data = load_yaml(text, 1, lines)
@@ -158,13 +198,18 @@ def load_scenario(path: Path, library: Path | None = None) -> LoadedScenario:
             error, Scenario, path=path, what="scenario", lines=lines, line=1
         )
         raise RunbookError(problems) from None
-    runbook_path = _find_runbook(scenario, path, library or path.parent.parent, lines)
+    return scenario, lines, raw
+
+
+def _checked(
+    scenario: Scenario, lines: dict[str, int], raw: bytes, path: Path, runbook_path: Path
+) -> LoadedScenario:
     runbook = parse_runbook(runbook_path)
     problems = check_scenario(scenario, runbook, path, lines)
     if problems:
         raise RunbookError(problems)
     sha256 = hashlib.sha256(raw).hexdigest()
-    return LoadedScenario(scenario, path, runbook_path, runbook, sha256)
+    return LoadedScenario(scenario, path, runbook_path, runbook, sha256, raw)
 
 
 def _find_runbook(scenario: Scenario, path: Path, library: Path, lines: dict[str, int]) -> Path:

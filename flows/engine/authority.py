@@ -10,6 +10,8 @@ The rules, in the order they are checked:
 2. a gate is answered only once the run has reached it (a `gate.waiting` record), and not
    after its timeout failed or continued it (`gate.timed_out`): the first recorded wins;
 3. a name typed with the answer (`--by`) must be the person the roster says the identity is;
+   in a drill, the actor must be one of its participants or its facilitator, and the drill
+   not closed by a reviewer's sign-off (`flows.engine.participants`);
 4. the actor must be an approver (a role, a named person or a group of the policy); a gate
    without `approvers` admits anyone, and in a drill a participant the roster does not know;
 5. separation of duties: not whoever started the incident (`starter`), nor whoever acted on the
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from flows.engine.participants import claim_problem, drill_people, outsider_problem
 from flows.evidence.progress import ItemStatus, progress_from_records
 from flows.evidence.records import Event, Record
 from flows.runbook.identity import Actor, identity_keys, starter_keys
@@ -148,7 +151,11 @@ def decide(
             f"gate {gate.id!r} is not reached yet, so it cannot be acknowledged ({now});"
             " acknowledge a gate once the run stops at it"
         )
-    problem = _claim_problem(actor, roster) or _approver_problem(policy, actor, roster, drill)
+    problem = (
+        claim_problem(actor, roster)
+        or _outsider_problem(actor, records, drill)
+        or _approver_problem(policy, actor, roster, drill)
+    )
     if problem:
         return refused(problem)
     problem = _separation_problem(gate, policy, actor, records, roster, started_by)
@@ -181,22 +188,10 @@ def decide(
     )
 
 
-def _claim_problem(actor: Actor, roster: Roster | None) -> str:
-    """A typed name must be who the proven identity is; without a roster it is only kept."""
-    if not actor.claimed or roster is None:
-        return ""
-    if actor.person is None:
-        return (
-            f"{actor.identity} is not in the roster {roster.path}, so the engine cannot tell"
-            f" whether it is {actor.claimed!r}; ask for your account to be added under"
-            f" `people:` (os_users / slack), or leave --by out"
-        )
-    if actor.claimed.casefold() != actor.person.casefold():
-        return (
-            f"--by names {actor.claimed!r}, but {actor.identity} is {actor.person!r} in the"
-            f" roster {roster.path}; nobody acknowledges in another person's name"
-        )
-    return ""
+def _outsider_problem(actor: Actor, records: Sequence[Record], drill: bool) -> str:
+    """In a drill, only its participants and facilitator answer, until a reviewer closes it."""
+    people = drill_people(records) if drill else None
+    return outsider_problem(actor, people, "answer its gates") if people is not None else ""
 
 
 def _approver_problem(policy: GatePolicy, actor: Actor, roster: Roster | None, drill: bool) -> str:

@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from flows.engine.participants import drill_people, outsider_problem
 from flows.engine.settings import Settings
 from flows.engine.steerers import Scene, SteerDecision, decide_steering, load_scene
 from flows.errors import RunbookError
@@ -173,7 +174,8 @@ def add_note(settings: Settings, incident_id: str, identity: Identity, text: str
     """Add a note to the incident's timeline (`note`), also after it ended."""
     text = _given(text, "the note's text")
     scene = load_scene(settings, incident_id)
-    return _act(settings, scene, identity, "note", Event.NOTE, {"text": text}, "")
+    problem = _outsider(scene, identity, "add notes")
+    return _act(settings, scene, identity, "note", Event.NOTE, {"text": text}, problem)
 
 
 # -- recording --------------------------------------------------------------------------------
@@ -270,6 +272,14 @@ def _ended(scene: Scene) -> str:
     if aborted is None:
         return ""
     return f"incident {scene.incident.id} was aborted by {aborted.by} ({aborted.reason})"
+
+
+def _outsider(scene: Scene, identity: Identity, doing: str) -> str:
+    """Why someone may not do this in a drill: only its participants and facilitator may."""
+    people = drill_people(scene.records) if scene.incident.drill else None
+    if people is None:
+        return ""
+    return outsider_problem(identify(identity, scene.roster), people, doing)
 
 
 def _step(scene: Scene, step: str) -> Step:

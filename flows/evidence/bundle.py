@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from flows.errors import Problem, RunbookError
-from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE
+from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE, SCENARIO_FILE
 from flows.evidence.records import HEAD_FILE, LEDGER_FILE
 from flows.evidence.seal import SealCheck, verify_seal
 from flows.evidence.unzip import Damaged, Digest, Limits, Refused, UntrustedZip, open_zip
@@ -85,7 +85,8 @@ def export_bundle(folder: Path, out: Path, *, exported_by: str | None = None) ->
         # One snapshot of the small files, so a run appending meanwhile cannot split them: the
         # head is read before the ledger, since a head behind its ledger verifies, one ahead not.
         snapshot = Path(staging)
-        for name in (HEAD_FILE, LEDGER_FILE, INCIDENT_FILE, DOCUMENT_FILE, SEAL_FILE):
+        documents = (DOCUMENT_FILE, SCENARIO_FILE)
+        for name in (HEAD_FILE, LEDGER_FILE, INCIDENT_FILE, *documents, SEAL_FILE):
             if (folder / name).exists():
                 (snapshot / name).write_bytes((folder / name).read_bytes())
         verification = verify_ledger(snapshot, artifacts=False)  # they stay in the folder
@@ -308,14 +309,16 @@ def _read_manifest(
 
 def _read_member(bundle: UntrustedZip, name: str, scratch: Path) -> Digest:
     """Hash a member; the files a folder's verify reads go to `scratch` on the way: the ledger
-    and head, the document and facts the records must match, and the seal."""
+    and head, the documents (runbook, a drill's scenario) and facts the records must match,
+    and the seal."""
     if name == LEDGER_FILE:
         return bundle.copy_lines(name, scratch / name)
     if name in (HEAD_FILE, INCIDENT_FILE, SEAL_FILE):
         data, digest = bundle.read_document(name)  # JSON that verify parses whole
         (scratch / name).write_bytes(data)
         return digest
-    return bundle.digest(name, scratch / name if name == DOCUMENT_FILE else None)
+    documents = (DOCUMENT_FILE, SCENARIO_FILE)
+    return bundle.digest(name, scratch / name if name in documents else None)
 
 
 def _head_problems(claimed: Mapping[str, Any], verification: Verification) -> list[str]:

@@ -26,6 +26,8 @@ from flows.times import utc_now
 INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 INCIDENT_FILE = "incident.json"
 DOCUMENT_FILE = "runbook.md"
+SCENARIO_FILE = "scenario.yaml"
+"""A drill's scenario document as run; its `drill.started` record holds its sha256."""
 INCIDENTS_FOLDER = "incidents"
 RUN_LOCK_FILE = "run.lock"
 
@@ -163,6 +165,20 @@ def open_incident(incidents_dir: Path, incident: Incident, document: str) -> Pat
         copy.chmod(0o444)
     write_atomically(folder / INCIDENT_FILE, incident.model_dump_json(indent=2).encode())
     return folder
+
+
+def keep_scenario(folder: Path, scenario: bytes) -> str:
+    """Keep a read-only copy of the scenario a drill runs in its folder; return its sha256.
+
+    A drill is continued and scored with this copy, never with the library file, which may
+    have been edited since; `drill.started` records the hash so that verify checks the copy.
+    """
+    copy = folder / SCENARIO_FILE
+    if not copy.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomically(copy, scenario)
+        copy.chmod(0o444)
+    return hashlib.sha256(copy.read_bytes()).hexdigest()
 
 
 class IncidentBusy(RunbookError):

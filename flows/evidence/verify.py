@@ -3,8 +3,9 @@
 `verify_ledger` names the first record that breaks the chain (edited, deleted, reordered, not
 stored exactly as the writer writes it, not a record at all), the head (a cut-off tail, a
 rewritten last record, a size that is not the ledger's), or the folder (records of another
-incident or document, a runbook.md or incident.json that is not the one the records name, a
-sealed ledger without its seal). The writer uses `check_chain` too, on records past the head.
+incident or document, a runbook.md, scenario.yaml or incident.json that is not the one the
+records name, a sealed ledger without its seal). The writer uses `check_chain` too, on records
+past the head.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from flows.errors import Problem, RunbookError
-from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE, incident_facts
+from flows.evidence.incident import DOCUMENT_FILE, INCIDENT_FILE, SCENARIO_FILE, incident_facts
 from flows.evidence.records import (
     GENESIS,
     HEAD_FILE,
@@ -45,6 +46,7 @@ CHECKS = (
     ("head", "head.json's count, last hash and size are the ledger's"),
     ("incident", "every record is of one incident and one runbook document"),
     (DOCUMENT_FILE, "the document the records name, by its sha256 (when in the folder)"),
+    (SCENARIO_FILE, "a drill's scenario as run, by the sha256 its drill.started names"),
     (INCIDENT_FILE, "names the records' incident and document; its facts are run.started's"),
     ("artifacts", "every artifact a custody record names is present and hashes to its sha256"),
     ("seal", "a ledger with an evidence.sealed record has its seal.json"),
@@ -211,6 +213,8 @@ class Chain:
     first: Record | None = None
     started: Record | None = None
     """The first `run.started` record: the one that vouches for incident.json."""
+    drill: Record | None = None
+    """The first `drill.started` record: the one that vouches for scenario.yaml."""
     stranger: tuple[str, int] | None = None
     """The first record of another incident or document than record 1, and its seq."""
     size_at: int | None = None
@@ -264,6 +268,8 @@ def _keep(chain: Chain, record: Record) -> None:
         )
     if record.event is Event.RUN_STARTED and chain.started is None:
         chain.started = record
+    elif record.event is Event.DRILL_STARTED and chain.drill is None:
+        chain.drill = record
     elif record.event is Event.ARTIFACT_COLLECTED:
         chain.custody.append(Custody.of(record))
     elif record.event is Event.EVIDENCE_SEALED:
@@ -312,6 +318,9 @@ def _check_folder(
         if digest != first.runbook.sha256:
             named = f"{DOCUMENT_FILE} is not the document the records name (sha256 {digest})"
             return DOCUMENT_FILE, named, None
+    scenario = _check_scenario(folder, chain.drill)
+    if scenario is not None:
+        return SCENARIO_FILE, *scenario
     facts = folder / INCIDENT_FILE
     if facts.exists():
         problem = _check_facts(facts, first, chain.started)
@@ -325,6 +334,27 @@ def _check_folder(
         seq = chain.sealed[-1].seq
         return "seal", f"record {seq} seals the ledger, but {SEAL_FILE} is missing", None
     return None, None, None
+
+
+def _check_scenario(folder: Path, started: Record | None) -> tuple[str, int] | None:
+    """The scenario copy a `drill.started` record names is present and hashes to its sha256;
+    drills recorded before the copy was kept name none, and nothing is checked."""
+    if started is None or not started.data.get("scenario_file"):
+        return None
+    copy = folder / SCENARIO_FILE
+    if not copy.is_file():
+        return (
+            f"{SCENARIO_FILE} is missing; record {started.seq} (drill.started) names it",
+            started.seq,
+        )
+    with copy.open("rb") as held:
+        digest = hashlib.file_digest(held, "sha256").hexdigest()
+    if digest != started.data.get("scenario_sha256"):
+        return (
+            f"{SCENARIO_FILE} is not the scenario record {started.seq} (drill.started) ran"
+            f" (sha256 {digest})"
+        ), started.seq
+    return None
 
 
 def artifact_name(sha256: str) -> str:

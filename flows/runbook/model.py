@@ -186,6 +186,16 @@ class ClockSpec(Strict):
     )
 
 
+class DrillPolicy(Strict):
+    """How this runbook's drills count toward its freshness (`runbook freshness`)."""
+
+    rehearsals_count: bool = Field(
+        default=False,
+        description="Scripted rehearsals (gates answered from a scenario's `answers`) keep the"
+        " runbook fresh too; left out, only drills people answered count.",
+    )
+
+
 class FrontMatter(Strict):
     """The YAML front matter at the top of a runbook document."""
 
@@ -204,6 +214,9 @@ class FrontMatter(Strict):
     clocks: list[ClockSpec] = Field(
         default_factory=list,
         description="Regulatory clocks: each started and stopped by a gate (regulatory-clocks.md).",
+    )
+    drills: DrillPolicy = Field(
+        default_factory=DrillPolicy, description="How drills of it count (drills.md)."
     )
     description: str = ""
 

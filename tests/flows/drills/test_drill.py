@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from flows.drills.debrief import add_drill_note, drill_report
+from flows.drills.debrief import drill_report
 from flows.drills.drill import DrillResult, resume_incident, run_drill
+from flows.drills.people import add_drill_note
 from flows.drills.scenario import load_scenario, parse_duration
 from flows.drills.simulate import drill_simulator
 from flows.engine.runner import acknowledge_gate, resume_run
@@ -25,60 +26,18 @@ from integrations.jira.local import LocalTicketStore
 from integrations.sandbox import DRILL_PREFIX
 from tests.fakes.jira_server import FakeJira
 from tests.fakes.slack_server import FakeSlack, serve_slack
+from tests.flows.drills.tiny import (
+    FAST,
+    GATED,
+    RUNBOOK,
+    SCENARIO,
+    UNANSWERED,
+    settings_for,
+    write_drill,
+)
 from tests.support import PROJECT
 
 DRILLS = PROJECT / "runbooks" / "drills"
-FAST = 3000.0
-"""Drill seconds per real second in tests: a ten-minute answer takes 0.2 s."""
-
-RUNBOOK = """---
-id: tiny
-title: Tiny drill runbook
-kind: other
-severity: sev3
-version: 1
-owner: "#t"
-inputs:
-  service: {type: string, required: true}
----
-# Tiny
-
-## Ticket
-
-```step
-id: ticket
-uses: jira.create_issue
-with:
-  project: OPS
-  summary: "Down: {{ inputs.service }}"
-```
-
-## Look
-
-```step
-id: look
-uses: shell.run
-with:
-  argv: ["false"]
-```
-
-## Contain {#contain}
-
-- [ ] Contained
-"""
-
-SCENARIO = """id: tiny-drill
-title: Tiny
-runbook: tiny.md
-inputs: {service: api}
-participants:
-  - {name: alice, role: IC}
-targets:
-  ticket: 2m
-  contain: 10m
-answers:
-  contain: {by: alice, after: 1m, note: done}
-"""
 
 
 @contextmanager
@@ -102,17 +61,6 @@ def configured_fakes(home: Path) -> Iterator[tuple[Settings, FakeJira, FakeSlack
             )
     finally:
         jira.stop()
-
-
-def settings_for(home: Path) -> Settings:
-    return Settings(home=home, prefect="external")
-
-
-def write_drill(tmp_path: Path, scenario: str = SCENARIO, runbook: str = RUNBOOK) -> Path:
-    (tmp_path / "tiny.md").write_text(runbook)
-    path = tmp_path / "drill.yaml"
-    path.write_text(scenario)
-    return path
 
 
 def records(home: Path, result: DrillResult) -> list[dict]:
@@ -232,12 +180,14 @@ def test_shipped_scenario_runs_to_the_end(home: Path, name: str) -> None:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_chat_outage_inject_fails_one_step_and_the_drill_goes_on(home: Path) -> None:
-    """The model drill's Slack outage fails the decision post, which continues, and is scored."""
+    """The model drill's Slack outage fails the decision post, which continues; the failure is
+    scored as the inject's doing, not the team's."""
     result = run_drill(settings_for(home), DRILLS / "model-degradation.yaml", speed=600)
     verdicts = {i.id: i.verdict for i in result.score.items}
     assert result.outcome.status == "succeeded"
-    assert verdicts["decision_update"] == "failed"
-    assert [v for v in verdicts.values() if v == "failed"] == ["failed"]
+    assert verdicts["decision_update"] == "inject-caused"
+    assert "failed" not in verdicts.values()
+    assert (result.score.failed, result.score.inject_caused) == (0, 1)
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -304,12 +254,11 @@ def test_injects_fire_on_schedule_and_are_recorded(home: Path, tmp_path: Path) -
 
 @pytest.mark.usefixtures("prefect_api")
 def test_unanswered_gate_is_missed_and_late_answer_is_late(home: Path, tmp_path: Path) -> None:
-    """An answer slower than its target is late; items after an unanswered gate are missed."""
+    """An answer slower than its target is late; an unanswered gate with a target is missed."""
     late = SCENARIO.replace("contain: 10m", "contain: 30s").replace("after: 1m", "after: 2m")
     result = run_drill(settings_for(home), write_drill(tmp_path, late), speed=600)
     assert {i.id: i.verdict for i in result.score.items}["contain"] == "late"
-    unanswered = SCENARIO.split("answers:")[0]
-    result = run_drill(settings_for(home), write_drill(tmp_path, unanswered), speed=600)
+    result = run_drill(settings_for(home), write_drill(tmp_path, UNANSWERED), speed=600)
     assert {i.id: i.verdict for i in result.score.items}["contain"] == "missed"
 
 
@@ -330,11 +279,12 @@ def test_report_shows_score_acks_and_later_notes(home: Path, tmp_path: Path) -> 
     """The report gives the score, who acknowledged each gate, and notes added afterwards."""
     settings = settings_for(home)
     result = run_drill(settings, write_drill(tmp_path), speed=FAST)
-    add_drill_note(settings, result.outcome.incident, "Jira fallback unclear", "dana", lesson=True)
+    alice = named_identity("alice")
+    add_drill_note(settings, result.outcome.incident, alice, "Jira fallback unclear", lesson=True)
     report = drill_report(home, result.outcome.incident)
     assert "Drill tiny-drill: Tiny" in report
     assert "contain" in report and "alice; done" in report
-    assert "Lessons learned:\n  - Jira fallback unclear (dana)" in report
+    assert "Lessons learned:\n  - Jira fallback unclear (alice)" in report
     assert "Evidence: ledger verifies" in report
 
 
@@ -354,15 +304,8 @@ def test_a_waiting_drill_resumed_like_any_incident_stays_in_its_sandboxes(
 ) -> None:
     """`runbook ack` + `runbook resume` on a drill go on with the sandboxes and simulations,
     and score it again, even with Jira and Slack configured."""
-    gated = RUNBOOK.replace(
-        "## Contain {#contain}",
-        "## Contain {#contain}\n- [ ] Contained\n\n## Tell\n"
-        '```step\nid: tell\nuses: slack.post\nwith: {channel: "#t", text: "contained"}\n```\n'
-        "## Done {#done}",
-    )
-    unanswered = SCENARIO.split("answers:")[0]
     with configured_fakes(home) as (settings, jira, slack):
-        first = run_drill(settings, write_drill(tmp_path, unanswered, gated), speed=FAST)
+        first = run_drill(settings, write_drill(tmp_path, UNANSWERED, GATED), speed=FAST)
         incident = first.outcome.incident
         assert first.outcome.status == "waiting"
         acknowledge_gate(settings, incident, "contain", named_identity("alice"))

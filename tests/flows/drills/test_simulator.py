@@ -75,7 +75,15 @@ def test_canned_outputs_win_whatever_the_reach(reach: Reach) -> None:
 
 
 def test_built_in_actions_reaching_hosts_are_the_simulated_ones() -> None:
-    """Of the built-ins, shell, HTTP and forensics are simulated; tickets, chat, notes run."""
+    """Of the built-ins, shell, HTTP, forensics and MLflow's registry are simulated; tickets,
+    chat and notes run."""
     simulate = drill_simulator({})
     simulated = {a.name for a in builtin_actions() if simulate(step(), a, NoArgs()) is not None}
-    assert simulated == {"shell.run", "http.request", "forensics.snapshot"}
+    assert simulated == {
+        "shell.run",
+        "http.request",
+        "forensics.snapshot",
+        "mlflow.model_versions",
+        "mlflow.set_alias",
+        "mlflow.tag_version",
+    }

@@ -13,8 +13,8 @@ import pytest
 from markdown_it_pyrs import MarkdownIt
 
 from flows.contract.ports import GateAnswer
-from flows.drills.debrief import add_drill_note
 from flows.drills.drill import run_drill
+from flows.drills.people import add_drill_note
 from flows.engine.runner import start_run
 from flows.engine.settings import Settings
 from flows.evidence.incident import Incident, Trigger, open_incident, runbook_info
@@ -22,6 +22,7 @@ from flows.evidence.ledger import Ledger
 from flows.evidence.postmortem import postmortem_markdown, read_postmortem
 from flows.evidence.records import LEDGER_FILE, Event, Record, RunbookRef
 from flows.evidence.verify import read_records, verify_ledger
+from flows.runbook.identity import named_identity
 from flows.runbook.model import Gate
 from flows.runbook.parse import parse_runbook
 from flows.times import parse_utc, utc_now, utc_stamp
@@ -180,7 +181,8 @@ def test_a_drill_postmortem_says_it_is_a_drill(home: Path, prefect_api: str) -> 
     settings = Settings(home=home, prefect="external")
     result = run_drill(settings, DRILLS / "service-outage.yaml", speed=3000.0)
     incident = result.outcome.incident
-    add_drill_note(settings, incident, "Page the payments team earlier", "sam", lesson=True)
+    sam = named_identity("sam")  # the scenario's facilitator
+    add_drill_note(settings, incident, sam, "Page the payments team earlier", lesson=True)
     draft = postmortem_markdown(settings.incidents_dir / incident)
     assert "> **Drill**: this incident was a rehearsal (a drill), not a real one." in draft
     summary = facts(draft)

@@ -131,6 +131,7 @@ def test_verify_names_the_check_that_failed_and_the_ones_not_made(tmp_path: Path
         "head": True,
         "incident": True,
         "runbook.md": False,
+        "scenario.yaml": None,
         "incident.json": None,
         "artifacts": None,
         "seal": None,

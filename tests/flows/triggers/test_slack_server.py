@@ -120,7 +120,7 @@ def drill_library(folder: Path) -> Path:
     (library / "drills" / "disk.yaml").write_text(
         "id: disk\ntitle: Disk drill\nrunbook: disk-full\n"
         "trigger: {slack: {command: 'disk host=db-9'}}\n"
-        "participants: [{name: ops, role: responder}]\n"
+        "participants: [{name: ops, role: responder}, {name: bob, role: on-call}]\n"
         "targets: {free-space: 10m}\n"
         "answers: {free-space: {by: ops, after: 1s}}\n"
     )
