@@ -25,9 +25,12 @@ def serve(
     dev: Flag = False,
     slack_socket_mode: Flag = False,
     via_deployments: Flag = False,
+    allow_sqlite_prefect: Flag = False,
 ) -> int:
     """Serve alert webhooks and Slack commands; runs start in the background, durably queued."""
     current = settings()
+    if allow_sqlite_prefect:
+        current = current.model_copy(update={"allow_sqlite_prefect": True})
     share_metrics(current.home)
     from flows.triggers.serve import listen
     from flows.triggers.serve import serve as run_server

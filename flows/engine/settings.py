@@ -140,6 +140,24 @@ class Settings(BaseSettings):
         description="How long a queued job may wait for a worker before `/healthz` answers 503"
         " (seconds): longer means the workers are stuck or too few.",
     )
+    allow_sqlite_prefect: bool = Field(
+        default=False,
+        description="Let `runbook serve --via-deployments` submit to a Prefect server on SQLite,"
+        " which serializes its workers' writes and loses submissions under bursts of alerts.",
+    )
+    flow_run_pending_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="With --via-deployments: how long a flow run a Prefect worker took may stay"
+        " Pending before it is cancelled and the incident resumed, even while that worker lives"
+        " (seconds); one whose worker Prefect marks offline is resumed at once.",
+    )
+    flow_run_scheduled_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="With --via-deployments: how long a flow run may wait for a Prefect worker"
+        " (Scheduled, Late) before it is cancelled and submitted again (seconds).",
+    )
     roster: Path | None = Field(
         default=None,
         description="The responders roster (responders.yaml) for every runbook; unset: the"

@@ -4,7 +4,7 @@ One importable flow, `run_runbook`, is deployed once per runbook (the deployment
 the runbook and carries its path as a default parameter). Workers re-import it from this file's
 entrypoint and run the engine there. Submissions carry an idempotency key built from the
 incident and the job, which Prefect's database enforces: a retried submission never starts a
-second flow run.
+second flow run. `flow_runs` sees each submission through to its end.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from typing import Any
 from prefect import Flow, flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.client.schemas.objects import FlowRun
-from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectAlreadyExists
 
 from flows.drills.drill import resume_incident
 from flows.engine.runner import start_run
 from flows.engine.settings import load_settings
-from flows.evidence.incident import Trigger
+from flows.evidence.incident import INCIDENT_FILE, Trigger, incident_folder
+from flows.prefect.flow_runs import PrefectClients, prefect_clients, submit_flow_run
 
 FLOW_NAME = "run-runbook"
 ENTRYPOINT = "flows/prefect/deployments.py:run_runbook"
@@ -39,10 +38,15 @@ def run_runbook(
     trigger: str = "alert",
     started_by: str | None = None,
 ) -> dict[str, Any]:
-    """Start (or resume) one incident of one runbook on this worker; return the outcome."""
+    """Start (or resume) one incident of one runbook on this worker; return the outcome.
+
+    A resume of an incident that was never opened (its first flow run crashed before the
+    runbook started) starts it, from the start's parameters the resume carries.
+    """
     settings = load_settings()
-    if kind == "resume":
-        outcome = resume_incident(settings, incident)
+    opened = (incident_folder(settings.incidents_dir, incident) / INCIDENT_FILE).exists()
+    if kind == "resume" and opened:
+        outcome = resume_incident(settings, incident, inputs or None)
     else:
         outcome = start_run(
             settings,
@@ -77,17 +81,23 @@ def deploy_runbook(runbook_id: str, path: Path, sha256: str, pool: str, root: Pa
         tags=[f"runbook:{runbook_id}"],
         print_next_steps=False,
     )
+    return deployment_name(runbook_id)
+
+
+def deployment_name(runbook_id: str) -> str:
+    """The `flow/deployment` name `runbook deploy` gives a runbook's deployment."""
     return f"{FLOW_NAME}/{runbook_id}"
 
 
-def submit(runbook_id: str, incident: str, key: str, parameters: dict[str, Any]) -> str:
+def submit(
+    runbook_id: str,
+    incident: str,
+    key: str,
+    parameters: dict[str, Any],
+    *,
+    clients: PrefectClients = prefect_clients,
+) -> str:
     """Queue a run of the runbook's deployment (once per `key`); return the flow run id."""
-    run = run_deployment(
-        name=f"{FLOW_NAME}/{runbook_id}",
-        parameters={"incident": incident, **parameters},
-        idempotency_key=key,
-        timeout=0,
-        as_subflow=False,
+    return submit_flow_run(
+        deployment_name(runbook_id), key, {"incident": incident, **parameters}, clients=clients
     )
-    assert isinstance(run, FlowRun)  # called outside an event loop, Prefect answers in kind
-    return str(run.id)

@@ -91,6 +91,7 @@ _JOB_COLUMNS = {
     "lease_until": "REAL",
     "owner": "TEXT",
     "not_before": "REAL",
+    "outcome": "TEXT",
 }
 
 LEASE_S = 60.0
@@ -606,6 +607,11 @@ class Intake:
                 " lease_until = NULL WHERE id = ?",
                 (JobState.FAILED if error else JobState.DONE, error, _now(), job_id),
             )
+
+    def record_outcome(self, job_id: int, outcome: str) -> None:
+        """Note how a job's work ended where it ran (its Prefect flow runs), beside its state."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE jobs SET outcome = ? WHERE id = ?", (outcome, job_id))
 
     def postpone(self, job_id: int, delay_s: float, reason: str) -> None:
         """Put a job back in the queue, to be claimed no sooner than `delay_s` from now."""

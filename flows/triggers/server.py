@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,9 @@ from flows.engine.registry import default_registry
 from flows.engine.settings import Settings
 from flows.errors import RunbookError
 from flows.evidence.incident import load_incident
-from flows.prefect.deployments import submit
+from flows.prefect.database import check_for_deployments
+from flows.prefect.deployments import deployment_name
+from flows.prefect.flow_runs import Patience, PrefectClients, prefect_clients, see_through
 from flows.runbook.model import Runbook
 from flows.runbook.validate import validate_paths
 from flows.triggers.app import ServerState, build_verifiers
@@ -31,6 +35,9 @@ from integrations.backends import select_backends
 
 LOG = logging.getLogger("runbook.server")
 INTAKE_DB = "intake.db"
+WATCHED_AT_ONCE = 16
+"""Jobs in flight at once with --via-deployments (at least): each job's thread only waits on
+its flow run, which a Prefect worker elsewhere runs."""
 
 
 def is_loopback(host: str) -> bool:
@@ -66,14 +73,35 @@ def _is_drill(settings: Settings, incident: str) -> bool:
         return False
 
 
-def deployment_runner(settings: Settings, runbooks: list[Runbook]) -> Callable[[Job], None]:
-    """Run jobs by submitting them to the runbooks' Prefect deployments (`runbook deploy`)."""
+class FlowRunNotCompleted(Exception):
+    """The job's last flow run ended Failed, Cancelled, or lost after its last attempt."""
+
+
+def deployment_runner(
+    settings: Settings,
+    runbooks: list[Runbook],
+    intake: Intake,
+    *,
+    clients: PrefectClients = prefect_clients,
+    patience: Patience | None = None,
+    stopping: threading.Event | None = None,
+) -> Callable[[Job], None]:
+    """Run jobs on the runbooks' Prefect deployments (`runbook deploy`): a job ends when its
+    flow run is final, and each flow run it took and how it ended is recorded on it.
+
+    When `stopping` is set (the worker pool stops), a job still waiting is put back in the
+    queue: its flow run goes on, and the next server watches it again.
+    """
     ids = {str(r.path): r.id for r in runbooks}
+    patience = patience or Patience(
+        pending_s=settings.flow_run_pending_s, scheduled_s=settings.flow_run_scheduled_s
+    )
 
     def run(job: Job) -> None:
         key = f"{job.incident}:{job.kind}:{job.id}"
         match job.kind:
             case JobKind.START:
+                runbook_id = ids[job.runbook_path]
                 trigger, started_by = job_origin(job)
                 parameters = {
                     "inputs": job.payload.get("inputs", {}),
@@ -81,12 +109,30 @@ def deployment_runner(settings: Settings, runbooks: list[Runbook]) -> Callable[[
                     "trigger": str(trigger),
                     "started_by": started_by,
                 }
-                submit(ids[job.runbook_path], job.incident, key, parameters)
             case JobKind.RESUME:
-                incident = load_incident(settings.incidents_dir, job.incident)
-                submit(incident.runbook.id, job.incident, key, {"kind": "resume"})
+                runbook_id = load_incident(settings.incidents_dir, job.incident).runbook.id
+                parameters = {}
             case JobKind.DRILL | JobKind.RESOLVED | JobKind.ALERT_EVENT:
                 raise ValueError(f"{job.kind} jobs run in the server, not on workers")
+        first = {"incident": job.incident, **parameters, "kind": str(job.kind)}
+        # A lost flow run is followed by a resume: the start's parameters let it open the
+        # incident when the lost run never did.
+        resume = {**first, "kind": "resume"}
+        settled = see_through(
+            deployment_name(runbook_id),
+            key,
+            first,
+            resume,
+            clients=clients,
+            patience=patience,
+            stopping=stopping,
+        )
+        try:
+            intake.record_outcome(job.id, settled.describe())
+        except (sqlite3.Error, OSError) as error:
+            LOG.error("job %s: could not record %s: %s", job.id, settled.describe(), error)
+        if not settled.completed:
+            raise FlowRunNotCompleted(settled.describe())
 
     return run
 
@@ -128,7 +174,7 @@ def make_server(
         ),
         notes=notes,
     )
-    submit_job = deployment_runner(settings, runbooks) if via_deployments else None
+    submit_job: Callable[[Job], None] | None = None  # set below, once the workers exist
 
     def run_job(job: Job) -> None:
         # Resolutions only touch evidence and tickets, drills only sandboxes: they stay here.
@@ -151,9 +197,13 @@ def make_server(
         intake,
         settings,
         metrics,
-        threads=threads or settings.workers,
+        threads=threads
+        or (max(settings.workers, WATCHED_AT_ONCE) if via_deployments else settings.workers),
         responder_for=responder_for,
         backends=lambda _settings: backends,
         runner=run_job,
     )
+    if via_deployments:
+        state.notes.extend(check_for_deployments(allow_sqlite=settings.allow_sqlite_prefect))
+        submit_job = deployment_runner(settings, runbooks, intake, stopping=workers.stopping)
     return Server(state, workers)

@@ -107,6 +107,12 @@ class Workers:
             self.intake.gone(self.name)
 
     @property
+    def stopping(self) -> threading.Event:
+        """Set once the pool is told to stop: a job waiting on work done elsewhere (a Prefect
+        flow run) stops waiting, and the next pool takes it up again."""
+        return self._stop
+
+    @property
     def alive(self) -> int:
         """How many worker threads are running."""
         return sum(1 for thread in self._threads if thread.is_alive())
